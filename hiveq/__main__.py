@@ -1,0 +1,3 @@
+from hiveq.cli.main import main
+
+main()

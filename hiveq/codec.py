@@ -1,0 +1,30 @@
+"""JSON in and out, with size bounds. No pickle anywhere."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hiveq.errors import PayloadTooLarge, ValidationFailed
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def dumps_bounded(value: Any, field: str, limit: int) -> str:
+    """Serialise `value` for Redis, refusing non-JSON values and payloads over `limit` bytes."""
+    try:
+        text = dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise ValidationFailed(field, f"must be JSON-serialisable ({exc})") from None
+    size = len(text.encode())
+    if size > limit:
+        raise PayloadTooLarge(field, size, limit)
+    return text
+
+
+def loads(text: str | bytes | None) -> Any:
+    if text is None or text == "":
+        return None
+    return json.loads(text)

@@ -1,0 +1,1 @@
+"""The core engine: keyspace, atomic scripts and their typed wrappers."""

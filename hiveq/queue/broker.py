@@ -1,0 +1,141 @@
+"""The connection to one namespace: a named Redis client, the keyspace and the scripts.
+
+Every hiveq process opens its connections through `Broker.connect`, which names them with
+`CLIENT SETNAME` (so `CLIENT LIST` shows who is who) and checks that the namespace is ours.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from redis import exceptions as rex
+from redis.asyncio import Redis
+
+from hiveq import PROTOCOL_VERSION
+from hiveq.errors import Code, NamespaceError, RedisUnavailable, WrongTypeError
+from hiveq.queue.keys import Keyspace
+from hiveq.queue.scripts import Scripts
+from hiveq.settings import Settings
+
+T = TypeVar("T")
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@dataclass
+class Broker:
+    redis: Redis
+    keys: Keyspace
+    settings: Settings
+    client_name: str
+    scripts: Scripts = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.scripts = Scripts(self.redis)
+
+    @property
+    def identity(self) -> str:
+        """Who this process is, for custody records ("enqueued by …")."""
+        return f"{self.client_name}@{socket.gethostname()}:{os.getpid()}"
+
+    @classmethod
+    async def connect(
+        cls,
+        settings: Settings,
+        role: str = "client",
+        ident: str = "",
+        *,
+        check_namespace: bool = True,
+        socket_timeout: float | None = None,
+        max_connections: int | None = None,
+    ) -> Broker:
+        keys = Keyspace(settings.app, settings.env)
+        name = keys.client_name(role, ident or str(os.getpid()))
+        redis = Redis.from_url(
+            settings.redis_url,
+            decode_responses=True,
+            client_name=name,
+            socket_connect_timeout=2.0,
+            socket_timeout=socket_timeout,
+            health_check_interval=30,
+            max_connections=max_connections,
+        )
+        broker = cls(redis=redis, keys=keys, settings=settings, client_name=name)
+        if check_namespace:
+            try:
+                await broker.claim_namespace()
+            except BaseException:
+                await redis.aclose()
+                raise
+        return broker
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    async def claim_namespace(self) -> dict[str, Any]:
+        s = self.settings
+        res = await self.run(
+            "claim_namespace",
+            [self.keys.meta],
+            [s.app, s.env, str(PROTOCOL_VERSION), self.client_name],
+        )
+        code, app, env, proto, created = int(res[0]), res[1], res[2], res[3], res[4]
+        if code == Code.NAMESPACE_MISMATCH:
+            raise NamespaceError(
+                f"namespace key {self.keys.meta!r} is owned by app={app!r} env={env!r}, not "
+                f"app={s.app!r} env={s.env!r}; refusing to write into another owner's keys"
+            )
+        if code == Code.PROTOCOL_MISMATCH:
+            raise NamespaceError(
+                f"namespace {s.namespace!r} speaks hiveq protocol v{proto}, this client speaks "
+                f"v{PROTOCOL_VERSION}; upgrade all producers and workers together, or use a new "
+                "namespace (HIVEQ_ENV)"
+            )
+        return {"app": app, "env": env, "protocol": int(proto), "created_ms": created}
+
+    async def run(self, script: str, keys: list[str], args: list[Any]) -> Any:
+        """Run one transition script; translate Redis errors into hiveq's."""
+        full = [self.keys.prefix, self.settings.events_maxlen, *args]
+        return await self.guard(self.scripts.run(script, keys, full))
+
+    async def guard(self, op: Awaitable[T]) -> T:
+        """Await a Redis call, turning connection and WRONGTYPE errors into hiveq errors."""
+        try:
+            return await op
+        except (rex.ConnectionError, rex.TimeoutError, OSError) as exc:
+            raise RedisUnavailable(self.settings.redis_url, str(exc) or type(exc).__name__) from None
+        except rex.ResponseError as exc:
+            if "WRONGTYPE" in str(exc):
+                raise await self.explain_wrongtype() from None
+            raise
+
+    async def explain_wrongtype(self) -> Exception:
+        """Find which of our keys holds the wrong Redis type, for a message that names it."""
+        for key, expected in self.keys.fixed_keys().items():
+            found = await self.redis.type(key)
+            if found not in ("none", expected):
+                return WrongTypeError(key, found, expected)
+        async for key in self.redis.scan_iter(match=self.keys.prefix + "*", count=1000):
+            found = await self.redis.type(key)
+            expected = expected_type(self.keys, key)
+            if expected and found not in ("none", expected):
+                return WrongTypeError(key, found, expected)
+        return WrongTypeError(self.keys.prefix + "*", "another type", "its documented type")
+
+
+def expected_type(keys: Keyspace, key: str) -> str | None:
+    """The Redis type hiveq keeps at `key`, from the key table in docs/protocol.md."""
+    suffix = key.removeprefix(keys.prefix)
+    if suffix.startswith(("q:", "wake:")):
+        return "zset"
+    if suffix.startswith(("job:", "task:", "worker:")):
+        return "list" if suffix.endswith(":log") else "hash"
+    if suffix.startswith("idem:"):
+        return "string"
+    return keys.fixed_keys().get(key)

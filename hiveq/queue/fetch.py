@@ -1,0 +1,82 @@
+"""fetch: claim several jobs in one atomic step (claim.lua) and wait for work without polling."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Sequence
+
+from redis.asyncio import Redis
+
+from hiveq.models import ClaimedJob
+from hiveq.queue.broker import Broker
+
+
+def new_token() -> str:
+    return secrets.token_hex(8)
+
+
+def _decode(raw: str) -> ClaimedJob:
+    d = json.loads(raw)
+    text_input = d.get("input")
+    raw_input: str | None = None
+    try:
+        value = json.loads(text_input) if text_input not in (None, "") else None
+    except ValueError:
+        value, raw_input = None, text_input
+    deps: dict[str, object] = {}
+    for job_id, result in (d.get("deps") or {}).items():
+        sub = job_id.removeprefix(d["task"] + ".")
+        try:
+            deps[sub] = json.loads(result)
+        except ValueError:
+            deps[sub] = result
+    try:
+        metadata = json.loads(d.get("metadata") or "{}")
+    except ValueError:
+        metadata = {}
+    return ClaimedJob(
+        id=d["id"],
+        task_id=d["task"],
+        subtask_id=d["sub"],
+        agent=d["agent"],
+        input=value,
+        raw_input=raw_input,
+        priority=d["prio"],
+        attempt=d["attempt"],
+        max_attempts=d["max_attempts"],
+        timeout_s=d["timeout"],
+        token=d["token"],
+        lease_deadline_ms=d["deadline"],
+        description=d.get("description") or "",
+        metadata=metadata if isinstance(metadata, dict) else {},
+        dependency_results=deps,
+        enqueued_ms=d.get("enq"),
+    )
+
+
+async def claim(
+    b: Broker, worker_id: str, agents: Sequence[str], count: int, token: str | None = None
+) -> list[ClaimedJob]:
+    """Lease up to `count` jobs across `agents`, most urgent first. Returns [] when none wait."""
+    if count <= 0 or not agents:
+        return []
+    k = b.keys
+    lease_ms = int(b.settings.lease_s * 1000)
+    raw = await b.run(
+        "claim", [k.leases, k.stats], [worker_id, token or new_token(), count, lease_ms, *agents]
+    )
+    return [_decode(r) for r in raw]
+
+
+async def wait_for_work(
+    b: Broker, agents: Sequence[str], timeout_s: float, conn: Redis | None = None
+) -> bool:
+    """Block (no polling) until an enqueue wakes one of `agents`' queues or `timeout_s` passes.
+
+    Uses BZPOPMIN on the agents' wake markers; pass a dedicated `conn` so that the blocking call
+    does not hold a pooled connection others need.
+    """
+    r = conn or b.redis
+    res = await b.guard(r.bzpopmin([b.keys.wake(a) for a in agents], timeout=timeout_s))
+    return res is not None

@@ -1,0 +1,194 @@
+"""inspect: read-only views of tasks, jobs, queues and dead letters, decoded into models."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel
+
+from hiveq.errors import NotFound
+from hiveq.models import JobRecord, TaskRecord
+from hiveq.queue.broker import Broker
+from hiveq.states import JobState, TaskStatus
+
+PRIO_SHIFT = 2**42
+PLACES = ("blocked", "delayed", "leases", "succeeded", "dead", "cancelled", "quarantine")
+
+
+def _json(text: str | None, default: Any) -> Any:
+    if not text:
+        return default
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return default if value == {} and isinstance(default, list) else value
+
+
+def _int(text: str | None) -> int | None:
+    return int(float(text)) if text not in (None, "") else None
+
+
+def decode_job(h: dict[str, str]) -> JobRecord:
+    task = h.get("task", "")
+    return JobRecord(
+        id=h["id"],
+        task_id=task,
+        subtask_id=h.get("sub", h["id"]),
+        agent=h.get("agent", ""),
+        state=JobState(h.get("state", "quarantined")),
+        priority=int(h.get("prio") or 5),
+        input=_json(h.get("input"), None),
+        depends_on=[d.removeprefix(task + ".") for d in _json(h.get("deps"), [])],
+        dependents=[d.removeprefix(task + ".") for d in _json(h.get("dependents"), [])],
+        pending_deps=int(h.get("pending") or 0),
+        attempts=int(h.get("attempts") or 0),
+        failures=int(h.get("failures") or 0),
+        max_attempts=int(h.get("max_attempts") or 0),
+        max_deliveries=int(h.get("max_deliveries") or 0),
+        timeout_s=float(h.get("timeout") or 0),
+        title=h.get("title") or None,
+        worker=h.get("worker") or None,
+        lease_deadline_ms=_int(h.get("deadline")),
+        due_ms=_int(h.get("due")),
+        created_ms=_int(h.get("created")),
+        started_ms=_int(h.get("started")),
+        finished_ms=_int(h.get("finished")),
+        result=_json(h.get("result"), None),
+        error=h.get("error") or None,
+        reason=h.get("reason") or None,
+        progress=float(h["progress"]) if h.get("progress") else None,
+        progress_message=h.get("progress_msg") or None,
+    )
+
+
+def decode_task(h: dict[str, str]) -> TaskRecord:
+    return TaskRecord(
+        id=h["id"],
+        description=h.get("description", ""),
+        priority=int(h.get("priority") or 5),
+        planner=h.get("planner", ""),
+        status=TaskStatus(h.get("status", "queued")),
+        metadata=_json(h.get("metadata"), {}),
+        job_ids=_json(h.get("jobs"), []),
+        total=int(h.get("total") or 0),
+        succeeded=int(h.get("succeeded") or 0),
+        dead=int(h.get("dead") or 0),
+        cancelled=int(h.get("cancelled") or 0),
+        created_ms=_int(h.get("created")),
+        finished_ms=_int(h.get("finished")),
+        plan_note=h.get("plan_note") or None,
+        idempotency_key=h.get("idem") or None,
+    )
+
+
+async def get_job(b: Broker, job_id: str) -> JobRecord:
+    h = await b.guard(b.redis.hgetall(b.keys.job(job_id)))
+    if not h:
+        raise NotFound("job", job_id)
+    return decode_job(h)
+
+
+async def get_jobs(b: Broker, job_ids: Sequence[str]) -> list[JobRecord]:
+    pipe = b.redis.pipeline(transaction=False)
+    for jid in job_ids:
+        pipe.hgetall(b.keys.job(jid))
+    rows = await b.guard(pipe.execute())
+    return [decode_job(h) for h in rows if h]
+
+
+async def get_task(b: Broker, task_id: str) -> TaskRecord:
+    h = await b.guard(b.redis.hgetall(b.keys.task(task_id)))
+    if not h:
+        raise NotFound("task", task_id)
+    return decode_task(h)
+
+
+async def list_tasks(
+    b: Broker, status: TaskStatus | None = None, offset: int = 0, limit: int = 50
+) -> tuple[int, list[TaskRecord]]:
+    """Newest first. Returns (total tasks in the namespace, page)."""
+    total = int(await b.guard(b.redis.zcard(b.keys.tasks)))
+    out: list[TaskRecord] = []
+    start = 0 if status else offset
+    skipped = 0
+    batch = max(limit, 100)
+    while len(out) < limit and start < total:
+        ids = await b.guard(b.redis.zrevrange(b.keys.tasks, start, start + batch - 1))
+        if not ids:
+            break
+        pipe = b.redis.pipeline(transaction=False)
+        for tid in ids:
+            pipe.hgetall(b.keys.task(tid))
+        for h in await b.guard(pipe.execute()):
+            if not h:
+                continue
+            t = decode_task(h)
+            if status and t.status != status:
+                continue
+            if status and skipped < offset:
+                skipped += 1
+                continue
+            if len(out) < limit:
+                out.append(t)
+        start += batch
+    return total, out
+
+
+class QueueDepth(BaseModel):
+    agent: str
+    waiting: int
+    by_priority: dict[int, int]
+    oldest_age_ms: int | None
+
+
+async def queue_depths(b: Broker) -> list[QueueDepth]:
+    agents = sorted(await b.guard(b.redis.smembers(b.keys.agents)))
+    now_s, now_us = await b.guard(b.redis.time())
+    now = now_s * 1000 + now_us // 1000
+    out = []
+    for agent in agents:
+        rows = await b.guard(b.redis.zrange(b.keys.queue(agent), 0, -1, withscores=True))
+        by_prio: dict[int, int] = {}
+        for _member, score in rows:
+            p = int(score) // PRIO_SHIFT
+            by_prio[p] = by_prio.get(p, 0) + 1
+        oldest = None
+        if rows:
+            created = await b.guard(b.redis.zmscore(b.keys.jobs, [m for m, _ in rows]))
+            stamps = [c for c in created if c is not None]
+            oldest = int(now - min(stamps)) if stamps else None
+        out.append(QueueDepth(agent=agent, waiting=len(rows), by_priority=by_prio, oldest_age_ms=oldest))
+    return out
+
+
+async def counts(b: Broker) -> dict[str, int]:
+    """Jobs per place: waiting (all agents), blocked, delayed, active, succeeded, dead, …"""
+    agents = sorted(await b.guard(b.redis.smembers(b.keys.agents)))
+    pipe = b.redis.pipeline(transaction=True)
+    for place in PLACES:
+        pipe.zcard(b.keys.key(place))
+    for a in agents:
+        pipe.zcard(b.keys.queue(a))
+    pipe.zcard(b.keys.workers)
+    res = await b.guard(pipe.execute())
+    out = {("active" if p == "leases" else "quarantined" if p == "quarantine" else p): int(n)
+           for p, n in zip(PLACES, res, strict=False)}
+    out["waiting"] = sum(int(n) for n in res[len(PLACES):-1])
+    out["workers"] = int(res[-1])
+    return out
+
+
+async def stats(b: Broker) -> dict[str, int]:
+    h = await b.guard(b.redis.hgetall(b.keys.stats))
+    return {k: int(v) for k, v in h.items()}
+
+
+async def list_dead(b: Broker, offset: int = 0, limit: int = 50) -> list[JobRecord]:
+    """Dead-lettered and quarantined jobs, newest first."""
+    dead = await b.guard(b.redis.zrevrange(b.keys.dead, 0, -1, withscores=True))
+    quar = await b.guard(b.redis.zrevrange(b.keys.quarantine, 0, -1, withscores=True))
+    ids = [m for m, _ in sorted([*dead, *quar], key=lambda r: -r[1])][offset: offset + limit]
+    return await get_jobs(b, ids)

@@ -1,0 +1,146 @@
+"""The only place key names are built. Every key lives under `hiveq:{app:env}:`.
+
+The braces are a Redis Cluster hash tag: every key of a namespace hashes to one slot, so
+multi-key scripts stay valid on a cluster. docs/protocol.md has the full key table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hiveq.settings import check_name
+
+# key suffix -> Redis type, for the fixed keys of a namespace (checked by doctor and on errors).
+FIXED_KEY_TYPES: dict[str, str] = {
+    "meta": "hash",
+    "seq": "string",
+    "agents": "set",
+    "jobs": "zset",
+    "blocked": "zset",
+    "delayed": "zset",
+    "leases": "zset",
+    "succeeded": "zset",
+    "dead": "zset",
+    "cancelled": "zset",
+    "quarantine": "zset",
+    "tasks": "zset",
+    "finished": "zset",
+    "events": "stream",
+    "workers": "zset",
+    "stats": "hash",
+}
+
+
+@dataclass(frozen=True)
+class Keyspace:
+    app: str
+    env: str
+
+    def __post_init__(self) -> None:
+        check_name("app", self.app)
+        check_name("env", self.env)
+
+    @property
+    def prefix(self) -> str:
+        return f"hiveq:{{{self.app}:{self.env}}}:"
+
+    def key(self, suffix: str) -> str:
+        return self.prefix + suffix
+
+    # Fixed keys.
+    @property
+    def meta(self) -> str:
+        return self.key("meta")
+
+    @property
+    def seq(self) -> str:
+        return self.key("seq")
+
+    @property
+    def agents(self) -> str:
+        return self.key("agents")
+
+    @property
+    def jobs(self) -> str:
+        return self.key("jobs")
+
+    @property
+    def blocked(self) -> str:
+        return self.key("blocked")
+
+    @property
+    def delayed(self) -> str:
+        return self.key("delayed")
+
+    @property
+    def leases(self) -> str:
+        return self.key("leases")
+
+    @property
+    def succeeded(self) -> str:
+        return self.key("succeeded")
+
+    @property
+    def dead(self) -> str:
+        return self.key("dead")
+
+    @property
+    def cancelled(self) -> str:
+        return self.key("cancelled")
+
+    @property
+    def quarantine(self) -> str:
+        return self.key("quarantine")
+
+    @property
+    def tasks(self) -> str:
+        return self.key("tasks")
+
+    @property
+    def finished(self) -> str:
+        return self.key("finished")
+
+    @property
+    def events(self) -> str:
+        return self.key("events")
+
+    @property
+    def workers(self) -> str:
+        return self.key("workers")
+
+    @property
+    def stats(self) -> str:
+        return self.key("stats")
+
+    # Per-record keys.
+    def queue(self, agent: str) -> str:
+        """Waiting jobs of one agent: a sorted set, so a stray BRPOP/LPOP gets WRONGTYPE."""
+        return self.key(f"q:{agent}")
+
+    def wake(self, agent: str) -> str:
+        """Wake-up marker for blocked fetchers of one agent (a one-member sorted set)."""
+        return self.key(f"wake:{agent}")
+
+    def job(self, job_id: str) -> str:
+        return self.key(f"job:{job_id}")
+
+    def job_log(self, job_id: str) -> str:
+        return self.key(f"job:{job_id}:log")
+
+    def task(self, task_id: str) -> str:
+        return self.key(f"task:{task_id}")
+
+    def idempotency(self, idem_key: str) -> str:
+        return self.key(f"idem:{idem_key}")
+
+    def worker(self, worker_id: str) -> str:
+        return self.key(f"worker:{worker_id}")
+
+    def fixed_keys(self) -> dict[str, str]:
+        """Full key name -> expected Redis type, for type checks."""
+        return {self.key(s): t for s, t in FIXED_KEY_TYPES.items()}
+
+    def client_name(self, role: str, ident: str = "") -> str:
+        """A `CLIENT SETNAME` value that makes every hiveq connection recognisable."""
+        tail = f":{ident}" if ident else ""
+        return f"hiveq:{self.app}:{self.env}:{role}{tail}"

@@ -1,0 +1,151 @@
+--[[ _lib.lua: shared prelude, prepended to every script by scripts.py.
+
+Conventions for every script:
+  ARGV[1]  namespace prefix, e.g. "hiveq:{app:env}:"  (all keys share its hash tag)
+  ARGV[2]  events stream MAXLEN (approximate cap)
+  ARGV[3…] the script's own arguments, listed in its header.
+Fixed keys are passed in KEYS; per-record keys (job:<id>, task:<id>, q:<agent>) are derived
+from the prefix and hash to the same cluster slot because of the {app:env} hash tag.
+Return codes (hiveq/errors.py Code): 0 OK, 1 NOT_FOUND, 2 STALE_TOKEN, 3 WRONG_STATE,
+4 DUPLICATE, 5 NAMESPACE_MISMATCH, 6 PROTOCOL_MISMATCH.
+]]
+local P = ARGV[1]
+local EV_MAXLEN = tonumber(ARGV[2])
+local OK, NOT_FOUND, STALE, WRONG_STATE, DUPLICATE = 0, 1, 2, 3, 4
+local PRIO_SHIFT = 4398046511104 -- 2^42: score = priority * 2^42 + enqueue sequence
+local TERMINAL = { succeeded = true, dead = true, cancelled = true, quarantined = true }
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local NOW = now_ms()
+
+local function jkey(id) return P .. 'job:' .. id end
+local function tkey(id) return P .. 'task:' .. id end
+
+local worker_cache = {}
+-- host/pid/client of a registered worker, for custody events.
+local function worker_info(wid)
+  if wid == nil or wid == '' then return nil end
+  local w = worker_cache[wid]
+  if w == nil then
+    local f = redis.call('HMGET', P .. 'worker:' .. wid, 'host', 'pid', 'client')
+    w = { host = f[1] or nil, pid = tonumber(f[2]), client = f[3] or nil }
+    worker_cache[wid] = w
+  end
+  return w
+end
+
+-- Append one event to the capped stream and, for job events, to the job's custody log.
+local function emit(ev)
+  ev.ts = NOW
+  if ev.worker and ev.host == nil then
+    local w = worker_info(ev.worker)
+    if w then ev.host = w.host; ev.pid = w.pid; ev.client = w.client end
+  end
+  local body = cjson.encode(ev)
+  local id = redis.call('XADD', P .. 'events', 'MAXLEN', '~', EV_MAXLEN, '*', 'e', body)
+  if ev.job then
+    redis.call('RPUSH', P .. 'job:' .. ev.job .. ':log', '{"id":"' .. id .. '",' .. string.sub(body, 2))
+  end
+  return id
+end
+
+local woken = {}
+local function wake(agent)
+  if not woken[agent] then
+    redis.call('ZADD', P .. 'wake:' .. agent, 0, '1')
+    woken[agent] = true
+  end
+end
+
+-- Put a job into its agent's priority queue at its original position.
+local function to_waiting(id, from, reason, extra)
+  local f = redis.call('HMGET', jkey(id), 'agent', 'score', 'task')
+  if not f[1] then
+    emit({ type = 'anomaly', job = id, from = from, to = from,
+      reason = 'no job record for ' .. id .. ' in ' .. from .. '; dropped from there' })
+    return
+  end
+  redis.call('ZADD', P .. 'q:' .. f[1], f[2], id)
+  redis.call('HSET', jkey(id), 'state', 'waiting')
+  redis.call('HDEL', jkey(id), 'token', 'deadline', 'due')
+  wake(f[1])
+  local ev = { type = 'job', job = id, task = f[3], from = from, to = 'waiting', reason = reason }
+  if extra then for k, v in pairs(extra) do ev[k] = v end end
+  emit(ev)
+end
+
+-- Derive a task's status from its counters; write and announce it when it changes.
+local function refresh_task(tid)
+  local tk = tkey(tid)
+  local t = redis.call('HMGET', tk, 'status', 'total', 'succeeded', 'dead', 'cancelled',
+    'discarded', 'started', 'user_cancelled')
+  if not t[1] then return end
+  local total, s, d = tonumber(t[2]), tonumber(t[3]), tonumber(t[4])
+  local c, x = tonumber(t[5]), tonumber(t[6])
+  local status
+  if s + d + c >= total then
+    if s >= total then status = 'succeeded'
+    elseif t[8] == '1' then status = 'cancelled'
+    elseif d > 0 or x > 0 then status = 'failed'
+    else status = 'cancelled' end
+  elseif t[7] == '1' then status = 'running'
+  else status = 'queued' end
+  local terminal = status == 'succeeded' or status == 'failed' or status == 'cancelled'
+  if terminal and d == 0 then
+    redis.call('ZADD', P .. 'finished', 'NX', NOW, tid) -- retention clock starts
+  elseif not terminal or d > 0 then
+    redis.call('ZREM', P .. 'finished', tid) -- dead letters are kept until handled
+  end
+  if status ~= t[1] then
+    redis.call('HSET', tk, 'status', status, 'finished', terminal and NOW or '')
+    emit({ type = 'task', task = tid, from = t[1], to = status,
+      data = { total = total, succeeded = s, dead = d, cancelled = c } })
+  end
+end
+
+-- Move a job from wherever it is into a terminal place (zset `place`) with a reason.
+local PLACE_OF = { blocked = 'blocked', delayed = 'delayed', active = 'leases' }
+local function leave_place(id, state, agent)
+  if state == 'waiting' then redis.call('ZREM', P .. 'q:' .. agent, id)
+  elseif PLACE_OF[state] then redis.call('ZREM', P .. PLACE_OF[state], id) end
+end
+
+-- Cancel every blocked job downstream of `cause` (its dependency was dead-lettered or cancelled).
+local function cascade_cancel(cause, tid, why)
+  local queue = cjson.decode(redis.call('HGET', jkey(cause), 'dependents') or '[]')
+  local n = 0
+  local i = 1
+  while i <= #queue do
+    local d = queue[i]
+    i = i + 1
+    local f = redis.call('HMGET', jkey(d), 'state', 'dependents')
+    if f[1] == 'blocked' then
+      redis.call('ZREM', P .. 'blocked', d)
+      redis.call('ZADD', P .. 'cancelled', NOW, d)
+      redis.call('HSET', jkey(d), 'state', 'cancelled', 'cause', cause, 'finished', NOW,
+        'reason', why)
+      emit({ type = 'job', job = d, task = tid, from = 'blocked', to = 'cancelled', reason = why })
+      n = n + 1
+      for _, dd in ipairs(cjson.decode(f[2] or '[]')) do queue[#queue + 1] = dd end
+    end
+  end
+  if n > 0 then redis.call('HINCRBY', tkey(tid), 'cancelled', n) end
+  return n
+end
+
+-- Dead-letter an active (or any pending) job; cancels what depended on it.
+local function to_dead(id, from, tid, agent, reason, worker)
+  leave_place(id, from, agent)
+  redis.call('ZADD', P .. 'dead', NOW, id)
+  redis.call('HSET', jkey(id), 'state', 'dead', 'reason', reason, 'finished', NOW)
+  redis.call('HDEL', jkey(id), 'token', 'deadline', 'due')
+  emit({ type = 'job', job = id, task = tid, from = from, to = 'dead', reason = reason, worker = worker })
+  redis.call('HINCRBY', tkey(tid), 'dead', 1)
+  redis.call('HINCRBY', P .. 'stats', 'dead', 1)
+  cascade_cancel(id, tid, 'dependency ' .. id .. ' was dead-lettered')
+end
+
+-- ---------------------------------------------------------------------------------------------

@@ -1,0 +1,64 @@
+--[[ enqueue: persist whole tasks and their jobs; ready jobs become runnable, the rest blocked.
+
+KEYS  1 seq  2 jobs  3 tasks  4 blocked  5 agents  6 stats  7 events
+ARGV  3 tasks JSON: [{id, description, priority, planner, metadata, idem, plan_note,
+                      jobs: [{id, sub, agent, input, deps, dependents, ndeps, prio, max_attempts,
+                              max_deliveries, timeout, title}]}]
+        (metadata, input, deps and dependents are JSON text, stored as is; no nulls)
+      4 idempotency-key TTL in seconds
+      5 who enqueued (client name / host:pid), recorded in each job's custody log
+Returns a flat array: task_id, code (OK, or DUPLICATE with the id of the earlier task).
+Events: task -> queued; each job -> waiting | blocked.
+]]
+local tasks = cjson.decode(ARGV[3])
+local idem_ttl = tonumber(ARGV[4])
+local who = ARGV[5]
+local njobs = 0
+for _, t in ipairs(tasks) do njobs = njobs + #t.jobs end
+local seq = redis.call('INCRBY', KEYS[1], njobs) - njobs
+local out = {}
+for _, t in ipairs(tasks) do
+  local dup = nil
+  if t.idem ~= '' then
+    local ik = P .. 'idem:' .. t.idem
+    if not redis.call('SET', ik, t.id, 'NX', 'EX', idem_ttl) then dup = redis.call('GET', ik) end
+  end
+  if dup then
+    out[#out + 1] = dup
+    out[#out + 1] = DUPLICATE
+  else
+    local ids = {}
+    for i, j in ipairs(t.jobs) do ids[i] = j.id end
+    redis.call('HSET', tkey(t.id), 'id', t.id, 'description', t.description,
+      'priority', t.priority, 'planner', t.planner, 'metadata', t.metadata,
+      'jobs', cjson.encode(ids), 'total', #t.jobs, 'succeeded', 0, 'dead', 0, 'cancelled', 0,
+      'discarded', 0, 'started', 0, 'status', 'queued', 'created', NOW,
+      'idem', t.idem, 'plan_note', t.plan_note)
+    redis.call('ZADD', KEYS[3], NOW, t.id)
+    emit({ type = 'task', task = t.id, from = '', to = 'queued', data = { total = #t.jobs } })
+    for _, j in ipairs(t.jobs) do
+      seq = seq + 1
+      local score = j.prio * PRIO_SHIFT + seq
+      local state = (j.ndeps == 0) and 'waiting' or 'blocked'
+      redis.call('HSET', jkey(j.id), 'id', j.id, 'task', t.id, 'sub', j.sub, 'agent', j.agent,
+        'state', state, 'prio', j.prio, 'score', score, 'input', j.input,
+        'deps', j.deps, 'dependents', j.dependents, 'pending', j.ndeps, 'attempts', 0, 'failures', 0, 'max_attempts', j.max_attempts,
+        'max_deliveries', j.max_deliveries, 'timeout', j.timeout, 'title', j.title,
+        'created', NOW)
+      redis.call('ZADD', KEYS[2], NOW, j.id)
+      redis.call('SADD', KEYS[5], j.agent)
+      if state == 'waiting' then
+        redis.call('ZADD', P .. 'q:' .. j.agent, score, j.id)
+        wake(j.agent)
+      else
+        redis.call('ZADD', KEYS[4], NOW, j.id)
+      end
+      emit({ type = 'job', job = j.id, task = t.id, from = '', to = state,
+        reason = 'enqueued by ' .. who })
+    end
+    redis.call('HINCRBY', KEYS[6], 'enqueued', #t.jobs)
+    out[#out + 1] = t.id
+    out[#out + 1] = OK
+  end
+end
+return out

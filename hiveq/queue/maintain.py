@@ -1,0 +1,46 @@
+"""maintain: promote due retries (promote_due.lua), reclaim expired leases (reap_expired.lua) and
+expire finished tasks past retention (expire_finished.lua). Every worker runs this every
+`reap_interval_s`; the scripts are atomic and idempotent, so several runners are safe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hiveq.queue.broker import Broker
+
+
+@dataclass(frozen=True)
+class Maintenance:
+    promoted: int
+    requeued: int
+    dead_lettered: int
+    workers_lost: int
+    expired_tasks: int
+
+
+async def promote_due(b: Broker, limit: int = 1000) -> int:
+    return int(await b.run("promote_due", [b.keys.delayed], [limit]))
+
+
+async def reap_expired(b: Broker, limit: int = 1000) -> tuple[int, int, int]:
+    stale_ms = int(max(b.settings.lease_s * 3, b.settings.heartbeat_s * 10) * 1000)
+    res = await b.run("reap_expired", [b.keys.leases, b.keys.workers], [limit, stale_ms])
+    return int(res[0]), int(res[1]), int(res[2])
+
+
+async def expire_finished(b: Broker, limit: int = 200) -> int:
+    k = b.keys
+    return int(
+        await b.run(
+            "expire_finished",
+            [k.finished, k.tasks, k.jobs, k.succeeded, k.cancelled],
+            [b.settings.retention_s * 1000, limit],
+        )
+    )
+
+
+async def maintain(b: Broker) -> Maintenance:
+    promoted = await promote_due(b)
+    requeued, dead, lost = await reap_expired(b)
+    expired = await expire_finished(b)
+    return Maintenance(promoted, requeued, dead, lost, expired)

@@ -1,0 +1,88 @@
+"""registry: workers announce themselves (register_worker.lua), and leave (deregister_worker.lua)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Sequence
+
+from pydantic import BaseModel
+
+from hiveq import __version__
+from hiveq.codec import dumps
+from hiveq.queue.broker import Broker
+
+
+class WorkerInfo(BaseModel):
+    id: str
+    host: str = ""
+    pid: int = 0
+    client: str = ""  # Redis client address of the worker's connection, as CLIENT LIST shows it
+    client_id: str = ""
+    agents: list[str] = []
+    version: str = ""
+    concurrency: int = 0
+    running: int = 0
+    started_ms: int = 0
+    last_heartbeat_ms: int = 0
+
+
+async def register_worker(
+    b: Broker, worker_id: str, agents: Sequence[str], concurrency: int
+) -> WorkerInfo:
+    info = await b.guard(b.redis.client_info())
+    fields = {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "client": str(info.get("addr", "")),
+        "client_id": str(info.get("id", "")),
+        "agents": dumps(sorted(agents)),
+        "version": __version__,
+        "concurrency": concurrency,
+    }
+    k = b.keys
+    await b.run("register_worker", [k.workers, k.agents], [worker_id, dumps(fields)])
+    return WorkerInfo(
+        id=worker_id,
+        host=str(fields["host"]),
+        pid=os.getpid(),
+        client=str(fields["client"]),
+        client_id=str(fields["client_id"]),
+        agents=sorted(agents),
+        version=__version__,
+        concurrency=concurrency,
+    )
+
+
+async def deregister_worker(b: Broker, worker_id: str, reason: str = "stopped") -> None:
+    await b.run("deregister_worker", [b.keys.workers], [worker_id, reason])
+
+
+async def list_workers(b: Broker) -> list[WorkerInfo]:
+    """Registered workers, most recently heard from first."""
+    ids = await b.guard(b.redis.zrevrange(b.keys.workers, 0, -1))
+    pipe = b.redis.pipeline(transaction=False)
+    for wid in ids:
+        pipe.hgetall(b.keys.worker(wid))
+    rows = await b.guard(pipe.execute())
+    out = []
+    for wid, h in zip(ids, rows, strict=True):
+        if not h:
+            continue
+        out.append(
+            WorkerInfo(
+                id=wid,
+                host=h.get("host", ""),
+                pid=int(h.get("pid") or 0),
+                client=h.get("client", ""),
+                client_id=h.get("client_id", ""),
+                agents=json.loads(h.get("agents") or "[]"),
+                version=h.get("version", ""),
+                concurrency=int(h.get("concurrency") or 0),
+                running=int(h.get("running") or 0),
+                started_ms=int(h.get("started") or 0),
+                last_heartbeat_ms=int(h.get("last_hb") or 0),
+            )
+        )
+    return out

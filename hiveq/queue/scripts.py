@@ -1,0 +1,52 @@
+"""Loads the Lua scripts (each prefixed by _lib.lua) and runs them with errors translated.
+
+Scripts are sent once and then called by SHA (redis-py reloads them after a server restart).
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+SCRIPT_NAMES = (
+    "claim_namespace",
+    "enqueue",
+    "claim",
+    "heartbeat",
+    "progress",
+    "complete",
+    "fail",
+    "release",
+    "quarantine",
+    "cancel",
+    "retry_dead",
+    "discard_dead",
+    "promote_due",
+    "reap_expired",
+    "expire_finished",
+    "register_worker",
+    "deregister_worker",
+)
+
+
+def script_source(name: str) -> str:
+    lua = resources.files("hiveq.queue") / "lua"
+    return (lua / "_lib.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
+
+
+class Scripts:
+    """One registered script object per transition, bound to a client."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._scripts: dict[str, AsyncScript] = {
+            name: redis.register_script(script_source(name)) for name in SCRIPT_NAMES
+        }
+
+    def __getitem__(self, name: str) -> AsyncScript:
+        return self._scripts[name]
+
+    async def run(self, name: str, keys: list[str], args: list[Any], client: Any = None) -> Any:
+        return await self._scripts[name](keys=keys, args=args, client=client)

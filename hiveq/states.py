@@ -1,0 +1,54 @@
+"""One status vocabulary for jobs and tasks, and the table of which script moves which edge."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class JobState(StrEnum):
+    BLOCKED = "blocked"  # waiting for its dependencies to succeed
+    WAITING = "waiting"  # runnable, in its agent's priority queue
+    DELAYED = "delayed"  # waiting for a retry backoff to pass
+    ACTIVE = "active"  # leased to one worker
+    SUCCEEDED = "succeeded"
+    DEAD = "dead"  # dead-lettered: failed max_attempts times or killed its worker max_deliveries times
+    CANCELLED = "cancelled"
+    QUARANTINED = "quarantined"  # undecodable or malformed; kept with the reason
+
+
+class TaskStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_JOB_STATES = frozenset(
+    {JobState.SUCCEEDED, JobState.DEAD, JobState.CANCELLED, JobState.QUARANTINED}
+)
+PENDING_JOB_STATES = frozenset(
+    {JobState.BLOCKED, JobState.WAITING, JobState.DELAYED, JobState.ACTIVE}
+)
+TERMINAL_TASK_STATUSES = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+
+# (from, to) -> the one script that makes that transition. docs/state-machine.mmd draws this.
+TRANSITIONS: dict[tuple[JobState, JobState], str] = {
+    (JobState.BLOCKED, JobState.WAITING): "complete (dependency released)",
+    (JobState.WAITING, JobState.ACTIVE): "claim",
+    (JobState.ACTIVE, JobState.ACTIVE): "heartbeat (lease extended)",
+    (JobState.ACTIVE, JobState.SUCCEEDED): "complete",
+    (JobState.ACTIVE, JobState.DELAYED): "fail",
+    (JobState.ACTIVE, JobState.DEAD): "fail | reap_expired",
+    (JobState.ACTIVE, JobState.WAITING): "reap_expired | release",
+    (JobState.ACTIVE, JobState.QUARANTINED): "quarantine",
+    (JobState.WAITING, JobState.QUARANTINED): "claim (malformed record)",
+    (JobState.DELAYED, JobState.WAITING): "promote_due",
+    (JobState.DEAD, JobState.WAITING): "retry_dead",
+    (JobState.DEAD, JobState.CANCELLED): "discard_dead",
+    (JobState.BLOCKED, JobState.CANCELLED): "cancel | fail (dependency dead)",
+    (JobState.WAITING, JobState.CANCELLED): "cancel",
+    (JobState.DELAYED, JobState.CANCELLED): "cancel",
+    (JobState.ACTIVE, JobState.CANCELLED): "cancel",
+    (JobState.CANCELLED, JobState.BLOCKED): "retry_dead (dependency revived)",
+}
