@@ -58,7 +58,9 @@ class NotFound(HiveqError):
     def __init__(self, kind: str, ident: str) -> None:
         self.kind = kind
         self.ident = ident
-        super().__init__(f"unknown {kind} id {ident!r}: no such {kind} in this namespace (it may have expired)")
+        super().__init__(
+            f"unknown {kind} id {ident!r}: no such {kind} in this namespace (it may have expired)"
+        )
 
 
 class Conflict(HiveqError):

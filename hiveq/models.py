@@ -53,7 +53,9 @@ class SubtaskSpec(BaseModel):
     @classmethod
     def _agent(cls, v: str) -> str:
         if not AGENT_RE.match(v):
-            raise ValueError("must be 1-64 characters of a-z, 0-9, '_', '.', '-', starting with a letter or digit")
+            raise ValueError(
+                "must be 1-64 characters of a-z, 0-9, '_', '.', '-', starting with a letter or digit"
+            )
         return v
 
 

@@ -7,6 +7,8 @@ the transition scripts.
 
 from __future__ import annotations
 
+from typing import cast
+
 from pydantic import BaseModel
 
 from hiveq.models import Event
@@ -38,7 +40,7 @@ class AuditReport(BaseModel):
 
 async def audit(b: Broker, *, with_history: bool = True) -> AuditReport:
     k = b.keys
-    agents = sorted(await b.guard(b.redis.smembers(k.agents)))
+    agents = sorted(cast("set[str]", await b.guard(b.redis.smembers(k.agents))))
     pipe = b.redis.pipeline(transaction=True)
     pipe.zrange(k.jobs, 0, -1)
     for place in PLACES:

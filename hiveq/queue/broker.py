@@ -118,14 +118,15 @@ class Broker:
     async def explain_wrongtype(self) -> Exception:
         """Find which of our keys holds the wrong Redis type, for a message that names it."""
         for key, expected in self.keys.fixed_keys().items():
-            found = await self.redis.type(key)
+            found = _text(await self.redis.type(key))
             if found not in ("none", expected):
                 return WrongTypeError(key, found, expected)
-        async for key in self.redis.scan_iter(match=self.keys.prefix + "*", count=1000):
-            found = await self.redis.type(key)
-            expected = expected_type(self.keys, key)
-            if expected and found not in ("none", expected):
-                return WrongTypeError(key, found, expected)
+        async for raw in self.redis.scan_iter(match=self.keys.prefix + "*", count=1000):
+            key = _text(raw)
+            found = _text(await self.redis.type(key))
+            want = expected_type(self.keys, key)
+            if want and found not in ("none", want):
+                return WrongTypeError(key, found, want)
         return WrongTypeError(self.keys.prefix + "*", "another type", "its documented type")
 
 

@@ -6,7 +6,7 @@ Events are written only by the scripts that change state; this module only reads
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from hiveq.models import Event
 from hiveq.queue.broker import Broker
@@ -33,7 +33,10 @@ async def read_events(
     Returns the id to resume from and the events (filtered to one task when `task_id` is set).
     With `block_ms`, waits up to that long for the first new event.
     """
-    res = await b.guard(b.redis.xread({b.keys.events: after}, count=count, block=block_ms))
+    res = cast(
+        "list[tuple[str, list[tuple[str, dict[str, str]]]]] | None",
+        await b.guard(b.redis.xread({b.keys.events: after}, count=count, block=block_ms)),
+    )
     last = after
     out: list[Event] = []
     for _stream, entries in res or []:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel
 
@@ -85,7 +85,7 @@ def decode_task(h: dict[str, str]) -> TaskRecord:
 
 
 async def get_job(b: Broker, job_id: str) -> JobRecord:
-    h = await b.guard(b.redis.hgetall(b.keys.job(job_id)))
+    h = cast("dict[str, str]", await b.guard(b.redis.hgetall(b.keys.job(job_id))))
     if not h:
         raise NotFound("job", job_id)
     return decode_job(h)
@@ -100,7 +100,7 @@ async def get_jobs(b: Broker, job_ids: Sequence[str]) -> list[JobRecord]:
 
 
 async def get_task(b: Broker, task_id: str) -> TaskRecord:
-    h = await b.guard(b.redis.hgetall(b.keys.task(task_id)))
+    h = cast("dict[str, str]", await b.guard(b.redis.hgetall(b.keys.task(task_id))))
     if not h:
         raise NotFound("task", task_id)
     return decode_task(h)
@@ -116,7 +116,7 @@ async def list_tasks(
     skipped = 0
     batch = max(limit, 100)
     while len(out) < limit and start < total:
-        ids = await b.guard(b.redis.zrevrange(b.keys.tasks, start, start + batch - 1))
+        ids = cast("list[str]", await b.guard(b.redis.zrevrange(b.keys.tasks, start, start + batch - 1)))
         if not ids:
             break
         pipe = b.redis.pipeline(transaction=False)
@@ -145,12 +145,15 @@ class QueueDepth(BaseModel):
 
 
 async def queue_depths(b: Broker) -> list[QueueDepth]:
-    agents = sorted(await b.guard(b.redis.smembers(b.keys.agents)))
+    agents = sorted(cast("set[str]", await b.guard(b.redis.smembers(b.keys.agents))))
     now_s, now_us = await b.guard(b.redis.time())
     now = now_s * 1000 + now_us // 1000
     out = []
     for agent in agents:
-        rows = await b.guard(b.redis.zrange(b.keys.queue(agent), 0, -1, withscores=True))
+        rows = cast(
+            "list[tuple[str, float]]",
+            await b.guard(b.redis.zrange(b.keys.queue(agent), 0, -1, withscores=True)),
+        )
         by_prio: dict[int, int] = {}
         for _member, score in rows:
             p = int(score) // PRIO_SHIFT
@@ -166,7 +169,7 @@ async def queue_depths(b: Broker) -> list[QueueDepth]:
 
 async def counts(b: Broker) -> dict[str, int]:
     """Jobs per place: waiting (all agents), blocked, delayed, active, succeeded, dead, …"""
-    agents = sorted(await b.guard(b.redis.smembers(b.keys.agents)))
+    agents = sorted(cast("set[str]", await b.guard(b.redis.smembers(b.keys.agents))))
     pipe = b.redis.pipeline(transaction=True)
     for place in PLACES:
         pipe.zcard(b.keys.key(place))
@@ -182,7 +185,7 @@ async def counts(b: Broker) -> dict[str, int]:
 
 
 async def stats(b: Broker) -> dict[str, int]:
-    h = await b.guard(b.redis.hgetall(b.keys.stats))
+    h = cast("dict[str, str]", await b.guard(b.redis.hgetall(b.keys.stats)))
     return {k: int(v) for k, v in h.items()}
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import socket
 from collections.abc import Sequence
+from typing import cast
 
 from pydantic import BaseModel
 
@@ -61,7 +62,7 @@ async def deregister_worker(b: Broker, worker_id: str, reason: str = "stopped") 
 
 async def list_workers(b: Broker) -> list[WorkerInfo]:
     """Registered workers, most recently heard from first."""
-    ids = await b.guard(b.redis.zrevrange(b.keys.workers, 0, -1))
+    ids = cast("list[str]", await b.guard(b.redis.zrevrange(b.keys.workers, 0, -1)))
     pipe = b.redis.pipeline(transaction=False)
     for wid in ids:
         pipe.hgetall(b.keys.worker(wid))
