@@ -108,6 +108,8 @@ class Settings:
     # Worker.
     concurrency: int = 10
     demo_delay_s: float = 0.5
+    shutdown_grace_s: float = 10.0  # SIGTERM: running jobs get this long before they are handed back
+    agent_modules: tuple[str, ...] = ()  # user modules defining @agent functions
     llm: LLMSettings = field(default_factory=LLMSettings)
 
     @property
@@ -150,5 +152,7 @@ class Settings:
             default_planner=e.get("HIVEQ_PLANNER", "template"),
             concurrency=_int(e, "HIVEQ_CONCURRENCY", 10, 1, 10_000),
             demo_delay_s=_float(e, "HIVEQ_DEMO_DELAY", 0.5, 0.0, 3600.0),
+            shutdown_grace_s=_float(e, "HIVEQ_SHUTDOWN_GRACE", 10.0, 0.0, 86400.0),
+            agent_modules=_tokens(e.get("HIVEQ_AGENT_MODULES")),
             llm=LLMSettings.from_env(e),
         )

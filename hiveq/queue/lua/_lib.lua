@@ -8,6 +8,9 @@ Fixed keys are passed in KEYS; per-record keys (job:<id>, task:<id>, q:<agent>) 
 from the prefix and hash to the same cluster slot because of the {app:env} hash tag.
 Return codes (hiveq/errors.py Code): 0 OK, 1 NOT_FOUND, 2 STALE_TOKEN, 3 WRONG_STATE,
 4 DUPLICATE, 5 NAMESPACE_MISMATCH, 6 PROTOCOL_MISMATCH.
+Before its body runs, every script checks that each fixed key in KEYS, and the events stream,
+holds its documented type (or does not exist); otherwise it fails with a "WRONGTYPE hiveq key
+<key> holds a <found>, expected a <type>" error before writing anything.
 ]]
 local P = ARGV[1]
 local EV_MAXLEN = tonumber(ARGV[2])
@@ -20,6 +23,29 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 local NOW = now_ms()
+
+-- Type checks: a script refuses to start when one of our keys holds another Redis type (a
+-- foreign client wrote it), so a transition never stops half-way on a WRONGTYPE error.
+-- Mirrors hiveq/queue/keys.py FIXED_KEY_TYPES; the client names the key in its error.
+local FIXED_TYPES = { meta = 'hash', seq = 'string', agents = 'set', jobs = 'zset',
+  blocked = 'zset', delayed = 'zset', leases = 'zset', succeeded = 'zset', dead = 'zset',
+  cancelled = 'zset', quarantine = 'zset', tasks = 'zset', finished = 'zset', events = 'stream',
+  workers = 'zset', stats = 'hash' }
+local function type_of(key)
+  local t = redis.call('TYPE', key)
+  return type(t) == 'table' and t.ok or t
+end
+local function check_type(key, expected)
+  local found = type_of(key)
+  if found ~= 'none' and found ~= expected then
+    error({ err = 'WRONGTYPE hiveq key ' .. key .. ' holds a ' .. found .. ', expected a ' .. expected })
+  end
+end
+for _, key in ipairs(KEYS) do
+  local expected = FIXED_TYPES[string.sub(key, #P + 1)]
+  if expected then check_type(key, expected) end
+end
+check_type(P .. 'events', 'stream') -- every transition appends to it
 
 local function jkey(id) return P .. 'job:' .. id end
 local function tkey(id) return P .. 'task:' .. id end
@@ -58,23 +84,6 @@ local function wake(agent)
     redis.call('ZADD', P .. 'wake:' .. agent, 0, '1')
     woken[agent] = true
   end
-end
-
--- Put a job into its agent's priority queue at its original position.
-local function to_waiting(id, from, reason, extra)
-  local f = redis.call('HMGET', jkey(id), 'agent', 'score', 'task')
-  if not f[1] then
-    emit({ type = 'anomaly', job = id, from = from, to = from,
-      reason = 'no job record for ' .. id .. ' in ' .. from .. '; dropped from there' })
-    return
-  end
-  redis.call('ZADD', P .. 'q:' .. f[1], f[2], id)
-  redis.call('HSET', jkey(id), 'state', 'waiting')
-  redis.call('HDEL', jkey(id), 'token', 'deadline', 'due')
-  wake(f[1])
-  local ev = { type = 'job', job = id, task = f[3], from = from, to = 'waiting', reason = reason }
-  if extra then for k, v in pairs(extra) do ev[k] = v end end
-  emit(ev)
 end
 
 -- Derive a task's status from its counters; write and announce it when it changes.
@@ -146,6 +155,39 @@ local function to_dead(id, from, tid, agent, reason, worker)
   redis.call('HINCRBY', tkey(tid), 'dead', 1)
   redis.call('HINCRBY', P .. 'stats', 'dead', 1)
   cascade_cancel(id, tid, 'dependency ' .. id .. ' was dead-lettered')
+end
+
+-- Put a job into its agent's priority queue at its original position. When the queue key holds
+-- a foreign type, the job is quarantined with that reason instead (kept, never lost).
+local function to_waiting(id, from, reason, extra)
+  local f = redis.call('HMGET', jkey(id), 'agent', 'score', 'task')
+  if not f[1] or not f[2] then
+    emit({ type = 'anomaly', job = id, from = from, to = from,
+      reason = 'no job record for ' .. id .. ' in ' .. from .. '; dropped from there' })
+    return
+  end
+  local qtype = type_of(P .. 'q:' .. f[1])
+  if qtype ~= 'none' and qtype ~= 'zset' then
+    redis.call('ZADD', P .. 'quarantine', NOW, id)
+    local why = 'queue key ' .. P .. 'q:' .. f[1] .. ' holds a ' .. qtype ..
+      ', not a zset (another application using the same key name?)'
+    redis.call('HSET', jkey(id), 'state', 'quarantined', 'reason', why, 'finished', NOW)
+    redis.call('HDEL', jkey(id), 'token', 'deadline', 'due')
+    emit({ type = 'job', job = id, task = f[3], from = from, to = 'quarantined', reason = why })
+    if f[3] and f[3] ~= '' then
+      redis.call('HINCRBY', tkey(f[3]), 'dead', 1)
+      cascade_cancel(id, f[3], 'dependency ' .. id .. ' was quarantined')
+      refresh_task(f[3])
+    end
+    return
+  end
+  redis.call('ZADD', P .. 'q:' .. f[1], f[2], id)
+  redis.call('HSET', jkey(id), 'state', 'waiting')
+  redis.call('HDEL', jkey(id), 'token', 'deadline', 'due')
+  wake(f[1])
+  local ev = { type = 'job', job = id, task = f[3], from = from, to = 'waiting', reason = reason }
+  if extra then for k, v in pairs(extra) do ev[k] = v end end
+  emit(ev)
 end
 
 -- ---------------------------------------------------------------------------------------------

@@ -8,13 +8,20 @@ ARGV  3 tasks JSON: [{id, description, priority, planner, metadata, idem, plan_n
       4 idempotency-key TTL in seconds
       5 who enqueued (client name / host:pid), recorded in each job's custody log
 Returns a flat array: task_id, code (OK, or DUPLICATE with the id of the earlier task).
+Errors with WRONGTYPE, before writing anything, when a queue key holds a foreign type.
 Events: task -> queued; each job -> waiting | blocked.
 ]]
 local tasks = cjson.decode(ARGV[3])
 local idem_ttl = tonumber(ARGV[4])
 local who = ARGV[5]
 local njobs = 0
-for _, t in ipairs(tasks) do njobs = njobs + #t.jobs end
+local agents = {}
+for _, t in ipairs(tasks) do
+  njobs = njobs + #t.jobs
+  for _, j in ipairs(t.jobs) do agents[j.agent] = true end
+end
+-- Check every queue key before writing anything, so a foreign key fails the call cleanly.
+for agent, _ in pairs(agents) do check_type(P .. 'q:' .. agent, 'zset') end
 local seq = redis.call('INCRBY', KEYS[1], njobs) - njobs
 local out = {}
 for _, t in ipairs(tasks) do

@@ -1,0 +1,158 @@
+"""Engine benchmark: raw Redis ceiling vs hiveq enqueue, claim+complete and memory per task.
+
+Starts its own private server (never touches a shared Redis), prints numbers and ratios.
+Run: .venv/bin/python bench/engine.py [--server valkey|redis] [--jobs 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import secrets
+import shutil
+import subprocess
+import time
+from collections.abc import Awaitable, Callable
+
+from redis.asyncio import Redis
+
+from hiveq.models import SubtaskSpec, TaskSubmission
+from hiveq.queue.broker import Broker
+from hiveq.queue.complete import complete
+from hiveq.queue.enqueue import enqueue
+from hiveq.queue.fetch import claim
+from hiveq.queue.purge import purge_namespace
+from hiveq.server import ServerProcess, find_server_binary
+from hiveq.settings import Settings
+
+
+def one_job() -> TaskSubmission:
+    return TaskSubmission(description="bench", subtasks=[SubtaskSpec(id="s", agent="noop", input={"i": 1})])
+
+
+def four_jobs() -> TaskSubmission:
+    subs = [
+        SubtaskSpec(id="plan", agent="noop", input={"i": 1}),
+        SubtaskSpec(id="a", agent="noop", input={"i": 2}, depends_on=["plan"]),
+        SubtaskSpec(id="b", agent="noop", input={"i": 3}, depends_on=["plan"]),
+        SubtaskSpec(id="join", agent="noop", input={"i": 4}, depends_on=["a", "b"]),
+    ]
+    return TaskSubmission(description="bench four", subtasks=subs)
+
+
+def raw_ceiling(port: int, n: int) -> tuple[float, str]:
+    """LPUSH+RPOP ops/s: redis-benchmark when installed (50 clients), else a redis-py pipeline."""
+    exe = shutil.which("redis-benchmark")
+    if exe:
+        out = subprocess.run(
+            [exe, "-p", str(port), "-t", "lpush,rpop", "-n", str(n), "-q"],
+            capture_output=True, text=True, check=True,
+        ).stdout
+        rates = [float(x) for x in re.findall(r"([\d.]+) requests per second", out.replace("\r", "\n"))]
+        return sum(rates[-2:]) / 2, f"redis-benchmark -t lpush,rpop -n {n} (50 clients), mean of both"
+    return asyncio.run(_pipeline_ceiling(port, n)), "redis-py pipeline loop (redis-benchmark not found)"
+
+
+async def _pipeline_ceiling(port: int, n: int) -> float:
+    r = Redis(port=port)
+    t0 = time.perf_counter()
+    for _ in range(n // 1000):
+        pipe = r.pipeline(transaction=False)
+        for _ in range(500):
+            pipe.lpush("bench:list", "x")
+            pipe.rpop("bench:list")
+        await pipe.execute()
+    rate = (n // 1000) * 1000 / (time.perf_counter() - t0)
+    await r.aclose()
+    return rate
+
+
+async def timed(label: str, jobs: int, ceiling: float, fn: Callable[[], Awaitable[None]]) -> float:
+    t0 = time.perf_counter()
+    await fn()
+    rate = jobs / (time.perf_counter() - t0)
+    print(f"{label:<46} {rate:>10,.0f} jobs/s   {rate / ceiling:6.1%} of ceiling")
+    return rate
+
+
+async def run(url: str, jobs: int, ceiling: float) -> dict[str, float]:
+    s = Settings(redis_url=url, app="bench" + secrets.token_hex(3), env="bench")
+    b = await Broker.connect(s, role="bench", max_connections=64)
+    out: dict[str, float] = {}
+
+    async def sequential() -> None:
+        for _ in range(jobs // 4):
+            await enqueue(b, [one_job()])
+
+    async def concurrent(n: int = 32) -> None:
+        async def one(k: int) -> None:
+            for _ in range(k):
+                await enqueue(b, [one_job()])
+        await asyncio.gather(*[one(jobs // 4 // n) for _ in range(n)])
+
+    async def batched() -> None:
+        for _ in range(jobs // 1000):
+            await enqueue(b, [one_job() for _ in range(1000)])
+
+    async def drain() -> None:
+        while True:
+            got = await claim(b, "bench-worker", ["noop"], 100)
+            if not got:
+                return
+            await complete(b, "bench-worker", [(j.id, j.token, None) for j in got])
+
+    out["enqueue_one"] = await timed("enqueue, one at a time (sequential awaits)", jobs // 4, ceiling, sequential)
+    out["enqueue_concurrent"] = await timed("enqueue, one at a time (32 coroutines)", jobs // 4 // 32 * 32,
+                                            ceiling, concurrent)
+    out["enqueue_batched"] = await timed("enqueue, batched (1,000 jobs per call)", jobs // 1000 * 1000,
+                                         ceiling, batched)
+    total = int(await b.redis.zcard(b.keys.queue("noop")))
+    out["claim_complete"] = await timed("claim+complete, batches of 100, events on", total, ceiling, drain)
+    await purge_namespace(b.redis, b.keys)
+    out["bytes_per_task"] = await memory_per_task(b)
+    await purge_namespace(b.redis, b.keys)
+    await b.close()
+    return out
+
+
+async def memory_per_task(b: Broker, tasks: int = 2000) -> float:
+    """used_memory delta for finished four-subtask tasks (records, results, logs, stream share)."""
+    await b.claim_namespace()
+    before = int((await b.redis.info("memory"))["used_memory"])
+    for _ in range(tasks // 500):
+        await enqueue(b, [four_jobs() for _ in range(500)])
+    while True:
+        got = await claim(b, "bench-worker", ["noop"], 100)
+        if not got:
+            break
+        await complete(b, "bench-worker", [(j.id, j.token, {"ok": True}) for j in got])
+    after = int((await b.redis.info("memory"))["used_memory"])
+    finished = int(await b.redis.zcard(b.keys.finished))
+    assert finished == tasks, f"only {finished} of {tasks} tasks finished"
+    per = (after - before) / tasks
+    print(f"{'memory per finished four-subtask task':<46} {per:>10,.0f} bytes   (INFO used_memory delta / {tasks})")
+    return per
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--server", choices=["valkey", "redis"], default="valkey")
+    ap.add_argument("--jobs", type=int, default=40_000, help="jobs for the batched run; others use a quarter")
+    args = ap.parse_args()
+    srv = ServerProcess(find_server_binary(args.server)).start()
+    try:
+        print(f"server: {srv.binary} on port {srv.port}")
+        ceiling, how = raw_ceiling(srv.port, 200_000)
+        print(f"{'raw LPUSH+RPOP ceiling':<46} {ceiling:>10,.0f} ops/s    ({how})")
+        res = asyncio.run(run(srv.url, args.jobs, ceiling))
+        goals = {"enqueue_one": 5_000, "enqueue_batched": 50_000, "claim_complete": 10_000}
+        for key, goal in goals.items():
+            verdict = "met" if res[key] >= goal else "MISSED"
+            print(f"goal {key:<20} >= {goal:>6,} jobs/s: {verdict} ({res[key]:,.0f})")
+    finally:
+        srv.stop()
+
+
+if __name__ == "__main__":
+    main()

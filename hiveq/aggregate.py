@@ -1,0 +1,116 @@
+"""aggregate: a task as a user sees it, assembled from its record and its subtasks' jobs.
+
+The task's status is derived inside Redis by the scripts (fan-in); this module only reads and
+shapes: each subtask's state, attempts, worker, result or error, and the final result.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from hiveq.models import JobRecord
+from hiveq.queue import inspect
+from hiveq.queue.broker import Broker
+from hiveq.states import JobState, TaskStatus
+
+
+class Progress(BaseModel):
+    done: int
+    total: int
+    fraction: float
+
+
+class SubtaskView(BaseModel):
+    id: str = Field(description="subtask id within the task")
+    job_id: str
+    agent: str
+    title: str | None = None
+    state: JobState
+    depends_on: list[str] = Field(default_factory=list)
+    attempts: int = 0
+    worker: str | None = None
+    result: Any = None
+    error: str | None = None
+    reason: str | None = None
+    progress: float | None = None
+    started_ms: int | None = None
+    finished_ms: int | None = None
+
+
+class TaskView(BaseModel):
+    id: str
+    description: str
+    priority: int
+    planner: str
+    status: TaskStatus
+    progress: Progress
+    created_ms: int | None = None
+    finished_ms: int | None = None
+    plan_note: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    subtasks: list[SubtaskView] = Field(default_factory=list)
+    error: str | None = Field(
+        default=None, description="why the task failed: the first dead subtask's reason"
+    )
+    result: Any = Field(
+        default=None,
+        description="when succeeded: {final: the sink subtask's result (or {id: result} for several "
+        "sinks), sinks: [ids], subtasks: {id: result}}",
+    )
+
+
+def subtask_view(j: JobRecord) -> SubtaskView:
+    return SubtaskView(
+        id=j.subtask_id,
+        job_id=j.id,
+        agent=j.agent,
+        title=j.title,
+        state=j.state,
+        depends_on=j.depends_on,
+        attempts=j.attempts,
+        worker=j.worker,
+        result=j.result,
+        error=j.error,
+        reason=j.reason,
+        progress=j.progress,
+        started_ms=j.started_ms,
+        finished_ms=j.finished_ms,
+    )
+
+
+def final_result(jobs: list[JobRecord]) -> dict[str, Any]:
+    """Sinks are the subtasks nothing depends on: their results are the task's answer."""
+    sinks = [j for j in jobs if not j.dependents]
+    final = sinks[0].result if len(sinks) == 1 else {j.subtask_id: j.result for j in sinks}
+    return {
+        "final": final,
+        "sinks": [j.subtask_id for j in sinks],
+        "subtasks": {j.subtask_id: j.result for j in jobs},
+    }
+
+
+async def task_view(b: Broker, task_id: str) -> TaskView:
+    """Raises NotFound for an unknown (or expired) task id."""
+    task = await inspect.get_task(b, task_id)
+    jobs = await inspect.get_jobs(b, task.job_ids)
+    dead = [j for j in jobs if j.state in (JobState.DEAD, JobState.QUARANTINED)]
+    total = task.total or len(jobs)
+    return TaskView(
+        id=task.id,
+        description=task.description,
+        priority=task.priority,
+        planner=task.planner,
+        status=task.status,
+        progress=Progress(
+            done=task.succeeded, total=total, fraction=task.succeeded / total if total else 0.0
+        ),
+        created_ms=task.created_ms,
+        finished_ms=task.finished_ms,
+        plan_note=task.plan_note,
+        metadata=task.metadata,
+        subtasks=[subtask_view(j) for j in jobs],
+        error=(f"subtask {dead[0].subtask_id!r}: {dead[0].reason or dead[0].error}" if dead else None),
+        result=final_result(jobs) if task.status == TaskStatus.SUCCEEDED else None,
+    )

@@ -1,0 +1,72 @@
+"""The HTTP API: `create_app(settings)` builds the FastAPI app; the lifespan opens the brokers and
+keeps them on `app.state` (no globals), so several apps can live in one process (tests do)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+
+from hiveq import __version__
+from hiveq.api import errors, jobs, stream, system, tasks
+from hiveq.api.deps import require_token
+from hiveq.api.doctor import router as doctor_router
+from hiveq.api.metrics import Metrics
+from hiveq.dashboard.app import mount as mount_dashboard
+from hiveq.errors import RedisUnavailable
+from hiveq.queue.broker import Broker
+from hiveq.settings import Settings
+
+log = logging.getLogger("hiveq.api")
+# Short enough that a stalled Redis turns into a 503 within two seconds.
+SOCKET_TIMEOUT_S = 1.5
+# Longer than a blocking XREAD of the event streams (stream.BLOCK_MS) plus margin.
+STREAM_SOCKET_TIMEOUT_S = 10.0
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    b = await Broker.connect(settings, role="api", check_namespace=False, socket_timeout=SOCKET_TIMEOUT_S)
+    sb = await Broker.connect(
+        settings, role="api-stream", check_namespace=False, socket_timeout=STREAM_SOCKET_TIMEOUT_S
+    )
+    app.state.broker, app.state.stream_broker = b, sb
+    app.state.namespace_claimed = False
+    try:
+        await b.claim_namespace()
+        app.state.namespace_claimed = True
+    except RedisUnavailable as exc:  # serve 503s (and /health) until Redis is back
+        log.warning("%s", exc)
+    try:
+        yield
+    finally:
+        await sb.close()
+        await b.close()
+
+
+def create_app(settings: Settings, *, sse_keepalive_s: float = 15.0) -> FastAPI:
+    app = FastAPI(
+        title="hiveq",
+        version=__version__,
+        summary="AI-agent work on Redis: no job disappears silently, and you can always see who took it.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.sse_keepalive_s = sse_keepalive_s
+    app.state.metrics = Metrics()
+    errors.install(app)
+    app.add_middleware(errors.BodyLimit, limit=settings.max_payload_bytes)
+    for router in (tasks.router, stream.router, jobs.router, system.router, system.health_router):
+        app.include_router(router)
+    app.include_router(doctor_router, dependencies=[Depends(require_token)])
+    tasks.add_request_schema(app)
+    mount_dashboard(app)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory` (used by `serve(reload=True)`)."""
+    return create_app(Settings.from_env())

@@ -1,0 +1,54 @@
+"""Job routes: one job, its custody history, and the dead-letter queue (list, retry, discard)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from hiveq.api.deps import get_broker, require_token
+from hiveq.api.schemas import DeadLetters, JobAction, JobHistory, errors
+from hiveq.models import JobRecord
+from hiveq.queue import events, inspect, retry
+from hiveq.queue.broker import Broker
+
+router = APIRouter(tags=["jobs"], dependencies=[Depends(require_token)])
+BrokerDep = Annotated[Broker, Depends(get_broker)]
+
+
+@router.get("/jobs/{job_id}", response_model=JobRecord, responses=errors(401, 404, 503))
+async def get_job(job_id: str, b: BrokerDep) -> JobRecord:
+    return await inspect.get_job(b, job_id)
+
+
+@router.get("/jobs/{job_id}/history", response_model=JobHistory, responses=errors(401, 404, 503))
+async def job_history(job_id: str, b: BrokerDep) -> JobHistory:
+    """Every custody event of the job: who enqueued, claimed, completed, failed or reaped it."""
+    history = await events.job_history(b, job_id)
+    if not history:
+        await inspect.get_job(b, job_id)  # 404 for an unknown id, never an empty "pending" history
+    return JobHistory(job_id=job_id, events=history)
+
+
+@router.get("/dlq", response_model=DeadLetters, responses=errors(401, 422, 503))
+async def dead_letters(
+    b: BrokerDep,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> DeadLetters:
+    """Dead-lettered and quarantined jobs, newest first, with their reasons."""
+    return DeadLetters(items=await inspect.list_dead(b, offset, limit))
+
+
+@router.post("/dlq/{job_id}/retry", response_model=JobAction, responses=errors(401, 404, 409, 503))
+async def retry_dead(job_id: str, b: BrokerDep) -> JobAction:
+    """Queue a dead letter again with fresh attempts; its cancelled dependents and task revive."""
+    await retry.retry_dead(b, job_id, f"api {b.identity}")
+    return JobAction(job_id=job_id, state=(await inspect.get_job(b, job_id)).state)
+
+
+@router.post("/dlq/{job_id}/discard", response_model=JobAction, responses=errors(401, 404, 409, 503))
+async def discard_dead(job_id: str, b: BrokerDep) -> JobAction:
+    """Mark a dead letter handled: it becomes cancelled and its task's retention clock starts."""
+    await retry.discard_dead(b, job_id, f"api {b.identity}")
+    return JobAction(job_id=job_id, state=(await inspect.get_job(b, job_id)).state)

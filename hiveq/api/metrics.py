@@ -1,0 +1,134 @@
+"""Prometheus metrics read from Redis at scrape time.
+
+`/metrics` first takes a snapshot of the namespace (an async read), then renders it through a
+custom Collector in the app's own registry (no process-wide globals). Latency histograms are
+built from jobs that succeeded since the previous scrape: queue wait = started - created,
+run time = finished - started, both recorded by the scripts.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+from hiveq.queue import inspect
+from hiveq.queue.broker import Broker
+
+BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0)
+SCAN_LIMIT = 10_000  # most jobs folded into the histograms per scrape
+
+
+@dataclass
+class Histogram:
+    counts: list[int] = field(default_factory=lambda: [0] * (len(BUCKETS_S) + 1))
+    total: float = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(BUCKETS_S, seconds)] += 1
+        self.total += seconds
+
+    def buckets(self) -> list[tuple[str, float]]:
+        out, running = [], 0
+        for bound, n in zip([*map(str, BUCKETS_S), "+Inf"], self.counts, strict=True):
+            running += n
+            out.append((bound, float(running)))
+        return out
+
+
+@dataclass
+class Snapshot:
+    depths: list[inspect.QueueDepth] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+class HiveqCollector(Collector):
+    """Renders the latest snapshot; histograms accumulate across scrapes in this app only."""
+
+    def __init__(self) -> None:
+        self.snapshot = Snapshot()
+        self.wait = Histogram()
+        self.run = Histogram()
+        self.seen_until_ms = 0
+
+    async def refresh(self, b: Broker) -> None:
+        self.snapshot = Snapshot(
+            depths=await inspect.queue_depths(b), counts=await inspect.counts(b), stats=await inspect.stats(b)
+        )
+        await self._fold_latencies(b)
+
+    async def _fold_latencies(self, b: Broker) -> None:
+        rows: list[Any] = await b.guard(
+            b.redis.zrangebyscore(
+                b.keys.succeeded, f"({self.seen_until_ms}", "+inf", start=0, num=SCAN_LIMIT, withscores=True
+            )
+        )
+        if not rows:
+            return
+        pipe = b.redis.pipeline(transaction=False)
+        for job_id, _ in rows:
+            pipe.hmget(b.keys.job(job_id), "created", "started", "finished")
+        stamps: list[list[str | None]] = await b.guard(pipe.execute())
+        for created, started, finished in stamps:
+            if created and started and finished:
+                self.wait.observe(max(0.0, (float(started) - float(created)) / 1000))
+                self.run.observe(max(0.0, (float(finished) - float(started)) / 1000))
+        self.seen_until_ms = int(rows[-1][1])
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily]:
+        snap = self.snapshot
+        depth = GaugeMetricFamily(
+            "hiveq_queue_depth", "Jobs waiting, per agent and priority", labels=["agent", "priority"]
+        )
+        oldest = GaugeMetricFamily(
+            "hiveq_queue_oldest_age_seconds", "Age of the oldest waiting job", labels=["agent"]
+        )
+        for d in snap.depths:
+            for prio, n in sorted(d.by_priority.items()):
+                depth.add_metric([d.agent, str(prio)], n)
+            oldest.add_metric([d.agent], (d.oldest_age_ms or 0) / 1000)
+        yield depth
+        yield oldest
+        jobs = GaugeMetricFamily("hiveq_jobs", "Jobs by state", labels=["state"])
+        for state, n in sorted(snap.counts.items()):
+            if state != "workers":
+                jobs.add_metric([state], n)
+        yield jobs
+        yield GaugeMetricFamily(
+            "hiveq_dead_letters", "Dead-lettered jobs awaiting a decision", value=snap.counts.get("dead", 0)
+        )
+        yield GaugeMetricFamily(
+            "hiveq_workers_alive",
+            "Registered workers with a live heartbeat",
+            value=snap.counts.get("workers", 0),
+        )
+        total = CounterMetricFamily(
+            "hiveq_jobs_transitions", "Job transitions since the namespace began", labels=["event"]
+        )
+        for name, n in sorted(snap.stats.items()):
+            total.add_metric([name], n)
+        yield total
+        for name, h, what in (
+            ("hiveq_job_wait_seconds", self.wait, "Enqueue to start of succeeded jobs"),
+            ("hiveq_job_run_seconds", self.run, "Start to finish of succeeded jobs"),
+        ):
+            yield HistogramMetricFamily(name, what, buckets=h.buckets(), sum_value=h.total)
+
+
+class Metrics:
+    """One registry per app."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.collector = HiveqCollector()
+        self.registry.register(self.collector)
+
+    async def render(self, b: Broker) -> bytes:
+        await self.collector.refresh(b)
+        return generate_latest(self.registry)

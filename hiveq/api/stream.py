@@ -1,0 +1,109 @@
+"""Live events as server-sent events: one task's, or the whole namespace's.
+
+Each SSE message carries the stream id as its `id:`, so a reconnecting client (EventSource does
+this by itself) resumes exactly after the last event it saw via `Last-Event-ID`. Reads block in
+Redis (XREAD BLOCK) instead of polling; a comment line keeps idle connections open.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import StreamingResponse
+
+from hiveq.api.deps import get_stream_broker, require_token_or_query
+from hiveq.api.schemas import errors
+from hiveq.errors import HiveqError, ValidationFailed
+from hiveq.models import Event
+from hiveq.queue import events, inspect
+from hiveq.queue.broker import Broker
+
+router = APIRouter(tags=["events"], dependencies=[Depends(require_token_or_query)])
+BrokerDep = Annotated[Broker, Depends(get_stream_broker)]
+STREAM_ID_RE = re.compile(r"^\d{1,20}(-\d{1,20})?$")
+STREAM_ID = r"^(\d{1,20}(-\d{1,20})?)?$"  # as documented: empty means "not given"
+BLOCK_MS = 1000
+SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "text/event-stream of Event JSON objects",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
+
+
+def sse_message(ev: Event) -> str:
+    data = json.dumps(ev.model_dump(mode="json", by_alias=True, exclude_none=True), separators=(",", ":"))
+    return f"id: {ev.id}\nevent: {ev.type}\ndata: {data}\n\n"
+
+
+def resume_point(header: str, query: str) -> str | None:
+    value = header or query
+    if not value:
+        return None
+    if not STREAM_ID_RE.match(value):
+        raise ValidationFailed("Last-Event-ID", f"{value[:40]!r} is not an event id like '1700000000000-0'")
+    return value
+
+
+async def event_stream(b: Broker, after: str, task_id: str | None, keepalive_s: float) -> AsyncIterator[str]:
+    yield "retry: 2000\n\n"
+    last_sent = time.monotonic()
+    while True:
+        try:
+            after, batch = await events.read_events(b, after, count=500, block_ms=BLOCK_MS, task_id=task_id)
+        except HiveqError as exc:  # headers are sent: say so in-band and end; the client reconnects
+            yield f"event: error\ndata: {json.dumps({'message': str(exc)})}\n\n"
+            return
+        for ev in batch:
+            yield sse_message(ev)
+        if batch:
+            last_sent = time.monotonic()
+        elif time.monotonic() - last_sent >= keepalive_s:
+            yield ": keep-alive\n\n"
+            last_sent = time.monotonic()
+
+
+def sse_response(request: Request, b: Broker, after: str, task_id: str | None) -> StreamingResponse:
+    keepalive: float = request.app.state.sse_keepalive_s
+    return StreamingResponse(
+        event_stream(b, after, task_id, keepalive),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get(
+    "/tasks/{task_id}/events",
+    response_class=StreamingResponse,
+    responses={**SSE_RESPONSE, **errors(401, 404, 422, 503)},
+)
+async def task_events(
+    task_id: str,
+    request: Request,
+    b: BrokerDep,
+    last_event_id: Annotated[str, Header(alias="Last-Event-ID", pattern=STREAM_ID)] = "",
+    after: Annotated[str, Query(description="resume after this event id", pattern=STREAM_ID)] = "",
+) -> StreamingResponse:
+    """This task's events from its creation (or after `Last-Event-ID`), then live."""
+    start = resume_point(last_event_id, after)
+    task = await inspect.get_task(b, task_id)
+    if start is None:
+        start = f"{max(0, (task.created_ms or 1) - 1)}-0"
+    return sse_response(request, b, start, task_id)
+
+
+@router.get("/events", response_class=StreamingResponse, responses={**SSE_RESPONSE, **errors(401, 422, 503)})
+async def namespace_events(
+    request: Request,
+    b: BrokerDep,
+    last_event_id: Annotated[str, Header(alias="Last-Event-ID", pattern=STREAM_ID)] = "",
+    after: Annotated[str, Query(description="resume after this event id; 0 for all kept", pattern=STREAM_ID)] = "",
+) -> StreamingResponse:
+    """Every event of the namespace from now on (or after `Last-Event-ID`)."""
+    start = resume_point(last_event_id, after) or await events.last_event_id(b)
+    return sse_response(request, b, start, None)

@@ -1,0 +1,82 @@
+"""Operational routes: queue depths, workers, health (no auth) and Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+
+from hiveq import __version__
+from hiveq.api.deps import get_broker, require_token
+from hiveq.api.schemas import Health, Queues, RedisHealth, Workers, errors
+from hiveq.errors import HiveqError
+from hiveq.queue import inspect, registry
+from hiveq.queue.broker import Broker
+
+router = APIRouter(tags=["system"], dependencies=[Depends(require_token)])
+health_router = APIRouter(tags=["system"])
+BrokerDep = Annotated[Broker, Depends(get_broker)]
+HEALTH_TIMEOUT_S = 1.5
+
+
+@router.get("/queues", response_model=Queues, responses=errors(401, 503))
+async def queues(b: BrokerDep) -> Queues:
+    """Waiting jobs per agent and priority with the oldest job's age, and jobs per place."""
+    return Queues(queues=await inspect.queue_depths(b), counts=await inspect.counts(b))
+
+
+@router.get("/workers", response_model=Workers, responses=errors(401, 503))
+async def workers(b: BrokerDep) -> Workers:
+    """Registered workers: host, pid, Redis client address, agents, running jobs, last heartbeat."""
+    return Workers(workers=await registry.list_workers(b))
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text"},
+        **errors(401, 503),
+    },
+)
+async def metrics(request: Request, b: BrokerDep) -> Response:
+    body = await request.app.state.metrics.render(b)
+    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+async def probe(b: Broker) -> RedisHealth:
+    start = time.perf_counter()
+    try:
+        async with asyncio.timeout(HEALTH_TIMEOUT_S):
+            info = await b.guard(b.redis.info("server"))
+    except TimeoutError:
+        return RedisHealth(
+            reachable=False,
+            error=f"Redis at {b.settings.redis_url} did not answer within "
+            f"{HEALTH_TIMEOUT_S} s; check that it is running and not overloaded",
+        )
+    except HiveqError as exc:
+        return RedisHealth(reachable=False, error=str(exc))
+    version = str(info.get("valkey_version") or info.get("redis_version") or "")
+    return RedisHealth(
+        reachable=True, version=version, latency_ms=round((time.perf_counter() - start) * 1000, 2)
+    )
+
+
+@health_router.get(
+    "/health", response_model=Health, responses={503: {"model": Health, "description": "Redis down"}}
+)
+async def health(request: Request) -> Response:
+    """Is Redis reachable? Never needs a token; answers within two seconds even when Redis is down."""
+    b: Broker = request.app.state.broker
+    redis = await probe(b)
+    body = Health(
+        status="ok" if redis.reachable else "unavailable",
+        version=__version__,
+        redis=redis,
+        namespace=b.settings.namespace,
+    )
+    return JSONResponse(body.model_dump(mode="json"), status_code=200 if redis.reachable else 503)

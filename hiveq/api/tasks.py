@@ -1,0 +1,171 @@
+"""Task routes: submit, read, list, cancel."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
+from pydantic import ValidationError
+
+from hiveq.aggregate import Progress, TaskView, task_view
+from hiveq.api.deps import get_broker, require_token
+from hiveq.api.errors import UnsupportedMediaType, from_pydantic
+from hiveq.api.schemas import (
+    CancelResponse,
+    Links,
+    PlannedSubtask,
+    PlanOut,
+    SubmitResponse,
+    TaskList,
+    TaskSummary,
+    errors,
+)
+from hiveq.errors import ValidationFailed
+from hiveq.models import TaskRecord
+from hiveq.plan import TaskRequest
+from hiveq.queue import cancel, inspect
+from hiveq.queue.broker import Broker
+from hiveq.states import TaskStatus
+from hiveq.submit import submit_task
+
+router = APIRouter(tags=["tasks"], dependencies=[Depends(require_token)])
+BrokerDep = Annotated[Broker, Depends(get_broker)]
+
+# curl's `-d` without `-H` sends this type; the seed command must work as is, so a JSON body
+# under it is accepted. Anything else that is not JSON is refused with 415.
+JSON_TYPES = ("application/json", "application/x-www-form-urlencoded", "")
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def read_task_request(request: Request) -> TaskRequest:
+    media = _media_type(request)
+    if media not in JSON_TYPES and not media.endswith("+json"):
+        raise UnsupportedMediaType(media)
+    raw = await request.body()
+    try:
+        data: Any = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        if media == "application/x-www-form-urlencoded":
+            raise UnsupportedMediaType(media) from None
+        raise ValidationFailed("body", f"is not valid JSON ({exc}); send a JSON object") from None
+    if not isinstance(data, dict):
+        raise ValidationFailed("body", f"must be a JSON object, not {type(data).__name__}")
+    try:
+        return TaskRequest.model_validate(data)
+    except ValidationError as exc:
+        raise from_pydantic(exc.errors()) from None
+
+
+def links(task_id: str) -> Links:
+    return Links(
+        self=f"/tasks/{task_id}", events=f"/tasks/{task_id}/events", cancel=f"/tasks/{task_id}/cancel"
+    )
+
+
+def summary(t: TaskRecord) -> TaskSummary:
+    return TaskSummary(
+        id=t.id,
+        description=t.description,
+        priority=t.priority,
+        planner=t.planner,
+        status=t.status,
+        progress=Progress(done=t.succeeded, total=t.total, fraction=t.progress),
+        created_ms=t.created_ms,
+        finished_ms=t.finished_ms,
+    )
+
+
+@router.post(
+    "/tasks",
+    status_code=201,
+    response_model=SubmitResponse,
+    responses={
+        200: {"model": SubmitResponse, "description": "idempotent replay: the earlier task"},
+        **errors(401, 413, 415, 422, 503),
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TaskRequest"}}},
+        }
+    },
+)
+async def create_task(
+    request: Request,
+    response: Response,
+    b: BrokerDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> SubmitResponse:
+    """Plan a task into subtasks and queue them atomically. A repeated `Idempotency-Key` answers
+    200 with the earlier task instead of creating a second one."""
+    req = await read_task_request(request)
+    done = await submit_task(b, req, idempotency_key=idempotency_key)
+    status = TaskStatus.QUEUED
+    if done.duplicate:
+        response.status_code = 200
+        status = (await inspect.get_task(b, done.task_id)).status
+    plan = PlanOut(
+        planner=done.plan.planner,
+        note=done.plan.note,
+        subtasks=[
+            PlannedSubtask(
+                id=s.id,
+                agent=s.agent,
+                title=s.title,
+                depends_on=s.depends_on,
+                priority=s.priority or req.priority,
+            )
+            for s in done.plan.subtasks
+        ],
+    )
+    response.headers["Location"] = f"/tasks/{done.task_id}"
+    return SubmitResponse(
+        task_id=done.task_id, status=status, duplicate=done.duplicate, plan=plan, links=links(done.task_id)
+    )
+
+
+@router.get("/tasks", response_model=TaskList, responses=errors(401, 422, 503))
+async def list_tasks(
+    b: BrokerDep,
+    status: TaskStatus | None = None,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> TaskList:
+    """Tasks, newest first; `total` counts every task in the namespace."""
+    total, items = await inspect.list_tasks(b, status, offset, limit)
+    return TaskList(total=total, items=[summary(t) for t in items])
+
+
+@router.get("/tasks/{task_id}", response_model=TaskView, responses=errors(401, 404, 503))
+async def get_task(task_id: str, b: BrokerDep) -> TaskView:
+    """Status, progress, each subtask with its state, attempts, worker, result or error."""
+    return await task_view(b, task_id)
+
+
+@router.post("/tasks/{task_id}/cancel", response_model=CancelResponse, responses=errors(401, 404, 409, 503))
+async def cancel_task(task_id: str, b: BrokerDep) -> CancelResponse:
+    """Cancel every unfinished subtask (running ones lose their lease). 409 when already finished."""
+    n = await cancel.cancel_task(b, task_id)
+    return CancelResponse(task_id=task_id, cancelled=n)
+
+
+def add_request_schema(app: FastAPI) -> None:
+    """`POST /tasks` reads its body by hand (for 415 and clear errors), so FastAPI does not see the
+    model; put `TaskRequest` into the OpenAPI components so /docs and fuzzers know the body."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        body = TaskRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(body.pop("$defs", {}))
+        components["TaskRequest"] = body
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,1 @@
+"""The `hiveq` command (typer + rich): one module per concern, each adding its commands."""

@@ -1,0 +1,351 @@
+"""Operator commands that read and steer the engine directly in Redis (they work without the API):
+`tasks`, `task`, `cancel`, `queues`, `workers`, `dlq`, `trace`, `purge`."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+from redis.asyncio import Redis
+from rich.markup import escape
+from rich.table import Table
+
+from hiveq.aggregate import task_view
+from hiveq.cli.common import ExitCode, connect, console, fail, print_json, run, settings
+from hiveq.cli.watch import clock, short, styled
+from hiveq.queue import inspect
+from hiveq.queue.cancel import cancel_task
+from hiveq.queue.events import job_history
+from hiveq.queue.purge import purge_namespace
+from hiveq.queue.registry import list_workers
+from hiveq.queue.retry import discard_dead, retry_dead
+from hiveq.states import TaskStatus
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def ago(ms: int | None) -> str:
+    if not ms:
+        return "-"
+    s = max(0.0, time.time() - ms / 1000)
+    return f"{s:.1f}s ago" if s < 60 else f"{s / 60:.0f}m ago" if s < 3600 else f"{s / 3600:.1f}h ago"
+
+
+def tasks_cmd(
+    ctx: typer.Context,
+    status: Annotated[TaskStatus | None, typer.Option(help="Only tasks with this status.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """List tasks, newest first."""
+    s = settings(ctx)
+
+    async def go() -> None:
+        async with connect(s) as b:
+            total, items = await inspect.list_tasks(b, status, offset, limit)
+        if as_json:
+            print_json({"total": total, "items": items})
+            return
+        table = Table(
+            "task",
+            "status",
+            "progress",
+            "priority",
+            "planner",
+            "created",
+            "description",
+            title=f"{len(items)} of {total} tasks in {s.namespace}",
+            title_justify="left",
+        )
+        for t in items:
+            table.add_row(
+                t.id,
+                styled(t.status),
+                f"{t.succeeded}/{t.total}",
+                str(t.priority),
+                t.planner,
+                ago(t.created_ms),
+                escape(short(t.description, 60)),
+            )
+        console.print(table)
+
+    run(go())
+
+
+def task_cmd(
+    ctx: typer.Context,
+    task_id: Annotated[str, typer.Argument(metavar="TASK")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show one task: status, progress, every subtask with its worker, attempts and result."""
+    s = settings(ctx)
+
+    async def go() -> None:
+        async with connect(s) as b:
+            view = await task_view(b, task_id)
+        if as_json:
+            print_json(view)
+            return
+        p = view.progress
+        console.print(
+            f"task [bold]{view.id}[/] {styled(view.status)} {p.done}/{p.total}  priority {view.priority}"
+            f"  planner {view.planner}\n{escape(view.description)}"
+        )
+        if view.plan_note:
+            console.print(f"[yellow]note:[/] {escape(view.plan_note)}")
+        table = Table("subtask", "agent", "state", "attempts", "worker", "depends on", "result / error")
+        for st in view.subtasks:
+            outcome = short(st.result, 70) if st.result is not None else (st.error or st.reason or "")
+            table.add_row(
+                escape(st.id),
+                st.agent,
+                styled(st.state),
+                str(st.attempts),
+                escape(st.worker or "-"),
+                ", ".join(st.depends_on) or "-",
+                escape(outcome),
+            )
+        console.print(table)
+
+    run(go())
+
+
+def cancel_cmd(
+    ctx: typer.Context, task_id: Annotated[str, typer.Argument(metavar="TASK")], as_json: JsonOpt = False
+) -> None:
+    """Cancel every unfinished subtask of a task (exit 4 if it already finished)."""
+    s = settings(ctx)
+
+    async def go() -> None:
+        async with connect(s) as b:
+            n = await cancel_task(b, task_id, reason=f"cancelled from the CLI by {b.identity}")
+        if as_json:
+            print_json({"task_id": task_id, "cancelled": n})
+        else:
+            console.print(f"task {task_id}: cancelled {n} unfinished subtask(s)")
+
+    run(go())
+
+
+def queues_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Waiting jobs per agent (by priority, oldest age) and jobs per place."""
+    s = settings(ctx)
+
+    async def go() -> None:
+        async with connect(s) as b:
+            depths = await inspect.queue_depths(b)
+            counts = await inspect.counts(b)
+        if as_json:
+            print_json({"queues": depths, "counts": counts})
+            return
+        table = Table(
+            "agent",
+            "waiting",
+            "by priority",
+            "oldest",
+            title=f"queues in {s.namespace}",
+            title_justify="left",
+        )
+        for q in depths:
+            prios = " ".join(f"p{p}:{n}" for p, n in sorted(q.by_priority.items())) or "-"
+            oldest = f"{q.oldest_age_ms / 1000:.1f}s" if q.oldest_age_ms is not None else "-"
+            table.add_row(q.agent, str(q.waiting), prios, oldest)
+        console.print(table)
+        console.print("  ".join(f"{k} {v}" for k, v in counts.items()))
+
+    run(go())
+
+
+def workers_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Registered workers: id, host, pid, Redis connection, agents, load, last heartbeat."""
+    s = settings(ctx)
+
+    async def go() -> None:
+        async with connect(s) as b:
+            workers = await list_workers(b)
+        if as_json:
+            print_json({"workers": workers})
+            return
+        table = Table(
+            "worker",
+            "host",
+            "pid",
+            "redis client",
+            "agents",
+            "running",
+            "heartbeat",
+            "started",
+            title=f"{len(workers)} workers in {s.namespace}",
+            title_justify="left",
+        )
+        for w in workers:
+            table.add_row(
+                escape(w.id),
+                w.host,
+                str(w.pid),
+                w.client,
+                ", ".join(w.agents),
+                f"{w.running}/{w.concurrency}",
+                ago(w.last_heartbeat_ms),
+                ago(w.started_ms),
+            )
+        console.print(table)
+
+    run(go())
+
+
+def trace_cmd(
+    ctx: typer.Context, job_id: Annotated[str, typer.Argument(metavar="JOB")], as_json: JsonOpt = False
+) -> None:
+    """The whole custody history of a job: who enqueued it, which worker took it when, every attempt."""
+    s = settings(ctx)
+
+    async def go() -> None:
+        async with connect(s) as b:
+            job = await inspect.get_job(b, job_id)
+            history = await job_history(b, job_id)
+        if as_json:
+            print_json({"job": job, "events": history})
+            return
+        console.print(
+            f"job [bold]{job.id}[/] ({job.agent}) of task {job.task_id}: {styled(job.state)}, "
+            f"{job.attempts} deliveries, {job.failures} failures"
+        )
+        table = Table("time", "transition", "attempt", "worker", "host", "pid", "redis client", "reason")
+        for ev in history:
+            frm = ev.frm or "new"
+            table.add_row(
+                clock(ev.ts),
+                f"{frm} -> {styled(ev.to or '?')}" if ev.type != "progress" else "progress",
+                str(ev.attempt or ""),
+                escape(ev.worker or ""),
+                escape(ev.host or ""),
+                str(ev.pid or ""),
+                ev.client or "",
+                escape(ev.reason or ""),
+            )
+        console.print(table)
+        if job.error:
+            console.print(f"last error: {escape(job.error)}")
+
+    run(go())
+
+
+def purge_cmd(
+    ctx: typer.Context,
+    namespace: Annotated[
+        bool, typer.Option("--namespace", help="Required: delete the whole namespace.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete every key of this namespace (tasks, jobs, events). Other apps' keys are never touched."""
+    s = settings(ctx)
+    if not namespace:
+        fail("say what to purge: `hiveq purge --namespace` deletes the whole namespace", ExitCode.USAGE)
+    if not yes and not typer.confirm(f"Delete every key of namespace {s.namespace} at {s.redis_url}?"):
+        fail("not confirmed; nothing deleted", ExitCode.FAILURE)
+
+    async def go() -> int:
+        async with connect(s) as b:
+            pass  # checks that the namespace is ours before deleting anything
+        r = Redis.from_url(s.redis_url, decode_responses=True)
+        try:
+            return await purge_namespace(r, b.keys)
+        finally:
+            await r.aclose()
+
+    console.print(f"removed {run(go())} keys of namespace {s.namespace}")
+
+
+def dlq_app() -> typer.Typer:
+    dlq = typer.Typer(
+        help="Dead letters: jobs that failed max_attempts times, killed their worker, or were quarantined.",
+        no_args_is_help=True,
+    )
+
+    @dlq.command("list")
+    def dlq_list(
+        ctx: typer.Context,
+        limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Dead-lettered and quarantined jobs, newest first."""
+        s = settings(ctx)
+
+        async def go() -> None:
+            async with connect(s) as b:
+                items = await inspect.list_dead(b, 0, limit)
+            if as_json:
+                print_json({"items": items})
+                return
+            table = Table(
+                "job",
+                "agent",
+                "state",
+                "attempts",
+                "failures",
+                "worker",
+                "reason",
+                title=f"{len(items)} dead letters in {s.namespace}",
+                title_justify="left",
+            )
+            for j in items:
+                table.add_row(
+                    j.id,
+                    j.agent,
+                    styled(j.state),
+                    str(j.attempts),
+                    str(j.failures),
+                    escape(j.worker or "-"),
+                    escape(short(j.reason or j.error or "", 80)),
+                )
+            console.print(table)
+
+        run(go())
+
+    @dlq.command("retry")
+    def dlq_retry(ctx: typer.Context, job_id: Annotated[str, typer.Argument(metavar="JOB")]) -> None:
+        """Put a dead letter back in its queue (its task runs again)."""
+        s = settings(ctx)
+
+        async def go() -> None:
+            async with connect(s) as b:
+                await retry_dead(b, job_id, who=b.identity)
+
+        run(go())
+        console.print(f"job {job_id}: back in its queue")
+
+    @dlq.command("purge")
+    def dlq_purge(
+        ctx: typer.Context,
+        job_id: Annotated[str | None, typer.Argument(metavar="[JOB]", help="One job; default: all.")] = None,
+        yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    ) -> None:
+        """Mark dead letters handled (discarded: moved to cancelled, kept for the retention period)."""
+        s = settings(ctx)
+        if job_id is None and not yes and not typer.confirm(f"Discard every dead letter in {s.namespace}?"):
+            fail("not confirmed; nothing discarded", ExitCode.FAILURE)
+
+        async def go() -> int:
+            async with connect(s) as b:
+                ids = [job_id] if job_id else [j.id for j in await inspect.list_dead(b, 0, 1_000_000)]
+                for jid in ids:
+                    await discard_dead(b, jid, who=b.identity)
+                return len(ids)
+
+        console.print(f"discarded {run(go())} dead letter(s)")
+
+    return dlq
+
+
+def register(app: typer.Typer) -> None:
+    app.command("tasks")(tasks_cmd)
+    app.command("task")(task_cmd)
+    app.command("cancel")(cancel_cmd)
+    app.command("queues")(queues_cmd)
+    app.command("workers")(workers_cmd)
+    app.command("trace")(trace_cmd)
+    app.command("purge")(purge_cmd)
+    app.add_typer(dlq_app(), name="dlq")

@@ -1,0 +1,265 @@
+"""Follow a task live from the event stream: `hiveq watch`, `hiveq submit --wait` and `hiveq demo`.
+
+On a terminal: a rich progress bar per subtask. Elsewhere (pipes, CI logs): one line per
+transition, so a log shows who took what and when.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Annotated, Any, Protocol
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
+from rich.table import Table
+
+from hiveq.aggregate import task_view
+from hiveq.cli.common import ExitCode, connect, console, print_json, run, settings
+from hiveq.models import Event, JobRecord, TaskRecord
+from hiveq.queue import inspect
+from hiveq.queue.broker import Broker
+from hiveq.queue.events import job_history, last_event_id, read_events
+from hiveq.states import TERMINAL_TASK_STATUSES, JobState, TaskStatus
+
+STATE_STYLE = {
+    "succeeded": "green",
+    "active": "cyan",
+    "waiting": "yellow",
+    "blocked": "dim",
+    "delayed": "magenta",
+    "dead": "red",
+    "cancelled": "dim red",
+    "quarantined": "red",
+    "failed": "red",
+    "running": "cyan",
+    "queued": "yellow",
+}
+
+
+def styled(state: str) -> str:
+    return f"[{STATE_STYLE.get(state, 'white')}]{state}[/]"
+
+
+def clock(ms: int | None) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(ms / 1000)) + f".{ms % 1000:03d}" if ms else "-"
+
+
+@dataclass
+class Snapshot:
+    task: TaskRecord
+    jobs: list[JobRecord]
+
+    @property
+    def done(self) -> bool:
+        return self.task.status in TERMINAL_TASK_STATUSES
+
+    def label(self, job_id: str | None) -> str:
+        return (job_id or "").removeprefix(self.task.id + ".")
+
+
+async def snapshot(b: Broker, task_id: str) -> Snapshot:
+    task = await inspect.get_task(b, task_id)
+    return Snapshot(task, await inspect.get_jobs(b, task.job_ids))
+
+
+class View(Protocol):
+    def update(self, snap: Snapshot) -> None: ...
+    def event(self, snap: Snapshot, ev: Event) -> None: ...
+    def close(self) -> None: ...
+
+
+def who(ev: Event) -> str:
+    if not ev.worker:
+        return ""
+    where = f" ({ev.host} pid {ev.pid})" if ev.host else ""
+    return f"worker {ev.worker}{where}"
+
+
+class LineView:
+    """One line per event: readable in logs and pipes."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def update(self, snap: Snapshot) -> None:
+        pass
+
+    def event(self, snap: Snapshot, ev: Event) -> None:
+        c = self.console
+        if ev.type == "task":
+            c.print(f"{clock(ev.ts)}  task {ev.task}: {ev.frm or 'new'} -> {styled(ev.to or '?')}")
+        elif ev.type == "progress":
+            data = ev.data if isinstance(ev.data, dict) else {}
+            pct = int(float(data.get("progress", 0) or 0) * 100)
+            c.print(f"{clock(ev.ts)}  {snap.label(ev.job)}: {pct}% {escape(ev.reason or '')}".rstrip())
+        elif ev.job:
+            extra = f" attempt {ev.attempt}" if ev.attempt else ""
+            reason = f" - {escape(ev.reason)}" if ev.reason and ev.to != "active" else ""
+            c.print(
+                f"{clock(ev.ts)}  {snap.label(ev.job)}: {ev.frm or 'new'} -> {styled(ev.to or '?')}"
+                f" {who(ev)}{extra}{reason}".rstrip()
+            )
+
+    def close(self) -> None:
+        pass
+
+
+class BarsView:
+    """A live progress bar per subtask plus one for the whole task."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[state]}"),
+            TextColumn("[dim]{task.fields[who]}"),
+            console=console,
+            transient=False,
+        )
+        self.rows: dict[str, TaskID] = {}
+        self.ran_by: dict[str, str] = {}
+        self.progress.start()
+
+    def update(self, snap: Snapshot) -> None:
+        p = self.progress
+        if "" not in self.rows:
+            self.rows[""] = p.add_task(
+                f"[bold]{escape(snap.task.description[:40])}", total=1, state="", who=""
+            )
+        t = snap.task
+        p.update(
+            self.rows[""],
+            total=max(t.total, 1),
+            completed=t.succeeded,
+            state=styled(t.status),
+            who=f"{t.succeeded}/{t.total}",
+        )
+        for j in snap.jobs:
+            if j.id not in self.rows:
+                self.rows[j.id] = p.add_task(
+                    f"  {escape(j.subtask_id)}", total=1.0, state="", who=""
+                )
+            frac = 1.0 if j.state == JobState.SUCCEEDED else (j.progress or 0.0)
+            p.update(
+                self.rows[j.id],
+                completed=frac,
+                state=styled(j.state),
+                who=self.ran_by.get(j.id, j.worker or ""),
+            )
+
+    def event(self, snap: Snapshot, ev: Event) -> None:
+        if ev.job and ev.to == "active" and ev.worker:
+            self.ran_by[ev.job] = who(ev).removeprefix("worker ")
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+async def follow(b: Broker, task_id: str, console: Console, *, quiet: bool = False) -> Snapshot:
+    """Show the task until it finishes; returns its final state. Events drive the updates."""
+    after = await last_event_id(b)  # taken before the snapshot, so no transition is missed
+    snap = await snapshot(b, task_id)
+    view: View | None = None
+    if not quiet:
+        view = BarsView(console) if console.is_terminal else LineView(console)
+    try:
+        if view is not None:
+            view.update(snap)
+        while not snap.done:
+            after, events = await read_events(b, after, block_ms=1000, task_id=task_id)
+            for ev in events:
+                if view is not None:
+                    view.event(snap, ev)
+            snap = await snapshot(b, task_id)
+            if view is not None:
+                view.update(snap)
+    finally:
+        if view is not None:
+            view.close()
+    return snap
+
+
+def short(value: Any, width: int = 160) -> str:
+    """A one-line preview of a result: its summary/text field if it has one, else compact JSON."""
+    if isinstance(value, dict):
+        for key in ("summary", "text", "output", "content", "artifact", "result"):
+            if isinstance(value.get(key), str):
+                value = value[key]
+                break
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+async def custody(b: Broker, jobs: list[JobRecord]) -> dict[str, Event]:
+    """For each job, the event of its last claim: which worker, host, pid and connection ran it."""
+    out: dict[str, Event] = {}
+    for j in jobs:
+        claims = [e for e in await job_history(b, j.id) if e.to == "active" and e.worker]
+        if claims:
+            out[j.id] = claims[-1]
+    return out
+
+
+def render_summary(console: Console, snap: Snapshot, ran: dict[str, Event]) -> None:
+    t = snap.task
+    table = Table(title=f"Who ran what - task {t.id}", title_justify="left")
+    for col in ("subtask", "agent", "state", "attempts", "worker", "host", "pid", "took"):
+        table.add_column(col, justify="right" if col in ("attempts", "pid", "took") else "left")
+    for j in snap.jobs:
+        ev = ran.get(j.id)
+        took = f"{(j.finished_ms - j.started_ms) / 1000:.1f}s" if j.finished_ms and j.started_ms else "-"
+        table.add_row(
+            escape(j.subtask_id),
+            j.agent,
+            styled(j.state),
+            str(j.attempts),
+            escape(ev.worker or "") if ev else "-",
+            escape(ev.host or "") if ev else "-",
+            str(ev.pid) if ev and ev.pid else "-",
+            took,
+        )
+    console.print(table)
+    for j in snap.jobs:
+        if j.state == JobState.SUCCEEDED:
+            console.print(
+                f"[green]✔[/] [bold]{escape(j.title or j.subtask_id)}[/]: {escape(short(j.result))}"
+            )
+        elif j.error or j.reason:
+            console.print(
+                f"[red]✘[/] [bold]{escape(j.title or j.subtask_id)}[/]: {escape(j.reason or j.error or '')}"
+            )
+    took = f" in {(t.finished_ms - t.created_ms) / 1000:.1f}s" if t.finished_ms and t.created_ms else ""
+    console.print(f"task {t.id} {styled(t.status)}{took}: {t.succeeded}/{t.total} subtasks succeeded")
+
+
+async def finish(b: Broker, snap: Snapshot, console: Console, as_json: bool) -> int:
+    """Print the outcome (results and who ran what) and return the exit code."""
+    if as_json:
+        print_json(await task_view(b, snap.task.id))
+    else:
+        render_summary(console, snap, await custody(b, snap.jobs))
+    return ExitCode.OK if snap.task.status == TaskStatus.SUCCEEDED else ExitCode.FAILURE
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("watch")
+    def watch_cmd(
+        ctx: typer.Context,
+        task_id: Annotated[str, typer.Argument(metavar="TASK", help="The task id (from `hiveq submit`).")],
+        as_json: Annotated[bool, typer.Option("--json", help="Print only the final task as JSON.")] = False,
+    ) -> None:
+        """Follow a task live until it finishes; exit 0 if it succeeded, 1 if not."""
+        s = settings(ctx)
+
+        async def go() -> int:
+            async with connect(s) as b:
+                snap = await follow(b, task_id, console, quiet=as_json)
+                return await finish(b, snap, console, as_json)
+
+        raise typer.Exit(run(go()))

@@ -1,0 +1,389 @@
+"""The Python SDK: `Client` (sync) and `AsyncClient` over the HTTP API.
+
+Errors come back as hiveq's own exceptions (`NotFound`, `Conflict`, `ValidationFailed`, ...)
+rebuilt from the JSON error body, so SDK users handle the same classes as in-process code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel
+
+from hiveq.aggregate import TaskView
+from hiveq.api.schemas import (
+    CancelResponse,
+    DeadLetters,
+    Health,
+    JobAction,
+    JobHistory,
+    Queues,
+    SubmitResponse,
+    TaskList,
+    Workers,
+)
+from hiveq.errors import (
+    Conflict,
+    HiveqError,
+    NamespaceError,
+    NotFound,
+    PayloadTooLarge,
+    RedisUnavailable,
+    ValidationFailed,
+    WrongTypeError,
+)
+from hiveq.models import Event, JobRecord, SubtaskSpec
+from hiveq.queue.registry import WorkerInfo
+from hiveq.states import TERMINAL_TASK_STATUSES
+
+DEFAULT_URL = "http://127.0.0.1:8001"
+M = TypeVar("M", bound=BaseModel)
+
+
+class ApiError(HiveqError):
+    """An error answer without a more specific hiveq class (401, 415, 5xx)."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+        self.status_code = status
+        self.code = code
+        self.field = field
+        super().__init__(message)
+
+
+CLASSES: dict[str, type[HiveqError]] = {
+    "validation_failed": ValidationFailed,
+    "payload_too_large": PayloadTooLarge,
+    "not_found": NotFound,
+    "conflict": Conflict,
+    "namespace_error": NamespaceError,
+    "redis_unavailable": RedisUnavailable,
+    "wrong_type": WrongTypeError,
+}
+
+
+def rebuild_error(status: int, text: str) -> HiveqError:
+    """The exception an error response stands for, with the server's message as is."""
+    try:
+        err = json.loads(text)["error"]
+        code, message, fld = str(err["code"]), str(err["message"]), err.get("field")
+    except (ValueError, KeyError, TypeError):
+        return ApiError(status, "http_error", f"HTTP {status}: {text[:500]}")
+    cls = CLASSES.get(code)
+    if cls is None:
+        return ApiError(status, code, message, fld)
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, message)
+    exc.field = fld  # type: ignore[attr-defined]
+    if isinstance(exc, ValidationFailed):
+        exc.rule = message.removeprefix(f"{fld}: ")
+    if isinstance(exc, NotFound):
+        exc.kind = (fld or "").removesuffix("_id")
+        exc.ident = ""
+    return exc
+
+
+def task_body(
+    description: str,
+    priority: int,
+    planner: str | None,
+    metadata: dict[str, Any] | None,
+    subtasks: Sequence[SubtaskSpec | dict[str, Any]] | None,
+    agent: str | None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"description": description, "priority": priority}
+    if planner is not None:
+        body["planner"] = planner
+    if metadata:
+        body["metadata"] = metadata
+    if agent is not None:
+        body["agent"] = agent
+    if subtasks is not None:
+        body["subtasks"] = [
+            s.model_dump(exclude_none=True) if isinstance(s, SubtaskSpec) else s for s in subtasks
+        ]
+    return body
+
+
+@dataclass
+class SSEParser:
+    """Turns `text/event-stream` lines into Events (comments and retry hints are skipped)."""
+
+    fields: dict[str, str] = field(default_factory=dict)
+
+    def feed(self, line: str) -> Event | None:
+        if line == "":
+            f, self.fields = self.fields, {}
+            if "data" not in f:
+                return None
+            if f.get("event") == "error":
+                raise ApiError(503, "stream_error", json.loads(f["data"]).get("message", f["data"]))
+            return Event.model_validate({**json.loads(f["data"]), "id": f.get("id", "")})
+        if line.startswith(":"):
+            return None
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        self.fields[name] = (
+            self.fields[name] + "\n" + value if name == "data" and name in self.fields else value
+        )
+        return None
+
+
+def parse_events(lines: Iterable[str]) -> Iterator[Event]:
+    parser = SSEParser()
+    for line in lines:
+        ev = parser.feed(line)
+        if ev is not None:
+            yield ev
+
+
+def is_done(ev: Event, task_id: str) -> bool:
+    return ev.type == "task" and ev.task == task_id and ev.to in TERMINAL_TASK_STATUSES
+
+
+def _headers(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def _events_path(task_id: str | None) -> str:
+    return f"/tasks/{task_id}/events" if task_id else "/events"
+
+
+def _check(resp: httpx.Response) -> httpx.Response:
+    if resp.status_code >= 400:
+        raise rebuild_error(resp.status_code, resp.text)
+    return resp
+
+
+class Client:
+    """Synchronous client. `Client("http://host:8001", token="...")`."""
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.http = httpx.Client(
+            base_url=base_url, headers=_headers(token), timeout=timeout, transport=transport
+        )
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _get(self, model: type[M], path: str, **params: Any) -> M:
+        resp = _check(self.http.get(path, params={k: v for k, v in params.items() if v is not None}))
+        return model.model_validate(resp.json())
+
+    def _post(self, model: type[M], path: str) -> M:
+        return model.model_validate(_check(self.http.post(path)).json())
+
+    def submit(
+        self,
+        description: str,
+        *,
+        priority: int = 5,
+        planner: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        subtasks: Sequence[SubtaskSpec | dict[str, Any]] | None = None,
+        agent: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> SubmitResponse:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        body = task_body(description, priority, planner, metadata, subtasks, agent)
+        return SubmitResponse.model_validate(
+            _check(self.http.post("/tasks", json=body, headers=headers)).json()
+        )
+
+    def get_task(self, task_id: str) -> TaskView:
+        return self._get(TaskView, f"/tasks/{task_id}")
+
+    def list_tasks(self, status: str | None = None, offset: int = 0, limit: int = 50) -> TaskList:
+        return self._get(TaskList, "/tasks", status=status, offset=offset, limit=limit)
+
+    def cancel_task(self, task_id: str) -> CancelResponse:
+        return self._post(CancelResponse, f"/tasks/{task_id}/cancel")
+
+    def events(self, task_id: str | None = None, after: str | None = None) -> Iterator[Event]:
+        """Live events (of one task, from its creation; or of the namespace, from now)."""
+        params = {"after": after} if after else {}
+        with self.http.stream(
+            "GET", _events_path(task_id), params=params, timeout=httpx.Timeout(30, read=None)
+        ) as r:
+            if r.status_code >= 400:
+                r.read()
+                _check(r)
+            yield from parse_events(r.iter_lines())
+
+    def wait(self, task_id: str, timeout: float = 300.0) -> TaskView:
+        """Block until the task finishes (via its event stream); raises TimeoutError."""
+        deadline = time.monotonic() + timeout
+        view = self.get_task(task_id)
+        if view.status in TERMINAL_TASK_STATUSES:
+            return view
+        stream = self.events(task_id)
+        try:
+            for ev in stream:
+                if is_done(ev, task_id):
+                    return self.get_task(task_id)
+                if time.monotonic() > deadline:
+                    break
+        finally:
+            stream.close()  # type: ignore[attr-defined]
+        raise TimeoutError(f"task {task_id!r} did not finish within {timeout} s")
+
+    def job(self, job_id: str) -> JobRecord:
+        return self._get(JobRecord, f"/jobs/{job_id}")
+
+    def job_history(self, job_id: str) -> list[Event]:
+        return self._get(JobHistory, f"/jobs/{job_id}/history").events
+
+    def dlq(self, offset: int = 0, limit: int = 50) -> list[JobRecord]:
+        return self._get(DeadLetters, "/dlq", offset=offset, limit=limit).items
+
+    def retry_dead(self, job_id: str) -> JobAction:
+        return self._post(JobAction, f"/dlq/{job_id}/retry")
+
+    def discard_dead(self, job_id: str) -> JobAction:
+        return self._post(JobAction, f"/dlq/{job_id}/discard")
+
+    def queues(self) -> Queues:
+        return self._get(Queues, "/queues")
+
+    def workers(self) -> list[WorkerInfo]:
+        return self._get(Workers, "/workers").workers
+
+    def health(self) -> Health:
+        """The health answer, also when Redis is down (status 'unavailable')."""
+        resp = self.http.get("/health")
+        if resp.status_code not in (200, 503):
+            _check(resp)
+        return Health.model_validate(resp.json())
+
+
+class AsyncClient:
+    """The same calls as `Client`, awaited. `async with AsyncClient(...) as c: ...`."""
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.http = httpx.AsyncClient(
+            base_url=base_url, headers=_headers(token), timeout=timeout, transport=transport
+        )
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def _get(self, model: type[M], path: str, **params: Any) -> M:
+        resp = _check(await self.http.get(path, params={k: v for k, v in params.items() if v is not None}))
+        return model.model_validate(resp.json())
+
+    async def _post(self, model: type[M], path: str) -> M:
+        return model.model_validate(_check(await self.http.post(path)).json())
+
+    async def submit(
+        self,
+        description: str,
+        *,
+        priority: int = 5,
+        planner: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        subtasks: Sequence[SubtaskSpec | dict[str, Any]] | None = None,
+        agent: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> SubmitResponse:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        body = task_body(description, priority, planner, metadata, subtasks, agent)
+        resp = _check(await self.http.post("/tasks", json=body, headers=headers))
+        return SubmitResponse.model_validate(resp.json())
+
+    async def get_task(self, task_id: str) -> TaskView:
+        return await self._get(TaskView, f"/tasks/{task_id}")
+
+    async def list_tasks(self, status: str | None = None, offset: int = 0, limit: int = 50) -> TaskList:
+        return await self._get(TaskList, "/tasks", status=status, offset=offset, limit=limit)
+
+    async def cancel_task(self, task_id: str) -> CancelResponse:
+        return await self._post(CancelResponse, f"/tasks/{task_id}/cancel")
+
+    async def events(self, task_id: str | None = None, after: str | None = None) -> AsyncIterator[Event]:
+        params = {"after": after} if after else {}
+        timeout = httpx.Timeout(30, read=None)
+        async with self.http.stream("GET", _events_path(task_id), params=params, timeout=timeout) as r:
+            if r.status_code >= 400:
+                await r.aread()
+                _check(r)
+            parser = SSEParser()
+            async for line in r.aiter_lines():
+                ev = parser.feed(line)
+                if ev is not None:
+                    yield ev
+
+    async def wait(self, task_id: str, timeout: float = 300.0) -> TaskView:  # noqa: ASYNC109 (same API as Client)
+        """Wait until the task finishes (via its event stream); raises TimeoutError."""
+        view = await self.get_task(task_id)
+        if view.status in TERMINAL_TASK_STATUSES:
+            return view
+        try:
+            async with asyncio.timeout(timeout):
+                stream = self.events(task_id)
+                try:
+                    async for ev in stream:
+                        if is_done(ev, task_id):
+                            break
+                finally:
+                    await stream.aclose()  # type: ignore[attr-defined]
+        except TimeoutError:
+            raise TimeoutError(f"task {task_id!r} did not finish within {timeout} s") from None
+        return await self.get_task(task_id)
+
+    async def job(self, job_id: str) -> JobRecord:
+        return await self._get(JobRecord, f"/jobs/{job_id}")
+
+    async def job_history(self, job_id: str) -> list[Event]:
+        return (await self._get(JobHistory, f"/jobs/{job_id}/history")).events
+
+    async def dlq(self, offset: int = 0, limit: int = 50) -> list[JobRecord]:
+        return (await self._get(DeadLetters, "/dlq", offset=offset, limit=limit)).items
+
+    async def retry_dead(self, job_id: str) -> JobAction:
+        return await self._post(JobAction, f"/dlq/{job_id}/retry")
+
+    async def discard_dead(self, job_id: str) -> JobAction:
+        return await self._post(JobAction, f"/dlq/{job_id}/discard")
+
+    async def queues(self) -> Queues:
+        return await self._get(Queues, "/queues")
+
+    async def workers(self) -> list[WorkerInfo]:
+        return (await self._get(Workers, "/workers")).workers
+
+    async def health(self) -> Health:
+        resp = await self.http.get("/health")
+        if resp.status_code not in (200, 503):
+            _check(resp)
+        return Health.model_validate(resp.json())

@@ -1,0 +1,140 @@
+"""`run_doctor`: every check that explains a vanished or stuck job, each with a verdict, the
+evidence and the fix. One call for the CLI (`hiveq doctor`), the API (`GET /doctor`) and code.
+
+Order matters: the connection first (nothing else can run without it), then the MONITOR sample
+(so CLIENT LIST, read right after, can name the addresses it saw), then the rest.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+
+from redis import exceptions as rex
+
+from hiveq.diagnose.consumers import consumers_check, list_clients, sample_check
+from hiveq.diagnose.monitor import sample_monitor
+from hiveq.diagnose.report import Check, DoctorReport, fail, ok, warn, when
+from hiveq.diagnose.settings_check import settings_checks
+from hiveq.diagnose.shared import namespace_check, shared_check, wrong_type_check
+from hiveq.diagnose.workers_check import liveness, worker_checks
+from hiveq.errors import HiveqError, RedisUnavailable
+from hiveq.queue.audit import Misplaced, audit
+from hiveq.queue.broker import Broker
+
+LATENCY_WARN_MS = 50.0
+PINGS = 5
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for evidence a user may paste somewhere."""
+    if "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+
+
+async def connection_check(b: Broker) -> Check:
+    name = "connection"
+    url = _redacted(b.settings.redis_url)
+    fix = "Check that Redis runs at REDIS_URL, that host and port are reachable, and the user/password."
+    rtts = []
+    try:
+        for _ in range(PINGS):
+            t0 = time.perf_counter()
+            await b.redis.ping()
+            rtts.append((time.perf_counter() - t0) * 1000)
+    except rex.AuthenticationError as exc:
+        return fail(name, f"Redis at {url} refused the credentials ({exc})", fix=fix)
+    except rex.ResponseError as exc:  # NOAUTH / WRONGPASS on servers that answer before AUTH
+        return fail(name, f"Redis at {url} refused the connection ({exc})", fix=fix)
+    except (rex.ConnectionError, rex.TimeoutError, OSError) as exc:
+        return fail(name, f"Redis at {url} is unreachable ({exc or type(exc).__name__})", fix=fix)
+    med = statistics.median(rtts[1:] or rtts)  # the first ping pays for connecting
+    evidence = [f"round trips: {', '.join(f'{r:.2f}' for r in rtts)} ms", f"url={url}"]
+    if med > LATENCY_WARN_MS:
+        return warn(name, f"round trip {med:.1f} ms: every claim and completion pays this", evidence,
+                    fix="Run workers close to Redis (same region/network).")
+    return ok(name, f"Redis at {url} answers in {med:.2f} ms", evidence)
+
+
+def _vanished_line(m: Misplaced) -> str:
+    ev = m.last_event
+    last = "no custody event recorded"
+    if ev is not None:
+        who = ev.worker or ev.client or ""
+        last = f"last custody event {when(ev.ts)}: {ev.frm or '?'} -> {ev.to or '?'}"
+        last += f" by {who}" if who else ""
+        if ev.reason:
+            last += f" ({ev.reason})"
+    return f"{m.job_id}: record says {m.state or '(record gone)'}, found in no place; {last}"
+
+
+async def audit_check(b: Broker) -> Check:
+    name = "vanished jobs"
+    rep = await audit(b)
+    if rep.ok:
+        return ok(name, f"all {rep.total} jobs accounted for, each in exactly one place",
+                  {k: v for k, v in rep.by_place.items() if v})
+    evidence = [_vanished_line(m) for m in rep.vanished[:100]]
+    evidence += [f"{m.job_id}: in several places at once: {', '.join(m.places)}" for m in rep.duplicated[:50]]
+    evidence += [f"{j}: in one of our sets but never enqueued by hiveq" for j in rep.strays[:50]]
+    parts = [f"{len(rep.vanished)} vanished" if rep.vanished else "",
+             f"{len(rep.duplicated)} in several places" if rep.duplicated else "",
+             f"{len(rep.strays)} foreign member(s)" if rep.strays else ""]
+    return fail(
+        name,
+        f"conservation broken: {', '.join(p for p in parts if p)} of {rep.total} jobs — something "
+        "outside hiveq took or wrote them (a foreign pop, DEL, script or eviction)",
+        evidence,
+        fix="Find the culprit under 'foreign consumers' (run `hiveq doctor --sample 5` to catch it in "
+        "the act) and stop it, check the eviction policy, then resubmit the affected tasks.",
+    )
+
+
+async def _guarded(name: str, make: Callable[[], Awaitable[list[Check]]]) -> list[Check]:
+    """Run one group of checks; a refusal or error becomes a check, never a traceback."""
+    try:
+        return await make()
+    except RedisUnavailable as exc:
+        return [fail(name, str(exc), fix="Check that Redis is running and reachable.")]
+    except (rex.NoPermissionError, rex.ResponseError) as exc:
+        return [warn(name, f"could not run: the server refused ({exc})",
+                     fix="Run the doctor as a Redis user allowed read commands, INFO, CLIENT and MONITOR.")]
+    except HiveqError as exc:
+        return [fail(name, str(exc))]
+
+
+async def run_doctor(b: Broker, *, sample_s: float = 0, remember: bool = True) -> DoctorReport:
+    """Run every check against `b`'s namespace. `sample_s` > 0 adds a bounded MONITOR sample;
+    `remember` stores the dead-letter count so the next run can report its growth."""
+    t0 = time.monotonic()
+    checks = [await connection_check(b)]
+    if checks[0].verdict != "fail":
+        checks += await _guarded("namespace", lambda: _one(namespace_check(b)))
+        sample = None
+        if sample_s > 0:
+            name = b.keys.client_name("doctor-monitor", str(os.getpid()))
+            sample = await sample_monitor(b.settings.redis_url, b.keys, sample_s, name)
+        lv = await liveness(b)
+        clients, error = await list_clients(b)
+        checks.append(consumers_check(b, clients, error, lv.addresses, sample))
+        if sample is not None:
+            checks.append(sample_check(sample, clients, b, lv.addresses))
+        checks += await _guarded("vanished jobs", lambda: _one(audit_check(b)))
+        checks += await _guarded("shared redis", lambda: _one(shared_check(b)))
+        checks += await _guarded("key types", lambda: _one(wrong_type_check(b)))
+        checks += await _guarded("redis settings", lambda: settings_checks(b))
+        checks += await _guarded("workers", lambda: worker_checks(b, lv, remember=remember))
+    return DoctorReport(
+        namespace=b.keys.prefix,
+        redis_url=_redacted(b.settings.redis_url),
+        checks=checks,
+        took_ms=int((time.monotonic() - t0) * 1000),
+    )
+
+
+async def _one(check: Awaitable[Check]) -> list[Check]:
+    return [await check]

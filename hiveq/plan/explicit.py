@@ -1,0 +1,20 @@
+"""The explicit planner: the client sends the subtasks itself; we only validate the graph."""
+
+from __future__ import annotations
+
+from hiveq.errors import ValidationFailed
+from hiveq.graph import validate_graph
+from hiveq.plan.planner import Plan, TaskRequest
+from hiveq.settings import Settings
+
+
+class ExplicitPlanner:
+    name = "explicit"
+
+    async def plan(self, request: TaskRequest, settings: Settings) -> Plan:
+        if not request.subtasks:
+            raise ValidationFailed(
+                "subtasks", "the explicit planner needs a non-empty list of subtasks (id, agent, depends_on)"
+            )
+        validate_graph(request.subtasks, settings.max_subtasks)
+        return Plan(planner="explicit", subtasks=list(request.subtasks))

@@ -1,0 +1,65 @@
+"""backoff: how a worker lives through a Redis outage.
+
+Every loop of the worker (claim, flush, heartbeat, maintain) reports success or a
+`RedisUnavailable` to one shared `Link`. The link logs exactly one line when Redis is lost and
+one when it is back, and hands out growing, jittered delays so that the loops retry without
+hammering a restarting server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+
+
+class Backoff:
+    """Exponential delays with full jitter: base, 2*base, ... capped at `cap`."""
+
+    def __init__(self, base: float = 0.05, cap: float = 2.0) -> None:
+        self.base = base
+        self.cap = cap
+        self.attempt = 0
+
+    def next_delay(self) -> float:
+        delay = min(self.cap, self.base * 2.0**self.attempt)
+        self.attempt = min(self.attempt + 1, 30)
+        return delay * (0.5 + random.random() / 2)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+    async def sleep(self) -> None:
+        await asyncio.sleep(self.next_delay())
+
+
+class Link:
+    """The worker's view of its Redis connection: up or down, with one log line per change."""
+
+    def __init__(self, logger: logging.Logger | logging.LoggerAdapter[logging.Logger], url: str) -> None:
+        self.log = logger
+        self.url = url
+        self.down_since: float | None = None
+        self.generation = 0  # +1 on every restore, so loops can tell "since Redis came back"
+        self.outages = 0
+
+    @property
+    def up(self) -> bool:
+        return self.down_since is None
+
+    def lost(self, reason: str) -> None:
+        if self.down_since is None:
+            self.down_since = time.monotonic()
+            self.outages += 1
+            self.log.warning(
+                "Redis lost at %s (%s); running jobs continue, their results are kept and "
+                "recorded when it is back; reconnecting with backoff", self.url, reason,
+            )
+
+    def restored(self) -> None:
+        if self.down_since is not None:
+            took = time.monotonic() - self.down_since
+            self.down_since = None
+            self.generation += 1
+            self.log.warning("Redis restored at %s after %.1f s; resuming", self.url, took)

@@ -1,0 +1,91 @@
+"""execute: run one job's agent with its context, under its timeout, and say how it ended.
+
+The outcome is data (`Outcome`), never an exception, so the loop can batch completions and
+failures. Errors are turned into sentences a user can read in the job record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from hiveq.agents.registry import AgentContext, AgentSpec, FatalError
+from hiveq.codec import dumps_bounded
+from hiveq.errors import HiveqError
+from hiveq.models import ClaimedJob
+
+
+class Ending(Enum):
+    OK = "ok"
+    FAILED = "failed"  # retried by the engine's policy (or dead-lettered when fatal/at the limit)
+    QUARANTINE = "quarantine"  # the worker cannot run it at all: undecodable input, unknown agent
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ending: Ending
+    result: Any = None
+    error: str = ""
+    fatal: bool = False
+
+
+def precheck(job: ClaimedJob, spec: AgentSpec | None, worker_id: str) -> Outcome | None:
+    """Jobs this worker must not run: kept in quarantine with the reason, never dropped."""
+    if job.raw_input is not None:
+        return Outcome(
+            Ending.QUARANTINE,
+            error=f"input of job {job.id} is not valid JSON ({job.raw_input[:80]!r}); it was written "
+            "by something other than hiveq's enqueue. Fix the input and retry it from the dead letters",
+        )
+    if spec is None:
+        return Outcome(
+            Ending.QUARANTINE,
+            error=f"worker {worker_id} has no agent {job.agent!r}; register it with @agent({job.agent!r}) "
+            "in a module loaded with --module, then retry the job",
+        )
+    return None
+
+
+def effective_timeout(job: ClaimedJob, spec: AgentSpec) -> float:
+    if spec.timeout_s is not None:
+        return min(spec.timeout_s, job.timeout_s)
+    return job.timeout_s
+
+
+async def execute(
+    job: ClaimedJob, spec: AgentSpec, ctx: AgentContext, executor: Executor | None, max_result_bytes: int
+) -> Outcome:
+    """Run the agent. Cancellation (lease lost, shutdown) propagates as CancelledError."""
+    timeout = effective_timeout(job, spec)
+    try:
+        async with asyncio.timeout(timeout):
+            if spec.is_async:
+                result = await spec.fn(ctx)
+            else:
+                loop = asyncio.get_running_loop()
+                result = await loop.run_in_executor(executor, functools.partial(spec.fn, ctx))
+    except TimeoutError:
+        ctx.cancelled.set()  # a cooperative sync agent still running in its thread stops now
+        return Outcome(
+            Ending.FAILED,
+            error=f"timed out after {timeout:g} s (agent {job.agent!r}, attempt {job.attempt}); raise the "
+            "subtask's timeout_s or HIVEQ_JOB_TIMEOUT if the work needs longer",
+        )
+    except asyncio.CancelledError:
+        ctx.cancelled.set()
+        raise
+    except FatalError as exc:
+        return Outcome(Ending.FAILED, error=f"{exc}", fatal=True)
+    except Exception as exc:
+        ctx.logger.warning("agent raised %s: %s", type(exc).__name__, exc, exc_info=True)
+        return Outcome(Ending.FAILED, error=f"{type(exc).__name__}: {exc}")
+    try:
+        dumps_bounded(result, f"result of job {job.id}", max_result_bytes)
+    except HiveqError as exc:
+        error = f"agent {job.agent!r} returned an unusable result: {exc}"
+        return Outcome(Ending.FAILED, error=error, fatal=True)
+    return Outcome(Ending.OK, result=result)

@@ -1,0 +1,412 @@
+"""loop: one worker process's asyncio loop.
+
+Four concurrent loops share one `Worker`:
+- claim: leases as many jobs as there are free slots in ONE claim call, starts them, and waits
+  for work on a dedicated connection (BZPOPMIN on wake markers, no polling) when the queues are
+  empty;
+- flush: records finished jobs in batches (one `complete` + one `fail` call per batch);
+- heartbeat: extends every held lease in one call each `heartbeat_s`, stops agents whose lease
+  was lost (task cancelled, lease reclaimed), re-registers if the worker record was reaped;
+- maintain: promotes due retries and reclaims dead workers' leases every `reap_interval_s`.
+On stop, claiming ends, running jobs get `shutdown_grace_s`, the rest are handed back at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from hiveq.agents.registry import AgentContext, AgentSpec, get_agent
+from hiveq.errors import Code, HiveqError, RedisUnavailable
+from hiveq.logs import ContextAdapter, bound_logger
+from hiveq.models import ClaimedJob
+from hiveq.queue import fetch, heartbeat, maintain, registry, release, retry
+from hiveq.queue.broker import Broker
+from hiveq.queue.complete import complete
+from hiveq.settings import Settings
+from hiveq.worker.backoff import Backoff, Link
+from hiveq.worker.execute import Outcome, execute, precheck
+from hiveq.worker.outbox import Batch, Outbox
+
+IDLE_WAIT_S = 5.0  # a safety net only: enqueue/requeue/promote always set a wake marker
+# Two claim loops overlap Redis and Python: one decodes and starts its jobs while Redis serves the
+# other's claim. Each claims at most half the slots, so both get work under load.
+CLAIMERS_FROM = 8  # slots at which a second claim loop pays off
+
+
+@dataclass
+class Running:
+    job: ClaimedJob
+    ctx: AgentContext
+    task: asyncio.Task[None] | None = None
+    abandoned: bool = False  # lease lost or handed back: its outcome is not recorded
+
+
+class Worker:
+    def __init__(
+        self, settings: Settings, agents: list[str], concurrency: int, worker_id: str, stop: asyncio.Event
+    ) -> None:
+        self.settings = settings
+        self.agents = agents
+        self.specs: dict[str, AgentSpec | None] = {a: get_agent(a) for a in agents}
+        self.concurrency = concurrency
+        self.id = worker_id
+        self.stop = stop
+        self.log: ContextAdapter = bound_logger("hiveq.worker", worker_id=worker_id)
+        self.link = Link(self.log, settings.redis_url)
+        self.running: dict[str, Running] = {}
+        self.outbox = Outbox()
+        self.claimers = 2 if concurrency >= CLAIMERS_FROM else 1
+        self.slot_events = [asyncio.Event() for _ in range(self.claimers)]
+        self.reserved = 0  # slots asked for by claims in flight
+        self.resources: dict[str, Any] = {}
+        self.executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="hiveq-agent")
+        self.hb_generation = 0
+        self.processed = 0
+        self._b: Broker | None = None
+        self._wait_conns: list[Redis] = []
+
+    @property
+    def b(self) -> Broker:
+        assert self._b is not None, "worker not connected"
+        return self._b
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def run(self) -> None:
+        if not await self._connect():
+            return
+        bg = [
+            asyncio.create_task(self._heartbeat_loop(), name="hiveq-heartbeat"),
+            asyncio.create_task(self._maintain_loop(), name="hiveq-maintain"),
+            asyncio.create_task(self._flush_loop(), name="hiveq-flush"),
+        ]
+        try:
+            await asyncio.gather(*(self._claim_loop(i) for i in range(self.claimers)))
+            await self._drain()
+        finally:
+            for t in bg:
+                t.cancel()
+            await asyncio.gather(*bg, return_exceptions=True)
+            await self._final_flush()
+            await self._leave()
+
+    async def _connect(self) -> bool:
+        """Connect and register; while Redis is unreachable, retry with backoff until stopped."""
+        backoff = Backoff(cap=5.0)
+        while not self.stop.is_set():
+            try:
+                self._b = await Broker.connect(self.settings, role="worker", ident=self.id)
+                await registry.register_worker(self.b, self.id, self.agents, self.concurrency)
+            except RedisUnavailable as exc:
+                if self._b is not None:
+                    await self._b.close()
+                    self._b = None
+                self.link.lost(str(exc))
+                await self._sleep_or_stop(backoff.next_delay())
+                continue
+            self.link.restored()
+            keys = self.b.keys
+            self._wait_conns = [
+                Redis.from_url(
+                    self.settings.redis_url,
+                    decode_responses=True,
+                    client_name=keys.client_name(f"worker-wait{i}", self.id),
+                    socket_connect_timeout=2.0,
+                    max_connections=1,
+                )
+                for i in range(self.claimers)
+            ]
+            self.log.info(
+                "worker started: agents=%s concurrency=%d namespace=%s",
+                ",".join(self.agents), self.concurrency, self.settings.namespace,
+            )
+            return True
+        return False
+
+    async def _leave(self) -> None:
+        if self._b is not None:
+            try:
+                await registry.deregister_worker(self.b, self.id, "stopped")
+            except (RedisUnavailable, RedisError) as exc:
+                self.log.warning("could not deregister (%s); the record expires with its heartbeat", exc)
+            await self.b.close()
+        for conn in self._wait_conns:
+            await conn.aclose()
+        for res in self.resources.values():  # agents' per-worker clients (e.g. llm's HTTP client)
+            closer = getattr(res, "aclose", None)
+            if closer is not None:
+                with contextlib.suppress(Exception):
+                    await closer()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.log.info("worker stopped after %d jobs", self.processed)
+
+    async def _sleep_or_stop(self, delay: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop.wait(), delay)
+
+    # -- claim ---------------------------------------------------------------------------------
+    async def _claim_loop(self, n: int) -> None:
+        backoff = Backoff()
+        slot_freed = self.slot_events[n]
+        share = -(-self.concurrency // self.claimers)
+        while not self.stop.is_set():
+            slot_freed.clear()
+            want = min(share, self.concurrency - len(self.running) - self.reserved)
+            if want <= 0:
+                await self._wait_event(slot_freed)
+                continue
+            self.reserved += want
+            try:
+                try:
+                    jobs = await fetch.claim(self.b, self.id, self.agents, want)
+                finally:
+                    self.reserved -= want
+                for job in jobs:
+                    self._start(job)
+                if len(jobs) < want:
+                    await self._wait_for_work(self._wait_conns[n])
+            except RedisUnavailable as exc:
+                self.link.lost(str(exc))
+                await self._sleep_or_stop(backoff.next_delay())
+                continue
+            backoff.reset()
+            self.link.restored()
+
+    async def _wait_event(self, event: asyncio.Event) -> None:
+        """Wait for `event` or for stop, whichever comes first."""
+        if event.is_set() or self.stop.is_set():
+            return
+        waiters = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(self.stop.wait())]
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for w in waiters:
+            w.cancel()
+
+    async def _wait_for_work(self, conn: Redis) -> None:
+        wait = asyncio.ensure_future(fetch.wait_for_work(self.b, self.agents, IDLE_WAIT_S, conn=conn))
+        stop = asyncio.ensure_future(self.stop.wait())
+        await asyncio.wait([wait, stop], return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if not wait.done():
+            wait.cancel()
+            with contextlib.suppress(asyncio.CancelledError, RedisUnavailable):
+                await wait
+            return
+        wait.result()
+
+    def _start(self, job: ClaimedJob) -> None:
+        spec = self.specs.get(job.agent)
+        early = precheck(job, spec, self.id)
+        if early is not None or spec is None:
+            assert early is not None
+            self.outbox.add(job, early)
+            return
+        log = self.log.bind(task_id=job.task_id, job_id=job.id, agent=job.agent, attempt=job.attempt)
+        ctx = AgentContext(
+            job_id=job.id,
+            task_id=job.task_id,
+            subtask_id=job.subtask_id,
+            agent=job.agent,
+            input=job.input,
+            description=job.description,
+            metadata=job.metadata,
+            dependency_results=job.dependency_results,
+            attempt=job.attempt,
+            logger=log,
+            settings=self.settings,
+            resources=self.resources,
+            _progress=self._progress_fn(job),
+            _loop=asyncio.get_running_loop(),
+        )
+        r = Running(job, ctx)
+        self.running[job.id] = r
+        r.task = asyncio.create_task(self._run(r, spec))
+
+    async def _run(self, r: Running, spec: AgentSpec) -> None:
+        job = r.job
+        outcome: Outcome | None = None
+        try:
+            outcome = await execute(job, spec, r.ctx, self.executor, self.settings.max_payload_bytes)
+        except asyncio.CancelledError:
+            outcome = None
+        finally:
+            if self.running.get(job.id) is r:
+                del self.running[job.id]
+            self.slot_freed.set()
+        if outcome is not None and not r.abandoned:
+            self.outbox.add(job, outcome)
+
+    def _progress_fn(self, job: ClaimedJob) -> Any:
+        async def report(fraction: float, message: str) -> None:
+            try:
+                code = await heartbeat.progress(self.b, self.id, job.id, job.token, fraction, message)
+            except RedisUnavailable as exc:
+                self.link.lost(str(exc))
+                return
+            if code == Code.STALE_TOKEN and job.id in self.running:
+                self._lose(job.id, "progress report refused: lease no longer held")
+
+        return report
+
+    # -- flush ---------------------------------------------------------------------------------
+    async def _flush_loop(self) -> None:
+        backoff = Backoff()
+        while True:
+            await self.outbox.ready.wait()
+            await asyncio.sleep(0)  # outcomes finishing in this same turn join the batch
+            batch = self.outbox.take()
+            if not len(batch):
+                continue
+            try:
+                await self._send(batch)
+            except RedisUnavailable as exc:
+                self.outbox.put_back(batch)
+                self.link.lost(str(exc))
+                await asyncio.sleep(backoff.next_delay())
+                continue
+            self.outbox.sent()
+            backoff.reset()
+            self.link.restored()
+
+    async def _send(self, batch: Batch) -> None:
+        """Record one batch. Each part is removed from `batch` once sent, so a retry resends only
+        the rest (a part that reached Redis before the connection dropped answers STALE)."""
+        try:
+            if batch.done:
+                codes = await complete(self.b, self.id, batch.done)
+                self._report_stale([j for j, _, _ in batch.done], codes, "result")
+                self.processed += len(batch.done)
+                batch.done = []
+            if batch.failed:
+                codes = await retry.fail(self.b, self.id, batch.failed)
+                self._report_stale([f.job_id for f in batch.failed], codes, "failure")
+                self.processed += len(batch.failed)
+                batch.failed = []
+            while batch.quarantined:
+                job_id, token, reason = batch.quarantined[0]
+                code = await retry.quarantine(self.b, self.id, job_id, token, reason)
+                self._report_stale([job_id], [code], "quarantine")
+                self.log.bind(job_id=job_id).warning("job quarantined: %s", reason)
+                batch.quarantined.pop(0)
+        except (HiveqError, RedisError) as exc:
+            if isinstance(exc, RedisUnavailable):
+                raise
+            ids = sorted(batch.leases())
+            self.log.error(
+                "could not record %d job outcomes (%s); their leases will expire and the jobs run "
+                "again: %s", len(ids), exc, ", ".join(ids[:20]),
+            )
+
+    def _report_stale(self, ids: list[str], codes: list[Code], what: str) -> None:
+        for job_id, code in zip(ids, codes, strict=True):
+            if code != Code.OK:
+                self.log.bind(job_id=job_id).warning(
+                    "%s not recorded (%s): this worker no longer holds the lease (it expired and was "
+                    "reclaimed, the task was cancelled, or it was already recorded before a dropped "
+                    "connection); the job is not counted twice", what, code.name.lower(),
+                )
+
+    async def _final_flush(self) -> None:
+        """On the way out: record what finished. If Redis stays away, the leases expire instead."""
+        deadline = time.monotonic() + max(5.0, self.settings.lease_s)
+        backoff = Backoff()
+        while len(self.outbox.pending) and time.monotonic() < deadline:
+            batch = self.outbox.take()
+            try:
+                await self._send(batch)
+                self.outbox.sent()
+            except RedisUnavailable as exc:
+                self.outbox.put_back(batch)
+                self.link.lost(str(exc))
+                await asyncio.sleep(backoff.next_delay())
+        if len(self.outbox.pending):
+            self.log.error(
+                "Redis did not come back: %d finished jobs were not recorded; they run again when "
+                "their leases expire", len(self.outbox.pending),
+            )
+
+    # -- heartbeat -----------------------------------------------------------------------------
+    async def _heartbeat_loop(self) -> None:
+        backoff = Backoff(cap=self.settings.heartbeat_s)
+        delay = self.settings.heartbeat_s
+        while True:
+            await asyncio.sleep(delay)
+            delay = self.settings.heartbeat_s
+            leases = {jid: r.job.token for jid, r in self.running.items() if not r.abandoned}
+            leases.update(self.outbox.leases())
+            try:
+                beat = await heartbeat.heartbeat(self.b, self.id, leases, len(self.running))
+                if not beat.registered:
+                    self.log.warning("this worker's record was reaped (missed heartbeats); registering again")
+                    await registry.register_worker(self.b, self.id, self.agents, self.concurrency)
+            except RedisUnavailable as exc:
+                self.link.lost(str(exc))
+                delay = backoff.next_delay()
+                continue
+            backoff.reset()
+            self.link.restored()
+            self.hb_generation = self.link.generation
+            for job_id in beat.lost:
+                if job_id in self.running:
+                    self._lose(job_id, "lease lost: the task was cancelled or the lease was reclaimed")
+
+    def _lose(self, job_id: str, why: str) -> None:
+        r = self.running.pop(job_id, None)
+        if r is None:
+            return
+        r.abandoned = True
+        r.ctx.cancelled.set()
+        if r.task is not None:
+            r.task.cancel()
+        self.slot_freed.set()
+        r.ctx.logger.warning("%s; stopping the agent, its result will not be recorded", why)
+
+    # -- maintain ------------------------------------------------------------------------------
+    async def _maintain_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.reap_interval_s)
+            # After an outage, reap only once our own leases were extended: never reclaim our jobs.
+            if not self.link.up or self.hb_generation != self.link.generation:
+                continue
+            try:
+                m = await maintain.maintain(self.b)
+            except RedisUnavailable as exc:
+                self.link.lost(str(exc))
+                continue
+            if m.requeued or m.dead_lettered or m.workers_lost:
+                self.log.info(
+                    "maintenance: %d expired leases requeued, %d dead-lettered, %d workers lost",
+                    m.requeued, m.dead_lettered, m.workers_lost,
+                )
+
+    # -- shutdown ------------------------------------------------------------------------------
+    async def _drain(self) -> None:
+        grace = self.settings.shutdown_grace_s
+        tasks = [r.task for r in self.running.values() if r.task is not None]
+        if tasks:
+            self.log.info("stopping: no new jobs; %d running jobs get %g s to finish", len(tasks), grace)
+            await asyncio.wait(tasks, timeout=grace)
+        left = [r for r in self.running.values() if not r.abandoned]
+        if not left:
+            return
+        for r in left:
+            r.abandoned = True
+            r.ctx.cancelled.set()
+            if r.task is not None:
+                r.task.cancel()
+        leases = {r.job.id: r.job.token for r in left}
+        reason = f"worker {self.id} shutting down: not finished within the {grace:g} s grace period"
+        try:
+            await release.release(self.b, self.id, leases, reason)
+            self.log.info("handed back %d unfinished jobs: %s", len(leases), ", ".join(sorted(leases)))
+        except RedisUnavailable as exc:
+            self.log.warning(
+                "could not hand back %d jobs (%s); they run again when their leases expire", len(leases), exc
+            )
+        await asyncio.gather(*(r.task for r in left if r.task is not None), return_exceptions=True)

@@ -1,0 +1,83 @@
+"""outbox: finished jobs waiting to be recorded, sent to Redis in batches.
+
+A job's outcome goes here the moment its agent returns; one flusher sends everything that has
+piled up in one `complete` and one `fail` call. While a call is in flight the next batch
+collects, so batching costs no added latency. During a Redis outage outcomes simply stay here
+(their leases are still heartbeated) until Redis is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from hiveq.models import ClaimedJob
+from hiveq.queue.retry import Failure
+from hiveq.worker.execute import Ending, Outcome
+
+
+@dataclass
+class Batch:
+    done: list[tuple[str, str, Any]] = field(default_factory=list)
+    failed: list[Failure] = field(default_factory=list)
+    quarantined: list[tuple[str, str, str]] = field(default_factory=list)  # job id, token, reason
+
+    def __len__(self) -> int:
+        return len(self.done) + len(self.failed) + len(self.quarantined)
+
+    def leases(self) -> dict[str, str]:
+        out = {j: t for j, t, _ in self.done}
+        out.update({f.job_id: f.token for f in self.failed})
+        out.update({j: t for j, t, _ in self.quarantined})
+        return out
+
+
+class Outbox:
+    def __init__(self, max_batch: int = 500) -> None:
+        self.max_batch = max_batch
+        self.pending = Batch()
+        self.in_flight = Batch()
+        self.ready = asyncio.Event()
+
+    def add(self, job: ClaimedJob, outcome: Outcome) -> None:
+        p = self.pending
+        if outcome.ending is Ending.OK:
+            p.done.append((job.id, job.token, outcome.result))
+        elif outcome.ending is Ending.FAILED:
+            p.failed.append(Failure(job.id, job.token, outcome.error, fatal=outcome.fatal))
+        else:
+            p.quarantined.append((job.id, job.token, outcome.error))
+        self.ready.set()
+
+    def take(self) -> Batch:
+        """Up to `max_batch` outcomes, oldest first; the rest stay for the next call."""
+        p, n = self.pending, self.max_batch
+        batch = Batch(p.done[:n], p.failed[:n], p.quarantined[:n])
+        del p.done[:n], p.failed[:n], p.quarantined[:n]
+        if not len(p):
+            self.ready.clear()
+        self.in_flight = batch
+        return batch
+
+    def put_back(self, batch: Batch) -> None:
+        """A send failed (Redis away): keep the outcomes, in front of newer ones."""
+        p = self.pending
+        p.done[:0] = batch.done
+        p.failed[:0] = batch.failed
+        p.quarantined[:0] = batch.quarantined
+        self.in_flight = Batch()
+        if len(p):
+            self.ready.set()
+
+    def sent(self) -> None:
+        self.in_flight = Batch()
+
+    def leases(self) -> dict[str, str]:
+        """Leases of jobs finished but not yet recorded: heartbeats keep them alive."""
+        out = self.in_flight.leases()
+        out.update(self.pending.leases())
+        return out
+
+    def __len__(self) -> int:
+        return len(self.pending) + len(self.in_flight)

@@ -1,0 +1,89 @@
+"""Server-sent events on a real uvicorn: a task's events from its creation, resuming from
+Last-Event-ID, the namespace stream, keep-alives."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from hiveq.client import SSEParser
+from hiveq.models import Event
+from hiveq.queue import cancel
+from hiveq.queue.broker import Broker
+from tests.api.live import live_server
+
+
+@pytest.fixture
+async def url(broker: Broker) -> AsyncIterator[str]:
+    async with live_server(broker.settings, sse_keepalive_s=0.3) as u:
+        yield u
+
+
+async def read(http: httpx.AsyncClient, path: str, n: int, headers: dict[str, str] | None = None,
+               raw: list[str] | None = None) -> list[Event]:
+    """The first `n` events of an SSE stream (then disconnect)."""
+    out: list[Event] = []
+    parser = SSEParser()
+    async with asyncio.timeout(20), http.stream("GET", path, headers=headers or {}) as r:
+        assert r.status_code == 200, await r.aread()
+        assert r.headers["content-type"].startswith("text/event-stream")
+        async for line in r.aiter_lines():
+            if raw is not None:
+                raw.append(line)
+            ev = parser.feed(line)
+            if ev is not None:
+                out.append(ev)
+                if len(out) == n:
+                    return out
+    raise AssertionError("stream ended early")
+
+
+async def test_task_stream_replays_from_creation_and_resumes_after_last_event_id(url: str, broker: Broker) -> None:
+    async with httpx.AsyncClient(base_url=url) as http:
+        tid = (await http.post("/tasks", json={"description": "Build a thing"})).json()["task_id"]
+        first = await read(http, f"/tasks/{tid}/events", 5)
+        assert [(e.type, e.to) for e in first] == [("task", "queued"), ("job", "waiting"), ("job", "blocked"),
+                                                   ("job", "blocked"), ("job", "blocked")]
+        assert all(e.task == tid for e in first)
+        await cancel.cancel_task(broker, tid)
+        resumed = await read(http, f"/tasks/{tid}/events", 5, headers={"Last-Event-ID": first[-1].id})
+        assert [e.to for e in resumed] == ["cancelled"] * 5
+        assert resumed[-1].type == "task"
+        assert all(e.id > first[-1].id for e in resumed)
+
+
+async def test_namespace_stream_shows_only_new_events_live(url: str) -> None:
+    async with httpx.AsyncClient(base_url=url) as http:
+        await http.post("/tasks", json={"description": "old task"})
+        parser = SSEParser()
+        async with asyncio.timeout(20), http.stream("GET", "/events") as r:
+            # The start point is fixed before the response headers are sent: submit only now.
+            new_tid = (await http.post("/tasks", json={"description": "Fix a bug"})).json()["task_id"]
+            async for line in r.aiter_lines():
+                ev = parser.feed(line)
+                if ev is not None:
+                    break
+        assert ev is not None and ev.task == new_tid and ev.to == "queued"
+
+
+async def test_idle_stream_sends_keep_alive_comments(url: str) -> None:
+    async with httpx.AsyncClient(base_url=url) as http:
+        tid = (await http.post("/tasks", json={"description": "x", "subtasks": [{"id": "a", "agent": "demo"}]})
+               ).json()["task_id"]
+        raw: list[str] = []
+        await read(http, f"/tasks/{tid}/events", 2, raw=raw)
+        assert raw[0] == "retry: 2000"
+        async with asyncio.timeout(20), http.stream("GET", f"/tasks/{tid}/events") as r:
+            async for line in r.aiter_lines():
+                if line.startswith(": keep-alive"):
+                    break
+
+
+async def test_bad_last_event_id_is_422(url: str) -> None:
+    async with httpx.AsyncClient(base_url=url) as http:
+        r = await http.get("/events", headers={"Last-Event-ID": "yesterday"})
+        assert r.status_code == 422
+        assert r.json()["error"]["field"] == "Last-Event-ID"

@@ -1,0 +1,125 @@
+"""Run the real `hiveq` command in subprocesses against a real server, in a fresh namespace."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from hiveq.queue.keys import Keyspace
+from hiveq.queue.purge import purge_namespace
+from hiveq.server import ServerProcess
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Hiveq:
+    """The `hiveq` command bound to one server and namespace."""
+
+    env: dict[str, str]
+
+    def __call__(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 60.0
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "hiveq", *args],
+            cwd=ROOT,
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def json(self, *args: str) -> Any:
+        res = self(*args, "--json")
+        assert res.returncode == 0, res.stderr
+        return json.loads(res.stdout)
+
+    def wait_agent(self, name: str, timeout: float = 30.0) -> None:
+        """Until a worker has registered `name` (submit refuses agents nobody ever served)."""
+        wait_for(
+            lambda: any(name in w["agents"] for w in self.json("workers")["workers"]),
+            timeout,
+            f"a worker serving {name!r}",
+        )
+
+    def spawn(self, argv: list[str], **env: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env={**self.env, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HIVEQ_", "REDIS_URL"))}
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    env.update(PYTHONPATH=path, COLUMNS="200", HIVEQ_DEMO_DELAY="0.05", **extra)
+    return env
+
+
+@pytest.fixture
+async def hiveq(server: ServerProcess) -> AsyncIterator[Hiveq]:
+    app = "c" + secrets.token_hex(4)
+    yield Hiveq(base_env(REDIS_URL=server.url, HIVEQ_APP=app, HIVEQ_ENV="test"))
+    r = Redis.from_url(server.url, decode_responses=True)
+    await purge_namespace(r, Keyspace(app, "test"))
+    await r.aclose()
+
+
+def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM, timeout: float = 30.0) -> str:
+    """Signal a process, wait for it, return its output."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    return out or ""
+
+
+WorkerFactory = Callable[..., subprocess.Popen[str]]
+
+
+@pytest.fixture
+def worker(hiveq: Hiveq) -> Iterator[WorkerFactory]:
+    """Start worker subprocesses for the test's namespace; stopped at the end."""
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(*args: str, **env: str) -> subprocess.Popen[str]:
+        p = hiveq.spawn([sys.executable, "-m", "hiveq.worker", "--log-level", "warning", *args], **env)
+        procs.append(p)
+        return p
+
+    yield start
+    for p in procs:
+        stop(p)
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Poll `check` until it returns something truthy (another process is doing the work)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

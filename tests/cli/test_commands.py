@@ -1,0 +1,76 @@
+"""The real `hiveq` command in subprocesses, with real worker processes, against a real server."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.cli.conftest import Hiveq, WorkerFactory
+
+SEED = "Build a user authentication system"
+SUBTASKS = ("design", "implement", "test", "document")
+
+
+@pytest.mark.slow
+def test_submit_wait_shows_progress_exits_0_and_trace_names_the_worker_that_ran_each_job(
+    hiveq: Hiveq, worker: WorkerFactory
+) -> None:
+    worker()
+    res = hiveq("submit", SEED, "--priority", "1", "--wait")
+    assert res.returncode == 0, res.stdout + res.stderr
+    out = res.stdout
+    for sub in SUBTASKS:  # in a pipe: one line per transition
+        assert f"{sub}: waiting -> active worker" in out
+        assert f"{sub}: active -> succeeded" in out
+    assert "Who ran what" in out
+    assert "4/4 subtasks succeeded" in out.splitlines()[-1]
+    task_id = out.split()[1]
+
+    (w,) = hiveq.json("workers")["workers"]
+    trace = hiveq("trace", f"{task_id}.design")
+    assert trace.returncode == 0, trace.stderr
+    assert "new -> waiting" in trace.stdout and "enqueued by hiveq:" in trace.stdout
+    active = next(line for line in trace.stdout.splitlines() if "waiting -> active" in line)
+    for field in (w["id"], w["host"], str(w["pid"]), w["client"]):
+        assert field in active, (field, active)
+    history = hiveq.json("trace", f"{task_id}.design")["events"]
+    assert [e["to"] for e in history] == ["waiting", "active", "succeeded"]
+    assert {history[1]["worker"], history[2]["worker"]} == {w["id"]}
+
+
+@pytest.mark.slow
+def test_submit_wait_exits_1_and_shows_the_dead_letter_when_the_task_fails(
+    hiveq: Hiveq, worker: WorkerFactory
+) -> None:
+    worker("--module", "tests.cli.agents")
+    hiveq.wait_agent("always_fails")
+    res = hiveq("submit", SEED, "--agent", "always_fails", "--wait", env={"HIVEQ_MAX_ATTEMPTS": "1"})
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "design: active -> dead" in res.stdout and "always_fails refuses design" in res.stdout
+    assert "implement: blocked -> cancelled" in res.stdout
+    assert "failed" in res.stdout.splitlines()[-1]
+    (dead,) = hiveq.json("dlq", "list")["items"]
+    assert dead["subtask_id"] == "design"
+    purged = hiveq("dlq", "purge", dead["id"])
+    assert purged.returncode == 0, purged.stderr
+
+
+def test_errors_are_one_line_without_a_traceback_and_the_exit_code_says_why(hiveq: Hiveq) -> None:
+    cases: list[tuple[tuple[str, ...], dict[str, str], int, str]] = [
+        (("task", "tnope"), {}, 3, "unknown task id 'tnope'"),
+        (
+            ("tasks",),
+            {"REDIS_URL": "redis://127.0.0.1:1/0"},
+            5,
+            "Redis at redis://127.0.0.1:1/0 is unreachable",
+        ),
+        (("tasks",), {"REDIS_URL": "http://localhost"}, 2, "REDIS_URL='http://localhost' is not a Redis URL"),
+        (("submit", "   "), {}, 2, "description: must not be empty"),
+    ]
+    for args, env, code, message in cases:
+        res = hiveq(*args, env=env)
+        assert res.returncode == code, (args, res.stdout, res.stderr)
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], (args, res.stderr)
+        assert "Traceback" not in res.stdout + res.stderr
+    debug = hiveq("--debug", "task", "tnope")
+    assert debug.returncode == 3 and "Traceback" in debug.stderr and "unknown task id" in debug.stderr

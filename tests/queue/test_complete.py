@@ -1,0 +1,112 @@
+"""complete.lua: store the result, release dependents, update the task, all in one step."""
+
+from __future__ import annotations
+
+from hiveq.errors import Code
+from hiveq.queue.broker import Broker
+from hiveq.queue.complete import complete
+from hiveq.queue.fetch import claim
+from hiveq.queue.inspect import get_job, get_task, stats
+from tests.queue.helpers import enqueue_task, last_event, places_of, st, stream_events
+
+
+async def test_complete_stores_the_result_and_finishes_the_task(any_broker: Broker) -> None:
+    b = any_broker
+    res = await enqueue_task(b, st("only"))
+    [job] = await claim(b, "w", ["a"], 1)
+    assert await complete(b, "w", [(job.id, job.token, {"ok": True})]) == [Code.OK]
+    rec = await get_job(b, job.id)
+    assert (rec.state, rec.result, rec.lease_deadline_ms) == ("succeeded", {"ok": True}, None)
+    assert await places_of(b, job.id) == ["succeeded"]
+    ev = await last_event(b, job.id)
+    assert (ev.frm, ev.to, ev.worker, ev.attempt) == ("active", "succeeded", "w", 1)
+    task = await get_task(b, res.task_id)
+    assert (task.status, task.succeeded, task.progress) == ("succeeded", 1, 1.0)
+    assert await b.redis.zscore(b.keys.finished, res.task_id) is not None
+    task_events = [(e.frm, e.to) for e in await stream_events(b) if e.type == "task"]
+    assert task_events == [("", "queued"), ("queued", "running"), ("running", "succeeded")]
+    assert (await stats(b))["succeeded"] == 1
+
+
+async def test_complete_updates_progress_of_a_partly_done_task(any_broker: Broker) -> None:
+    b = any_broker
+    res = await enqueue_task(b, st("x"), st("y"))
+    [j1, _] = await claim(b, "w", ["a"], 2)
+    await complete(b, "w", [(j1.id, j1.token, 1)])
+    task = await get_task(b, res.task_id)
+    assert (task.status, task.succeeded, task.progress) == ("running", 1, 0.5)
+
+
+async def test_stale_token_complete_is_refused_and_records_nothing(any_broker: Broker) -> None:
+    b = any_broker
+    await enqueue_task(b, st("x"))
+    [job] = await claim(b, "w", ["a"], 1)
+    assert await complete(b, "w", [(job.id, "old-token", "forged")]) == [Code.STALE_TOKEN]
+    rec = await get_job(b, job.id)
+    assert (rec.state, rec.result) == ("active", None)
+    assert await complete(b, "w", [(job.id, job.token, "real")]) == [Code.OK]
+    assert await complete(b, "w", [(job.id, job.token, "twice")]) == [Code.STALE_TOKEN]
+    assert (await get_job(b, job.id)).result == "real"
+    assert (await stats(b))["succeeded"] == 1
+
+
+async def test_complete_of_an_unknown_job_is_not_found(any_broker: Broker) -> None:
+    assert await complete(any_broker, "w", [("t0.nope", "x", None)]) == [Code.NOT_FOUND]
+
+
+async def test_complete_batch_returns_one_code_per_job_in_order(any_broker: Broker) -> None:
+    b = any_broker
+    await enqueue_task(b, st("x"), st("y"))
+    j1, j2 = await claim(b, "w", ["a"], 2)
+    codes = await complete(b, "w", [(j1.id, j1.token, 1), (j2.id, "bad", 2), ("t0.zz", "t", 3)])
+    assert codes == [Code.OK, Code.STALE_TOKEN, Code.NOT_FOUND]
+
+
+async def test_dependency_chain_releases_one_job_at_a_time(any_broker: Broker) -> None:
+    b = any_broker
+    res = await enqueue_task(b, st("a"), st("b", deps=("a",)), st("c", deps=("b",)))
+    order = []
+    for _ in range(3):
+        [job] = await claim(b, "w", ["a"], 5)  # exactly one runnable at each step
+        order.append(job.subtask_id)
+        await complete(b, "w", [(job.id, job.token, job.subtask_id)])
+    assert order == ["a", "b", "c"]
+    assert (await get_task(b, res.task_id)).status == "succeeded"
+
+
+async def test_fan_out_releases_every_dependent_at_once(any_broker: Broker) -> None:
+    b = any_broker
+    res = await enqueue_task(b, st("root"), st("x", deps=("root",)), st("y", deps=("root",)),
+                             st("z", deps=("root",)))
+    [root] = await claim(b, "w", ["a"], 5)
+    await complete(b, "w", [(root.id, root.token, "r")])
+    for jid in res.job_ids[1:]:
+        assert await places_of(b, jid) == ["waiting"]
+        ev = await last_event(b, jid)
+        assert (ev.frm, ev.to, ev.reason) == ("blocked", "waiting", "dependencies succeeded")
+    assert {j.subtask_id for j in await claim(b, "w", ["a"], 5)} == {"x", "y", "z"}
+
+
+async def test_diamond_releases_the_join_only_after_both_branches(any_broker: Broker) -> None:
+    b = any_broker
+    res = await enqueue_task(b, st("top"), st("left", deps=("top",)), st("right", deps=("top",)),
+                             st("join", deps=("left", "right")))
+    join = res.job_ids[3]
+    [top] = await claim(b, "w", ["a"], 5)
+    await complete(b, "w", [(top.id, top.token, "t")])
+    left, right = await claim(b, "w", ["a"], 5)
+    await complete(b, "w", [(left.id, left.token, "l")])
+    assert await places_of(b, join) == ["blocked"]
+    await complete(b, "w", [(right.id, right.token, "r")])
+    assert await places_of(b, join) == ["waiting"]
+    [j] = await claim(b, "w", ["a"], 5)
+    assert j.id == join and j.dependency_results == {"left": "l", "right": "r"}
+
+
+async def test_completing_both_branches_in_one_batch_releases_the_join_once(any_broker: Broker) -> None:
+    b = any_broker
+    res = await enqueue_task(b, st("l"), st("r"), st("join", deps=("l", "r")))
+    left, right = await claim(b, "w", ["a"], 5)
+    await complete(b, "w", [(left.id, left.token, 1), (right.id, right.token, 2)])
+    assert await places_of(b, res.job_ids[2]) == ["waiting"]
+    assert len(await claim(b, "w", ["a"], 5)) == 1

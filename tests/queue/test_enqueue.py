@@ -1,0 +1,82 @@
+"""enqueue.lua: a task and its jobs persisted in one step; ready jobs waiting, the rest blocked."""
+
+from __future__ import annotations
+
+import pytest
+
+from hiveq.errors import PayloadTooLarge, ValidationFailed
+from hiveq.queue.broker import Broker
+from hiveq.queue.enqueue import enqueue
+from hiveq.queue.inspect import get_job, get_task, stats
+from tests.queue.helpers import enqueue_task, places_of, st, stream_events, submission, variant
+
+
+async def test_enqueue_places_ready_jobs_waiting_and_dependent_jobs_blocked(any_broker: Broker) -> None:
+    b = any_broker
+    assert await b.redis.zcard(b.keys.jobs) == 0
+    res = await enqueue_task(b, st("a"), st("b", deps=("a",)))
+    ja, jb = res.job_ids
+    assert not res.duplicate
+    assert await places_of(b, ja) == ["waiting"]
+    assert await places_of(b, jb) == ["blocked"]
+    assert (await get_job(b, ja)).state == "waiting"
+    job_b = await get_job(b, jb)
+    assert (job_b.state, job_b.depends_on, job_b.pending_deps) == ("blocked", ["a"], 1)
+    task = await get_task(b, res.task_id)
+    assert (task.status, task.total, task.job_ids) == ("queued", 2, [ja, jb])
+    assert (await stats(b))["enqueued"] == 2
+
+
+async def test_enqueue_emits_task_queued_and_one_event_per_job_naming_who(any_broker: Broker) -> None:
+    b = any_broker
+    res = await enqueue_task(b, st("a"), st("b", deps=("a",)))
+    events = await stream_events(b)
+    assert [(e.type, e.frm, e.to) for e in events] == [
+        ("task", "", "queued"), ("job", "", "waiting"), ("job", "", "blocked")
+    ]
+    assert [e.job for e in events[1:]] == res.job_ids
+    assert all(b.identity in (e.reason or "") for e in events[1:])
+
+
+async def test_enqueue_wakes_the_agents_queue_marker(any_broker: Broker) -> None:
+    b = any_broker
+    await enqueue_task(b, st("a", agent="writer"))
+    assert await b.redis.zcard(b.keys.wake("writer")) == 1
+    assert await b.redis.zcard(b.keys.wake("other")) == 0
+
+
+async def test_enqueue_many_tasks_in_one_call_keeps_them_all(any_broker: Broker) -> None:
+    b = any_broker
+    subs = [submission(st("x"), st("y")) for _ in range(50)]
+    res = await enqueue(b, subs)
+    assert len({r.task_id for r in res}) == 50
+    assert await b.redis.zcard(b.keys.jobs) == 100
+    assert await b.redis.zcard(b.keys.queue("a")) == 100
+
+
+async def test_same_idempotency_key_returns_the_same_task(any_broker: Broker) -> None:
+    b = any_broker
+    first = await enqueue_task(b, st("a"), idem="order-42")
+    again = await enqueue_task(b, st("a"), idem="order-42")
+    other = await enqueue_task(b, st("a"), idem="order-43")
+    assert again.duplicate and again.task_id == first.task_id and again.job_ids == []
+    assert not other.duplicate and other.task_id != first.task_id
+    assert await b.redis.zcard(b.keys.tasks) == 2
+    assert await b.redis.zcard(b.keys.jobs) == 2
+
+
+async def test_invalid_graphs_and_oversized_inputs_are_refused_before_anything_is_written(
+    any_broker: Broker,
+) -> None:
+    b = any_broker
+    with pytest.raises(ValidationFailed, match="cycle"):
+        await enqueue_task(b, st("a", deps=("b",)), st("b", deps=("a",)))
+    with pytest.raises(ValidationFailed, match="unknown subtask 'zz'"):
+        await enqueue_task(b, st("a", deps=("zz",)))
+    with pytest.raises(ValidationFailed, match="description"):
+        await enqueue(b, [submission(st("a")).model_copy(update={"description": "  "})])
+    small = variant(b, max_payload_bytes=64)
+    with pytest.raises(PayloadTooLarge, match=r"subtasks\[0\].input"):
+        await enqueue(small, [submission(st("a").model_copy(update={"input": "x" * 100}))])
+    assert await b.redis.zcard(b.keys.jobs) == 0
+    assert await b.redis.zcard(b.keys.tasks) == 0

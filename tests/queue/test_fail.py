@@ -1,0 +1,103 @@
+"""fail.lua: retry later with exponential backoff and bounded jitter, or dead-letter."""
+
+from __future__ import annotations
+
+import re
+
+from hiveq.errors import Code
+from hiveq.queue.broker import Broker
+from hiveq.queue.fetch import claim
+from hiveq.queue.inspect import get_job, get_task, stats
+from hiveq.queue.maintain import promote_due
+from hiveq.queue.retry import Failure, fail
+from tests.queue.helpers import enqueue_task, last_event, places_of, st, until, variant
+
+
+async def _delay_of(b: Broker, job_id: str) -> int:
+    ev = await last_event(b, job_id)
+    assert ev.to == "delayed" and ev.reason
+    m = re.search(r" in (\d+) ms", ev.reason)
+    assert m, ev.reason
+    due = int(await b.redis.hget(b.keys.job(job_id), "due") or 0)
+    assert due == ev.ts + int(m.group(1))
+    assert await b.redis.zscore(b.keys.delayed, job_id) == due
+    return int(m.group(1))
+
+
+async def test_a_failed_job_goes_to_delayed_with_its_error(any_broker: Broker) -> None:
+    b = any_broker
+    res = await enqueue_task(b, st("x"))
+    [job] = await claim(b, "w", ["a"], 1)
+    assert await fail(b, "w", [Failure(job.id, job.token, "boom")]) == [Code.OK]
+    rec = await get_job(b, job.id)
+    assert (rec.state, rec.failures, rec.error, rec.lease_deadline_ms) == ("delayed", 1, "boom", None)
+    assert await places_of(b, job.id) == ["delayed"]
+    ev = await last_event(b, job.id)
+    assert (ev.frm, ev.to, ev.worker) == ("active", "delayed", "w")
+    assert ev.reason and ev.reason.startswith("retry 2 of 3") and ev.reason.endswith("boom")
+    assert (await get_task(b, res.task_id)).status == "running"
+    assert (await stats(b))["failed"] == 1
+
+
+async def test_jitter_keeps_the_first_delay_between_half_and_all_of_the_base(any_broker: Broker) -> None:
+    b = variant(any_broker, backoff_base_s=1.0)
+    await enqueue_task(b, *[st(f"s{i}") for i in range(20)])
+    jobs = await claim(b, "w", ["a"], 20)
+    await fail(b, "w", [Failure(j.id, j.token, "e") for j in jobs])
+    delays = [await _delay_of(b, j.id) for j in jobs]
+    assert all(500 <= d <= 1000 for d in delays), delays
+    assert len(set(delays)) > 1  # jitter spreads the retries
+
+
+async def test_backoff_delay_doubles_per_failure_up_to_the_cap(any_broker: Broker) -> None:
+    b = variant(any_broker, backoff_base_s=0.02, backoff_max_s=0.07)
+    await enqueue_task(b, st("x", max_attempts=5))
+    delays = []
+    for _ in range(4):
+        [job] = await until(lambda: claim(b, "w", ["a"], 1), what="job to be claimable")
+        await fail(b, "w", [Failure(job.id, job.token, "again")])
+        delays.append(await _delay_of(b, job.id))
+        await until(lambda: promote_due(b), what="retry to become due")
+    bounds = [(10, 20), (20, 40), (35, 70), (35, 70)]  # base * 2^k, capped at 70 ms, times [0.5, 1]
+    assert all(lo <= d <= hi for d, (lo, hi) in zip(delays, bounds, strict=True)), delays
+
+
+async def test_dead_letter_after_max_attempts_cancels_blocked_dependents(any_broker: Broker) -> None:
+    b = variant(any_broker, backoff_base_s=0.001)
+    res = await enqueue_task(b, st("x", max_attempts=2), st("after", deps=("x",)))
+    jx, jafter = res.job_ids
+    for _ in range(2):
+        [job] = await until(lambda: claim(b, "w", ["a"], 1), what="job to be claimable")
+        await fail(b, "w", [Failure(job.id, job.token, "nope")])
+        await promote_due(b)
+    rec = await get_job(b, jx)
+    assert (rec.state, rec.failures) == ("dead", 2)
+    assert rec.reason == "failed 2 of 2 attempts; last error: nope"
+    assert await places_of(b, jx) == ["dead"]
+    assert (await last_event(b, jx)).to == "dead"
+    assert await places_of(b, jafter) == ["cancelled"]
+    ev = await last_event(b, jafter)
+    assert (ev.frm, ev.to, ev.reason) == ("blocked", "cancelled", f"dependency {jx} was dead-lettered")
+    task = await get_task(b, res.task_id)
+    assert (task.status, task.dead, task.cancelled) == ("failed", 1, 1)
+    assert (await stats(b))["dead"] == 1
+    # A task holding a dead letter is not on the retention clock until the letter is handled.
+    assert await b.redis.zscore(b.keys.finished, res.task_id) is None
+
+
+async def test_a_fatal_failure_dead_letters_at_once(any_broker: Broker) -> None:
+    b = any_broker
+    await enqueue_task(b, st("x"))
+    [job] = await claim(b, "w", ["a"], 1)
+    await fail(b, "w", [Failure(job.id, job.token, "bad input", fatal=True)])
+    rec = await get_job(b, job.id)
+    assert (rec.state, rec.reason) == ("dead", "fatal error: bad input")
+
+
+async def test_fail_with_a_stale_token_is_refused(any_broker: Broker) -> None:
+    b = any_broker
+    await enqueue_task(b, st("x"))
+    [job] = await claim(b, "w", ["a"], 1)
+    codes = await fail(b, "w", [Failure(job.id, "old", "e"), Failure("t0.nope", "x", "e")])
+    assert codes == [Code.STALE_TOKEN, Code.NOT_FOUND]
+    assert (await get_job(b, job.id)).state == "active"

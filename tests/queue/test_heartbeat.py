@@ -1,0 +1,73 @@
+"""heartbeat.lua and progress.lua: extend only a matching lease; report progress only while holding it."""
+
+from __future__ import annotations
+
+from hiveq.errors import Code
+from hiveq.queue.broker import Broker
+from hiveq.queue.cancel import cancel_job
+from hiveq.queue.fetch import claim
+from hiveq.queue.heartbeat import heartbeat, progress
+from hiveq.queue.inspect import get_job
+from hiveq.queue.registry import register_worker
+from tests.queue.helpers import enqueue_task, last_event, st, variant
+
+
+async def test_heartbeat_extends_the_lease_of_a_matching_token(any_broker: Broker) -> None:
+    b = any_broker
+    await register_worker(b, "w", ["a"], 1)
+    await enqueue_task(b, st("x"))
+    [job] = await claim(variant(b, lease_s=1.0), "w", ["a"], 1)
+    beat = await heartbeat(variant(b, lease_s=60.0), "w", {job.id: job.token}, running=1)
+    assert beat.registered and beat.lost == []
+    deadline = await b.redis.zscore(b.keys.leases, job.id)
+    assert deadline is not None and deadline >= job.lease_deadline_ms + 50_000
+    assert (await get_job(b, job.id)).lease_deadline_ms == deadline
+    assert await b.redis.hget(b.keys.worker("w"), "running") == "1"
+
+
+async def test_heartbeat_with_a_stale_token_reports_the_job_lost_and_keeps_the_lease(
+    any_broker: Broker,
+) -> None:
+    b = any_broker
+    await enqueue_task(b, st("x"))
+    [job] = await claim(b, "w", ["a"], 1)
+    before = await b.redis.zscore(b.keys.leases, job.id)
+    beat = await heartbeat(variant(b, lease_s=60.0), "w", {job.id: "not-the-token", "t0.nope": "x"}, 1)
+    assert beat.lost == [job.id, "t0.nope"]
+    assert await b.redis.zscore(b.keys.leases, job.id) == before
+
+
+async def test_heartbeat_of_an_unregistered_worker_asks_it_to_register(any_broker: Broker) -> None:
+    beat = await heartbeat(any_broker, "ghost", {}, 0)
+    assert not beat.registered
+    assert await any_broker.redis.zcard(any_broker.keys.workers) == 0
+
+
+async def test_heartbeat_reports_a_cancelled_job_lost(any_broker: Broker) -> None:
+    b = any_broker
+    await enqueue_task(b, st("x"))
+    [job] = await claim(b, "w", ["a"], 1)
+    await cancel_job(b, job.id)
+    assert (await heartbeat(b, "w", {job.id: job.token}, 1)).lost == [job.id]
+
+
+async def test_progress_is_recorded_and_announced_for_the_lease_holder_only(any_broker: Broker) -> None:
+    b = any_broker
+    await enqueue_task(b, st("x"))
+    [job] = await claim(b, "w", ["a"], 1)
+    assert await progress(b, "w", job.id, job.token, 0.5, "halfway") == Code.OK
+    rec = await get_job(b, job.id)
+    assert (rec.progress, rec.progress_message, rec.state) == (0.5, "halfway", "active")
+    ev = await last_event(b, job.id)
+    assert (ev.type, ev.reason, ev.data) == ("progress", "halfway", {"progress": 0.5})
+    assert await progress(b, "w", job.id, "stale", 0.9, "late") == Code.STALE_TOKEN
+    assert await progress(b, "w", "t0.nope", "x", 0.9, "?") == Code.NOT_FOUND
+    assert (await get_job(b, job.id)).progress == 0.5
+
+
+async def test_progress_fraction_is_clamped_to_zero_one(any_broker: Broker) -> None:
+    b = any_broker
+    await enqueue_task(b, st("x"))
+    [job] = await claim(b, "w", ["a"], 1)
+    await progress(b, "w", job.id, job.token, 7.0, "over")
+    assert (await get_job(b, job.id)).progress == 1.0

@@ -1,0 +1,102 @@
+"""Helpers for worker tests: an in-process worker, a subprocess worker, submitting jobs, waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from hiveq.models import SubtaskSpec, TaskSubmission
+from hiveq.queue.broker import Broker
+from hiveq.queue.enqueue import Enqueued, enqueue
+from hiveq.settings import Settings
+from hiveq.worker.main import run_worker
+
+ROOT = Path(__file__).resolve().parents[2]
+TEST_AGENTS = "tests.support.agents"
+
+
+async def until(cond: Callable[[], Awaitable[bool]], timeout: float = 20.0, what: str = "condition") -> float:
+    """Poll `cond` until true; returns the seconds it took. Fails the test after `timeout`."""
+    start = time.monotonic()
+    while True:
+        if await cond():
+            return time.monotonic() - start
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def submit(b: Broker, agent: str, inputs: Sequence[Any], **spec: Any) -> Enqueued:
+    """One task with one independent subtask per input."""
+    subs = [SubtaskSpec(id=f"s{i}", agent=agent, input=inp, **spec) for i, inp in enumerate(inputs)]
+    return (await enqueue(b, [TaskSubmission(description="worker test", subtasks=subs)]))[0]
+
+
+@asynccontextmanager
+async def worker_in_process(
+    settings: Settings,
+    agents: Sequence[str],
+    *,
+    concurrency: int = 4,
+    worker_id: str | None = None,
+) -> AsyncIterator[asyncio.Task[None]]:
+    """A worker running in this event loop; stopped (gracefully) on exit."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        run_worker(settings, agents=agents, concurrency=concurrency, modules=[TEST_AGENTS], stop=stop,
+                   worker_id=worker_id)
+    )
+    try:
+        yield task
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)
+
+
+def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "REDIS_URL": settings.redis_url,
+        "HIVEQ_APP": settings.app,
+        "HIVEQ_ENV": settings.env,
+        "PYTHONPATH": str(ROOT),
+    })
+    env.update(extra)
+    return env
+
+
+def spawn_worker(
+    settings: Settings, agents: str, *, concurrency: int = 4, processes: int = 1, log: Path | None = None,
+    **env: str,
+) -> subprocess.Popen[bytes]:
+    """`python -m hiveq.worker` in its own process group (so a test can SIGKILL all of it)."""
+    args = [sys.executable, "-m", "hiveq.worker", "--agents", agents, "--concurrency", str(concurrency),
+            "--processes", str(processes), "--module", TEST_AGENTS]
+    out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - closed by the child's exit
+    return subprocess.Popen(args, cwd=ROOT, env=worker_env(settings, **env), stdout=out, stderr=out,
+                            start_new_session=True)
+
+
+def kill_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def stop_proc(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> int:
+    if proc.poll() is None:
+        kill_group(proc, signal.SIGTERM)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(proc, signal.SIGKILL)
+        return proc.wait()
