@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import secrets
 import shutil
@@ -102,7 +103,8 @@ async def run(url: str, jobs: int, ceiling: float) -> dict[str, float]:
                 return
             await complete(b, "bench-worker", [(j.id, j.token, None) for j in got])
 
-    out["enqueue_one"] = await timed("enqueue, one at a time (sequential awaits)", jobs // 4, ceiling, sequential)
+    out["enqueue_one"] = await timed("enqueue, one at a time (sequential awaits)", jobs // 4, ceiling,
+                                     sequential)
     out["enqueue_concurrent"] = await timed("enqueue, one at a time (32 coroutines)", jobs // 4 // 32 * 32,
                                             ceiling, concurrent)
     out["enqueue_batched"] = await timed("enqueue, batched (1,000 jobs per call)", jobs // 1000 * 1000,
@@ -131,7 +133,8 @@ async def memory_per_task(b: Broker, tasks: int = 2000) -> float:
     finished = int(await b.redis.zcard(b.keys.finished))
     assert finished == tasks, f"only {finished} of {tasks} tasks finished"
     per = (after - before) / tasks
-    print(f"{'memory per finished four-subtask task':<46} {per:>10,.0f} bytes   (INFO used_memory delta / {tasks})")
+    label = "memory per finished four-subtask task"
+    print(f"{label:<46} {per:>10,.0f} bytes   (INFO used_memory delta / {tasks})")
     return per
 
 
@@ -142,7 +145,8 @@ def main() -> None:
     args = ap.parse_args()
     srv = ServerProcess(find_server_binary(args.server)).start()
     try:
-        print(f"server: {srv.binary} on port {srv.port}")
+        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(f"server: {srv.binary} on port {srv.port}; {os.cpu_count()} cores, load average {load}")
         ceiling, how = raw_ceiling(srv.port, 200_000)
         print(f"{'raw LPUSH+RPOP ceiling':<46} {ceiling:>10,.0f} ops/s    ({how})")
         res = asyncio.run(run(srv.url, args.jobs, ceiling))

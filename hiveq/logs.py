@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Mapping, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any, Literal
+
+from hiveq.errors import ConfigError
 
 CONTEXT_FIELDS = ("worker_id", "task_id", "job_id", "agent", "attempt")
 _SHORT = {"worker_id": "worker", "task_id": "task", "job_id": "job", "agent": "agent", "attempt": "attempt"}
@@ -42,10 +44,14 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
+        record.message = record.getMessage()
+        record.asctime = self.formatTime(record)
+        line = self.formatMessage(record)
         ctx = _context(record)
-        if ctx:
+        if ctx:  # on the first line, before any traceback, so grep finds it
             line += " [" + " ".join(f"{_SHORT[k]}={v}" for k, v in ctx.items()) + "]"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
         return line
 
 
@@ -67,12 +73,8 @@ def setup_logging(level: str = "info", fmt: LogFormat | str = "text", stream: An
     """Configure the root logger once for a process (worker, API, CLI)."""
     name = level.upper()
     if name not in logging.getLevelNamesMapping():
-        from hiveq.errors import ConfigError
-
         raise ConfigError(f"log level {level!r} is not one of debug, info, warning, error")
     if fmt not in ("text", "json"):
-        from hiveq.errors import ConfigError
-
         raise ConfigError(f"log format {fmt!r} is not 'text' or 'json'")
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
@@ -82,6 +84,3 @@ def setup_logging(level: str = "info", fmt: LogFormat | str = "text", stream: An
     root.addHandler(handler)
     root.setLevel(name)
 
-
-def job_fields(worker_id: str, job: Mapping[str, Any]) -> dict[str, Any]:
-    return {"worker_id": worker_id, **{k: job.get(k) for k in CONTEXT_FIELDS if k != "worker_id"}}

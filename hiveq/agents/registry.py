@@ -99,6 +99,7 @@ class Registry:
 
     def __init__(self) -> None:
         self._agents: dict[str, AgentSpec] = {}
+        self.builtins_loaded = False
 
     def add(self, spec: AgentSpec) -> None:
         if not AGENT_RE.match(spec.name):
@@ -125,7 +126,6 @@ def _qualname(fn: Callable[..., Any]) -> str:
 
 
 REGISTRY = Registry()
-_BUILTINS_LOADED: list[bool] = []
 
 
 def agent(name: str, *, timeout_s: float | None = None) -> Callable[[F], F]:
@@ -142,10 +142,10 @@ def agent(name: str, *, timeout_s: float | None = None) -> Callable[[F], F]:
 
 def load_builtins() -> None:
     """Import the built-in agents (`demo`, `llm`) once; they register themselves."""
-    if not _BUILTINS_LOADED:
+    if not REGISTRY.builtins_loaded:
         importlib.import_module("hiveq.agents.demo")
         importlib.import_module("hiveq.agents.llm")
-        _BUILTINS_LOADED.append(True)
+        REGISTRY.builtins_loaded = True
 
 
 def get_agent(name: str) -> AgentSpec | None:

@@ -29,13 +29,15 @@ from hiveq.errors import (
 
 log = logging.getLogger("hiveq.api")
 
+
 class UnsupportedMediaType(HiveqError):
     status_code = 415
 
     def __init__(self, found: str) -> None:
         self.field = "Content-Type"
         super().__init__(
-            f"Content-Type {found!r} is not supported; send the task as JSON with 'Content-Type: application/json'"
+            f"Content-Type {found!r} is not supported; send the task as JSON with "
+            "'Content-Type: application/json'"
         )
 
 
@@ -84,7 +86,7 @@ def field_path(loc: Sequence[Any]) -> str:
 def from_pydantic(errors: Sequence[Any]) -> ValidationFailed:
     """The first pydantic error as a ValidationFailed naming the field and the rule."""
     first = errors[0]
-    rule = str(first.get("msg", "is invalid"))
+    rule = str(first.get("msg", "is invalid")).removeprefix("Value error, ")
     if first.get("type") == "missing":
         rule = "is required"
     elif first.get("type") == "extra_forbidden":

@@ -102,7 +102,9 @@ async def namespace_events(
     request: Request,
     b: BrokerDep,
     last_event_id: Annotated[str, Header(alias="Last-Event-ID", pattern=STREAM_ID)] = "",
-    after: Annotated[str, Query(description="resume after this event id; 0 for all kept", pattern=STREAM_ID)] = "",
+    after: Annotated[
+        str, Query(description="resume after this event id; 0 for all kept", pattern=STREAM_ID)
+    ] = "",
 ) -> StreamingResponse:
     """Every event of the namespace from now on (or after `Last-Event-ID`)."""
     start = resume_point(last_event_id, after) or await events.last_event_id(b)

@@ -98,7 +98,14 @@ async def create_task(
     request: Request,
     response: Response,
     b: BrokerDep,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="retries with the same key return the same task",
+            json_schema_extra={"pattern": "^[!-~]{1,200}$"},
+        ),
+    ] = None,
 ) -> SubmitResponse:
     """Plan a task into subtasks and queue them atomically. A repeated `Idempotency-Key` answers
     200 with the earlier task instead of creating a second one."""

@@ -7,7 +7,6 @@ import time
 from typing import Annotated
 
 import typer
-from redis.asyncio import Redis
 from rich.markup import escape
 from rich.table import Table
 
@@ -119,7 +118,7 @@ def cancel_cmd(
     s = settings(ctx)
 
     async def go() -> None:
-        async with connect(s) as b:
+        async with connect(s, write=True) as b:
             n = await cancel_task(b, task_id, reason=f"cancelled from the CLI by {b.identity}")
         if as_json:
             print_json({"task_id": task_id, "cancelled": n})
@@ -248,13 +247,8 @@ def purge_cmd(
         fail("not confirmed; nothing deleted", ExitCode.FAILURE)
 
     async def go() -> int:
-        async with connect(s) as b:
-            pass  # checks that the namespace is ours before deleting anything
-        r = Redis.from_url(s.redis_url, decode_responses=True)
-        try:
-            return await purge_namespace(r, b.keys)
-        finally:
-            await r.aclose()
+        async with connect(s, write=True) as b:  # checks the namespace is ours before deleting
+            return await b.guard(purge_namespace(b.redis, b.keys))
 
     console.print(f"removed {run(go())} keys of namespace {s.namespace}")
 
@@ -311,7 +305,7 @@ def dlq_app() -> typer.Typer:
         s = settings(ctx)
 
         async def go() -> None:
-            async with connect(s) as b:
+            async with connect(s, write=True) as b:
                 await retry_dead(b, job_id, who=b.identity)
 
         run(go())
@@ -329,7 +323,7 @@ def dlq_app() -> typer.Typer:
             fail("not confirmed; nothing discarded", ExitCode.FAILURE)
 
         async def go() -> int:
-            async with connect(s) as b:
+            async with connect(s, write=True) as b:
                 ids = [job_id] if job_id else [j.id for j in await inspect.list_dead(b, 0, 1_000_000)]
                 for jid in ids:
                     await discard_dead(b, jid, who=b.identity)

@@ -47,7 +47,8 @@ def _width() -> int | None:
 
 
 # Rich decides colour from the stream: colours and live views only on a terminal.
-console = Console(highlight=False, width=_width())
+# In pipes and logs, long lines stay whole (soft wrap) so each event is one greppable line.
+console = Console(highlight=False, width=_width(), soft_wrap=not sys.stdout.isatty())
 err_console = Console(stderr=True, highlight=False, width=_width())
 
 
@@ -150,9 +151,10 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 @asynccontextmanager
-async def connect(s: Settings, role: str = "cli") -> AsyncIterator[Broker]:
-    """A named connection to the namespace, closed on the way out."""
-    b = await Broker.connect(s, role=role, ident=str(os.getpid()))
+async def connect(s: Settings, role: str = "cli", *, write: bool = False) -> AsyncIterator[Broker]:
+    """A named connection to the namespace, closed on the way out. Commands that write first check
+    that the namespace is ours (and claim it if new); read-only commands never write anything."""
+    b = await Broker.connect(s, role=role, ident=str(os.getpid()), check_namespace=write)
     try:
         yield b
     finally:

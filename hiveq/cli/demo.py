@@ -17,6 +17,7 @@ from hiveq.cli.stack import Stack, StackOptions
 from hiveq.cli.submit import show_plan
 from hiveq.cli.watch import custody, follow, render_summary
 from hiveq.plan import TaskRequest
+from hiveq.queue.events import last_event_id
 from hiveq.server import free_port
 from hiveq.settings import Settings
 from hiveq.states import TaskStatus
@@ -26,10 +27,11 @@ SEED = "Build a user authentication system"
 
 
 async def run_seed(s: Settings, description: str, priority: int) -> int:
-    async with connect(s, role="demo") as b:
+    async with connect(s, role="demo", write=True) as b:
+        after = await last_event_id(b)
         done = await submit_task(b, TaskRequest(description=description, priority=priority))
         show_plan(done)
-        snap = await follow(b, done.task_id, console)
+        snap = await follow(b, done.task_id, console, after=after)
         console.rule("results")
         render_summary(console, snap, await custody(b, snap.jobs))
     return ExitCode.OK if snap.task.status == TaskStatus.SUCCEEDED else ExitCode.FAILURE

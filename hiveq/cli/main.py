@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from hiveq import __version__
 from hiveq.cli import admin, demo, doctor, submit, up, watch, worker
-from hiveq.cli.common import GlobalOptions
+from hiveq.cli.common import ExitCode, GlobalOptions, err_console
 
 app = typer.Typer(
     name="hiveq",
@@ -60,4 +62,21 @@ doctor.register(app)
 
 
 def main() -> None:
-    app()
+    """Entry point: usage errors, too, are one line on stderr (exit 2), not a framed box."""
+    try:
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(ExitCode.FAILURE)
+    except typer.TyperException as exc:
+        message = exc.format_message()
+        if "\n" in message.strip():  # `hiveq` alone: the help text
+            err_console.print(message, markup=False)
+        else:
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+            err_console.print(f"[red]error:[/red] {escape(message)}{hint}", soft_wrap=True)
+        sys.exit(getattr(exc, "exit_code", ExitCode.USAGE))
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else ExitCode.OK)

@@ -176,18 +176,22 @@ class Stack:
                         "stop it first or pass another --data-dir"
                     )
 
-    def start_api(self) -> None:
+    def check_api_port(self) -> None:
         o = self.options
         if not port_free(o.host if o.host not in ("0.0.0.0", "::") else "", o.port):
             raise Conflict(f"API port {o.port} is in use; pass another --port")
+
+    def start_api(self) -> None:
+        o = self.options
+        self.check_api_port()
         argv = [sys.executable, "-m", "hiveq", "serve", "--host", o.host, "--port", str(o.port)]
         self.api = Child("api", argv, self.child_env(), output=o.output)
         self.api.start()
 
     def start_workers(self) -> None:
-        """N worker processes (`python -m hiveq.worker`, the same options as `hiveq worker`)."""
+        """N worker processes, each a `hiveq worker` (so each is restarted on its own if it dies)."""
         o = self.options
-        argv = [sys.executable, "-m", "hiveq.worker", "--log-level", o.log_level]
+        argv = [sys.executable, "-m", "hiveq", "worker", "--log-level", o.log_level]
         if o.concurrency:
             argv += ["--concurrency", str(o.concurrency)]
         for m in o.modules:
@@ -199,6 +203,7 @@ class Stack:
             w.start()
 
     def start(self) -> None:
+        self.check_api_port()  # before anything starts
         self.start_redis()
         self.start_api()
         self.start_workers()
@@ -240,15 +245,18 @@ class Stack:
                 self.log(f"{w.name} exited (exit code {code}); restarting it (restart {w.restarts})")
                 w.start()
 
-    def stop_processes(self, grace_s: float) -> None:
-        """SIGTERM API and workers (workers finish or hand back their jobs), SIGKILL after the grace."""
+    def stop_processes(self, grace_s: float, force: Callable[[], bool] = lambda: False) -> None:
+        """SIGTERM API and workers (workers finish or hand back their jobs); SIGKILL after the grace
+        or as soon as `force()` says so (a second Ctrl-C)."""
         children = [c for c in [self.api, *self.workers] if c is not None]
         for c in children:
             c.signal(signal.SIGTERM)
         deadline = time.monotonic() + grace_s
+        while any(c.alive() for c in children) and time.monotonic() < deadline and not force():
+            time.sleep(0.1)
         for c in children:
-            if not c.wait(deadline - time.monotonic()):
-                self.log(f"{c.name} did not stop within {grace_s:.0f}s; killing it (its leases will expire)")
+            if c.alive():
+                self.log(f"{c.name} did not stop in time; killing it (its leases expire; its jobs run again)")
                 c.signal(signal.SIGKILL)
                 c.wait(5)
 

@@ -12,6 +12,7 @@ from rich.table import Table
 from hiveq.cli.common import ExitCode, connect, console, fail, print_json, run, settings
 from hiveq.cli.watch import finish, follow
 from hiveq.plan import TaskRequest
+from hiveq.queue.events import last_event_id
 from hiveq.submit import Submitted, submit_task
 
 
@@ -71,7 +72,8 @@ def register(app: typer.Typer) -> None:
         }
 
         async def go() -> int:
-            async with connect(s) as b:
+            async with connect(s, write=True) as b:
+                after = await last_event_id(b)  # before submitting: show every step, even fast ones
                 done = await submit_task(
                     b, TaskRequest.model_validate(request), idempotency_key=idempotency_key
                 )
@@ -83,7 +85,7 @@ def register(app: typer.Typer) -> None:
                     return ExitCode.OK
                 if not as_json:
                     show_plan(done)
-                snap = await follow(b, done.task_id, console, quiet=as_json)
+                snap = await follow(b, done.task_id, console, after=after, quiet=as_json)
                 return await finish(b, snap, console, as_json)
 
         raise typer.Exit(run(go()))

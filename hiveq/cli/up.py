@@ -13,9 +13,9 @@ from typing import Annotated
 import typer
 from redis.exceptions import RedisError
 
-from hiveq.cli.common import ExitCode, console, error_boundary, global_options, settings
+from hiveq.cli.common import console, error_boundary, global_options, settings
 from hiveq.cli.stack import Stack, StackOptions, port_free
-from hiveq.errors import HiveqError
+from hiveq.errors import ConfigError, HiveqError
 from hiveq.queue import inspect
 from hiveq.queue.broker import Broker
 from hiveq.server import free_port
@@ -102,7 +102,10 @@ def supervise(stack: Stack, stop: StopFlag, reload: bool, poll: bool) -> None:
         while not stop.event.wait(0.5):
             stack.check_children()
         return
-    from watchfiles import PythonFilter, watch
+    try:
+        from watchfiles import PythonFilter, watch
+    except ImportError:
+        raise ConfigError("--reload needs watchfiles: pip install 'hiveq[reload]'") from None
 
     import hiveq
 
@@ -180,7 +183,6 @@ def up_cmd(
     stack = Stack(s, options, log=lambda line: console.print(line))
     stop = StopFlag()
     stop.install()
-    code = ExitCode.OK
     with error_boundary(global_options(ctx).debug):
         try:
             stack.start()
@@ -188,13 +190,11 @@ def up_cmd(
             print_banner(stack, embedded)
             supervise(stack, stop, reload, poll)
         finally:
-            grace = 2.0 if stop.signals > 1 else grace_of(stack.settings)
-            stack.stop_processes(grace)
+            stack.stop_processes(grace_of(stack.settings), force=lambda: stop.signals > 1)
             if stack.server is not None or not embedded:
                 report_leftover(stack.settings)
             stack.stop()
     console.print("stopped")
-    raise typer.Exit(code)
 
 
 def serve_cmd(

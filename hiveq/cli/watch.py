@@ -141,9 +141,7 @@ class BarsView:
         )
         for j in snap.jobs:
             if j.id not in self.rows:
-                self.rows[j.id] = p.add_task(
-                    f"  {escape(j.subtask_id)}", total=1.0, state="", who=""
-                )
+                self.rows[j.id] = p.add_task(f"  {escape(j.subtask_id)}", total=1.0, state="", who="")
             frac = 1.0 if j.state == JobState.SUCCEEDED else (j.progress or 0.0)
             p.update(
                 self.rows[j.id],
@@ -160,9 +158,15 @@ class BarsView:
         self.progress.stop()
 
 
-async def follow(b: Broker, task_id: str, console: Console, *, quiet: bool = False) -> Snapshot:
-    """Show the task until it finishes; returns its final state. Events drive the updates."""
-    after = await last_event_id(b)  # taken before the snapshot, so no transition is missed
+async def follow(
+    b: Broker, task_id: str, console: Console, *, after: str | None = None, quiet: bool = False
+) -> Snapshot:
+    """Show the task until it finishes; returns its final state. Events drive the updates.
+
+    `after`: the stream id to show events from (take it before submitting, so that a task that
+    finishes at once is still shown step by step); default: from now.
+    """
+    after = after or await last_event_id(b)  # taken before the snapshot, so no transition is missed
     snap = await snapshot(b, task_id)
     view: View | None = None
     if not quiet:
@@ -170,12 +174,18 @@ async def follow(b: Broker, task_id: str, console: Console, *, quiet: bool = Fal
     try:
         if view is not None:
             view.update(snap)
-        while not snap.done:
-            after, events = await read_events(b, after, block_ms=1000, task_id=task_id)
+        while True:
+            finished = snap.done
+            # Until it finishes: wait for events. Then: drain what is left and stop.
+            last, events = await read_events(b, after, block_ms=None if finished else 1000, task_id=task_id)
             for ev in events:
                 if view is not None:
                     view.event(snap, ev)
-            snap = await snapshot(b, task_id)
+            if finished and last == after:
+                break
+            after = last
+            if not finished:
+                snap = await snapshot(b, task_id)
             if view is not None:
                 view.update(snap)
     finally:

@@ -12,6 +12,10 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 
 class Backoff:
@@ -34,12 +38,32 @@ class Backoff:
         await asyncio.sleep(self.next_delay())
 
 
+async def reachable(url: str, client_name: str) -> bool:
+    """One PING on a fresh connection (never a pooled one that may have died with the server)."""
+    r = Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=2.0, client_name=client_name)
+    try:
+        return bool(await r.ping())
+    except (RedisError, OSError):
+        return False
+    finally:
+        await r.aclose()
+
+
 class Link:
     """The worker's view of its Redis connection: up or down, with one log line per change."""
 
-    def __init__(self, logger: logging.Logger | logging.LoggerAdapter[logging.Logger], url: str) -> None:
+    def __init__(
+        self,
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+        url: str,
+        *,
+        probe_name: str = "hiveq:probe",
+        drop_idle: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.log = logger
         self.url = url
+        self.probe_name = probe_name
+        self.drop_idle = drop_idle  # forgets pooled connections that died with the server
         self.down_since: float | None = None
         self.generation = 0  # +1 on every restore, so loops can tell "since Redis came back"
         self.outages = 0
@@ -47,6 +71,18 @@ class Link:
     @property
     def up(self) -> bool:
         return self.down_since is None
+
+    async def failed(self, reason: str) -> None:
+        """A call failed to reach Redis. If a fresh connection still gets through, it was one stale
+        pooled connection (after a restart): drop those and carry on without calling it an outage."""
+        if self.down_since is not None:
+            return
+        if await reachable(self.url, self.probe_name):
+            self.log.debug("a pooled Redis connection was stale (%s); reconnecting", reason)
+            if self.drop_idle is not None:
+                await self.drop_idle()
+            return
+        self.lost(reason)
 
     def lost(self, reason: str) -> None:
         if self.down_since is None:

@@ -56,9 +56,7 @@ def effective_timeout(job: ClaimedJob, spec: AgentSpec) -> float:
     return job.timeout_s
 
 
-async def execute(
-    job: ClaimedJob, spec: AgentSpec, ctx: AgentContext, executor: Executor | None, max_result_bytes: int
-) -> Outcome:
+async def execute(job: ClaimedJob, spec: AgentSpec, ctx: AgentContext, executor: Executor | None) -> Outcome:
     """Run the agent. Cancellation (lease lost, shutdown) propagates as CancelledError."""
     timeout = effective_timeout(job, spec)
     try:
@@ -83,9 +81,14 @@ async def execute(
     except Exception as exc:
         ctx.logger.warning("agent raised %s: %s", type(exc).__name__, exc, exc_info=True)
         return Outcome(Ending.FAILED, error=f"{type(exc).__name__}: {exc}")
-    try:
-        dumps_bounded(result, f"result of job {job.id}", max_result_bytes)
-    except HiveqError as exc:
-        error = f"agent {job.agent!r} returned an unusable result: {exc}"
-        return Outcome(Ending.FAILED, error=error, fatal=True)
     return Outcome(Ending.OK, result=result)
+
+
+def check_result(job_id: str, result: Any, max_bytes: int) -> str | None:
+    """Why a result cannot be stored (not JSON, too large), or None. Used only when a batch was
+    refused, so the common case serialises each result once."""
+    try:
+        dumps_bounded(result, f"result of job {job_id}", max_bytes)
+    except HiveqError as exc:
+        return f"the agent returned an unusable result: {exc}"
+    return None

@@ -4,7 +4,7 @@ Four concurrent loops share one `Worker`:
 - claim: leases as many jobs as there are free slots in ONE claim call, starts them, and waits
   for work on a dedicated connection (BZPOPMIN on wake markers, no polling) when the queues are
   empty;
-- flush: records finished jobs in batches (one `complete` + one `fail` call per batch);
+- flush (record.py): records finished jobs in batches (one `complete` + one `fail` call each);
 - heartbeat: extends every held lease in one call each `heartbeat_s`, stops agents whose lease
   was lost (task cancelled, lease reclaimed), re-registers if the worker record was reaped;
 - maintain: promotes due retries and reclaims dead workers' leases every `reap_interval_s`.
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -24,16 +23,17 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from hiveq.agents.registry import AgentContext, AgentSpec, get_agent
-from hiveq.errors import Code, HiveqError, RedisUnavailable
+from hiveq.errors import Code, RedisUnavailable
 from hiveq.logs import ContextAdapter, bound_logger
 from hiveq.models import ClaimedJob
-from hiveq.queue import fetch, heartbeat, maintain, registry, release, retry
+from hiveq.queue import fetch, heartbeat, maintain, registry, release
 from hiveq.queue.broker import Broker
-from hiveq.queue.complete import complete
+from hiveq.queue.keys import Keyspace
 from hiveq.settings import Settings
 from hiveq.worker.backoff import Backoff, Link
 from hiveq.worker.execute import Outcome, execute, precheck
-from hiveq.worker.outbox import Batch, Outbox
+from hiveq.worker.outbox import Outbox
+from hiveq.worker.record import Recorder
 
 IDLE_WAIT_S = 5.0  # a safety net only: enqueue/requeue/promote always set a wake marker
 # Two claim loops overlap Redis and Python: one decodes and starts its jobs while Redis serves the
@@ -60,7 +60,12 @@ class Worker:
         self.id = worker_id
         self.stop = stop
         self.log: ContextAdapter = bound_logger("hiveq.worker", worker_id=worker_id)
-        self.link = Link(self.log, settings.redis_url)
+        self.link = Link(
+            self.log,
+            settings.redis_url,
+            probe_name=Keyspace(settings.app, settings.env).client_name("worker-probe", worker_id),
+            drop_idle=self._drop_idle,
+        )
         self.running: dict[str, Running] = {}
         self.outbox = Outbox()
         self.claimers = 2 if concurrency >= CLAIMERS_FROM else 1
@@ -69,9 +74,15 @@ class Worker:
         self.resources: dict[str, Any] = {}
         self.executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="hiveq-agent")
         self.hb_generation = 0
-        self.processed = 0
+        self.recorder = Recorder(self)
         self._b: Broker | None = None
         self._wait_conns: list[Redis] = []
+        self._abandoned_waits: list[asyncio.Future[bool]] = []
+        self._stop_waiter: asyncio.Future[bool] | None = None
+
+    async def _drop_idle(self) -> None:
+        if self._b is not None:
+            await self._b.redis.connection_pool.disconnect(inuse_connections=False)
 
     @property
     def b(self) -> Broker:
@@ -85,7 +96,7 @@ class Worker:
         bg = [
             asyncio.create_task(self._heartbeat_loop(), name="hiveq-heartbeat"),
             asyncio.create_task(self._maintain_loop(), name="hiveq-maintain"),
-            asyncio.create_task(self._flush_loop(), name="hiveq-flush"),
+            asyncio.create_task(self.recorder.flush_loop(), name="hiveq-flush"),
         ]
         try:
             await asyncio.gather(*(self._claim_loop(i) for i in range(self.claimers)))
@@ -94,7 +105,7 @@ class Worker:
             for t in bg:
                 t.cancel()
             await asyncio.gather(*bg, return_exceptions=True)
-            await self._final_flush()
+            await self.recorder.final_flush()
             await self._leave()
 
     async def _connect(self) -> bool:
@@ -108,7 +119,7 @@ class Worker:
                 if self._b is not None:
                     await self._b.close()
                     self._b = None
-                self.link.lost(str(exc))
+                await self.link.failed(str(exc))
                 await self._sleep_or_stop(backoff.next_delay())
                 continue
             self.link.restored()
@@ -119,6 +130,7 @@ class Worker:
                     decode_responses=True,
                     client_name=keys.client_name(f"worker-wait{i}", self.id),
                     socket_connect_timeout=2.0,
+                    socket_timeout=IDLE_WAIT_S + 5.0,  # over the BZPOPMIN timeout (redis-py default: 5 s)
                     max_connections=1,
                 )
                 for i in range(self.claimers)
@@ -139,13 +151,20 @@ class Worker:
             await self.b.close()
         for conn in self._wait_conns:
             await conn.aclose()
+        if self._stop_waiter is not None:
+            self._stop_waiter.cancel()
+        if self._abandoned_waits:
+            await asyncio.wait(self._abandoned_waits, timeout=1.0)
+            for w in self._abandoned_waits:
+                if w.done() and not w.cancelled():
+                    w.exception()  # retrieved: a closed connection's error is expected here
         for res in self.resources.values():  # agents' per-worker clients (e.g. llm's HTTP client)
             closer = getattr(res, "aclose", None)
             if closer is not None:
                 with contextlib.suppress(Exception):
                     await closer()
         self.executor.shutdown(wait=False, cancel_futures=True)
-        self.log.info("worker stopped after %d jobs", self.processed)
+        self.log.info("worker stopped after %d jobs", self.recorder.processed)
 
     async def _sleep_or_stop(self, delay: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -173,7 +192,7 @@ class Worker:
                 if len(jobs) < want:
                     await self._wait_for_work(self._wait_conns[n])
             except RedisUnavailable as exc:
-                self.link.lost(str(exc))
+                await self.link.failed(str(exc))
                 await self._sleep_or_stop(backoff.next_delay())
                 continue
             backoff.reset()
@@ -183,20 +202,26 @@ class Worker:
         """Wait for `event` or for stop, whichever comes first."""
         if event.is_set() or self.stop.is_set():
             return
-        waiters = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(self.stop.wait())]
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        for w in waiters:
-            w.cancel()
+        waiter: asyncio.Future[bool] = asyncio.ensure_future(event.wait())
+        await asyncio.wait([waiter, self._stopping()], return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+
+    def _stopping(self) -> asyncio.Future[bool]:
+        """One shared future for "stop was asked", so waits need not make a task for it each time."""
+        if self._stop_waiter is None:
+            waiter: asyncio.Future[bool] = asyncio.ensure_future(self.stop.wait())
+            self._stop_waiter = waiter
+            return waiter
+        return self._stop_waiter
 
     async def _wait_for_work(self, conn: Redis) -> None:
         wait = asyncio.ensure_future(fetch.wait_for_work(self.b, self.agents, IDLE_WAIT_S, conn=conn))
-        stop = asyncio.ensure_future(self.stop.wait())
-        await asyncio.wait([wait, stop], return_when=asyncio.FIRST_COMPLETED)
-        stop.cancel()
+        await asyncio.wait([wait, self._stopping()], return_when=asyncio.FIRST_COMPLETED)
         if not wait.done():
+            # Stopping: leave the blocked read behind (redis-py may finish a cancelled BZPOPMIN
+            # before it lets go); `_leave` closes its connection, which ends it at once.
             wait.cancel()
-            with contextlib.suppress(asyncio.CancelledError, RedisUnavailable):
-                await wait
+            self._abandoned_waits.append(wait)
             return
         wait.result()
 
@@ -207,7 +232,10 @@ class Worker:
             assert early is not None
             self.outbox.add(job, early)
             return
-        log = self.log.bind(task_id=job.task_id, job_id=job.id, agent=job.agent, attempt=job.attempt)
+        log = ContextAdapter(self.log.logger, {
+            "worker_id": self.id, "task_id": job.task_id, "job_id": job.id, "agent": job.agent,
+            "attempt": job.attempt,
+        })
         ctx = AgentContext(
             job_id=job.id,
             task_id=job.task_id,
@@ -232,104 +260,31 @@ class Worker:
         job = r.job
         outcome: Outcome | None = None
         try:
-            outcome = await execute(job, spec, r.ctx, self.executor, self.settings.max_payload_bytes)
+            outcome = await execute(job, spec, r.ctx, self.executor)
         except asyncio.CancelledError:
             outcome = None
         finally:
             if self.running.get(job.id) is r:
                 del self.running[job.id]
-            self.slot_freed.set()
+            self._slot_freed()
         if outcome is not None and not r.abandoned:
             self.outbox.add(job, outcome)
+
+    def _slot_freed(self) -> None:
+        for event in self.slot_events:
+            event.set()
 
     def _progress_fn(self, job: ClaimedJob) -> Any:
         async def report(fraction: float, message: str) -> None:
             try:
                 code = await heartbeat.progress(self.b, self.id, job.id, job.token, fraction, message)
             except RedisUnavailable as exc:
-                self.link.lost(str(exc))
+                await self.link.failed(str(exc))
                 return
             if code == Code.STALE_TOKEN and job.id in self.running:
                 self._lose(job.id, "progress report refused: lease no longer held")
 
         return report
-
-    # -- flush ---------------------------------------------------------------------------------
-    async def _flush_loop(self) -> None:
-        backoff = Backoff()
-        while True:
-            await self.outbox.ready.wait()
-            await asyncio.sleep(0)  # outcomes finishing in this same turn join the batch
-            batch = self.outbox.take()
-            if not len(batch):
-                continue
-            try:
-                await self._send(batch)
-            except RedisUnavailable as exc:
-                self.outbox.put_back(batch)
-                self.link.lost(str(exc))
-                await asyncio.sleep(backoff.next_delay())
-                continue
-            self.outbox.sent()
-            backoff.reset()
-            self.link.restored()
-
-    async def _send(self, batch: Batch) -> None:
-        """Record one batch. Each part is removed from `batch` once sent, so a retry resends only
-        the rest (a part that reached Redis before the connection dropped answers STALE)."""
-        try:
-            if batch.done:
-                codes = await complete(self.b, self.id, batch.done)
-                self._report_stale([j for j, _, _ in batch.done], codes, "result")
-                self.processed += len(batch.done)
-                batch.done = []
-            if batch.failed:
-                codes = await retry.fail(self.b, self.id, batch.failed)
-                self._report_stale([f.job_id for f in batch.failed], codes, "failure")
-                self.processed += len(batch.failed)
-                batch.failed = []
-            while batch.quarantined:
-                job_id, token, reason = batch.quarantined[0]
-                code = await retry.quarantine(self.b, self.id, job_id, token, reason)
-                self._report_stale([job_id], [code], "quarantine")
-                self.log.bind(job_id=job_id).warning("job quarantined: %s", reason)
-                batch.quarantined.pop(0)
-        except (HiveqError, RedisError) as exc:
-            if isinstance(exc, RedisUnavailable):
-                raise
-            ids = sorted(batch.leases())
-            self.log.error(
-                "could not record %d job outcomes (%s); their leases will expire and the jobs run "
-                "again: %s", len(ids), exc, ", ".join(ids[:20]),
-            )
-
-    def _report_stale(self, ids: list[str], codes: list[Code], what: str) -> None:
-        for job_id, code in zip(ids, codes, strict=True):
-            if code != Code.OK:
-                self.log.bind(job_id=job_id).warning(
-                    "%s not recorded (%s): this worker no longer holds the lease (it expired and was "
-                    "reclaimed, the task was cancelled, or it was already recorded before a dropped "
-                    "connection); the job is not counted twice", what, code.name.lower(),
-                )
-
-    async def _final_flush(self) -> None:
-        """On the way out: record what finished. If Redis stays away, the leases expire instead."""
-        deadline = time.monotonic() + max(5.0, self.settings.lease_s)
-        backoff = Backoff()
-        while len(self.outbox.pending) and time.monotonic() < deadline:
-            batch = self.outbox.take()
-            try:
-                await self._send(batch)
-                self.outbox.sent()
-            except RedisUnavailable as exc:
-                self.outbox.put_back(batch)
-                self.link.lost(str(exc))
-                await asyncio.sleep(backoff.next_delay())
-        if len(self.outbox.pending):
-            self.log.error(
-                "Redis did not come back: %d finished jobs were not recorded; they run again when "
-                "their leases expire", len(self.outbox.pending),
-            )
 
     # -- heartbeat -----------------------------------------------------------------------------
     async def _heartbeat_loop(self) -> None:
@@ -346,7 +301,7 @@ class Worker:
                     self.log.warning("this worker's record was reaped (missed heartbeats); registering again")
                     await registry.register_worker(self.b, self.id, self.agents, self.concurrency)
             except RedisUnavailable as exc:
-                self.link.lost(str(exc))
+                await self.link.failed(str(exc))
                 delay = backoff.next_delay()
                 continue
             backoff.reset()
@@ -364,7 +319,7 @@ class Worker:
         r.ctx.cancelled.set()
         if r.task is not None:
             r.task.cancel()
-        self.slot_freed.set()
+        self._slot_freed()
         r.ctx.logger.warning("%s; stopping the agent, its result will not be recorded", why)
 
     # -- maintain ------------------------------------------------------------------------------
@@ -377,7 +332,7 @@ class Worker:
             try:
                 m = await maintain.maintain(self.b)
             except RedisUnavailable as exc:
-                self.link.lost(str(exc))
+                await self.link.failed(str(exc))
                 continue
             if m.requeued or m.dead_lettered or m.workers_lost:
                 self.log.info(

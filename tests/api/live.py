@@ -22,8 +22,9 @@ async def asgi_client(app: FastAPI, token: str | None = None) -> AsyncIterator[h
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hiveq.test",
-                          headers=headers) as client,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://hiveq.test", headers=headers
+        ) as client,
     ):
         yield client
 
@@ -34,10 +35,11 @@ async def live_server(settings: Settings, **app_kw: float) -> AsyncIterator[str]
 
     Needed for streaming (SSE): the ASGI transport buffers whole responses."""
     port = free_port()
-    config = uvicorn.Config(create_app(settings, **app_kw), host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="on")
+    config = uvicorn.Config(
+        create_app(settings, **app_kw), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+    )
     server = uvicorn.Server(config)
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]  # leave Ctrl-C to pytest
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # Ctrl-C stays pytest's
     task = asyncio.create_task(server.serve())
     try:
         async with asyncio.timeout(30):

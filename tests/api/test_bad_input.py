@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -14,28 +15,56 @@ from tests.api.live import asgi_client
 SUB = {"id": "a", "agent": "demo"}
 
 
-@pytest.mark.parametrize(("body", "field", "rule"), [
-    ({"priority": 1}, "description", "is required"),
-    ({"description": ""}, "description", "must not be empty"),
-    ({"description": "   \n"}, "description", "must not be empty"),
-    ({"description": "x" * 10_001}, "description", "over the limit of 10000"),
-    ({"description": "x", "metadata": {"blob": "y" * 70_000}}, "metadata", "over the limit of 65536"),
-    ({"description": "x", "priority": 0}, "priority", "greater than or equal to 1"),
-    ({"description": "x", "priority": 11}, "priority", "less than or equal to 10"),
-    ({"description": "x", "priority": "urgent"}, "priority", "valid integer"),
-    ({"description": "x", "planner": "magic"}, "planner", "unknown planner 'magic'"),
-    ({"description": "x", "colour": "red"}, "colour", "not a known field"),
-    ({"description": "x", "subtasks": [{"id": "a", "agent": "ghost"}]}, "subtasks[0].agent", "unknown agent 'ghost'"),
-    ({"description": "x", "subtasks": [{"id": "a"}]}, "subtasks[0].agent", "is required"),
-    ({"description": "x", "subtasks": [{**SUB, "depends_on": ["b"]}, {"id": "b", "agent": "demo", "depends_on": ["a"]}]},
-     "subtasks", "dependency cycle: a -> b -> a"),
-    ({"description": "x", "subtasks": [{**SUB, "depends_on": ["zz"]}]}, "subtasks[0].depends_on", "unknown subtask 'zz'"),
-    ({"description": "x", "subtasks": [{"id": f"s{i}", "agent": "demo"} for i in range(101)]},
-     "subtasks", "over the limit of 100"),
-    ({"description": "x", "subtasks": [{"id": "bad id!", "agent": "demo"}]}, "subtasks[0].id", "1-64 characters"),
-    ({"description": "x", "planner": "template", "subtasks": [SUB]}, "subtasks", "only accepted with the explicit"),
-    ({"description": "x", "planner": "explicit"}, "subtasks", "needs a non-empty list"),
-])
+@pytest.mark.parametrize(
+    ("body", "field", "rule"),
+    [
+        ({"priority": 1}, "description", "is required"),
+        ({"description": ""}, "description", "must not be empty"),
+        ({"description": "   \n"}, "description", "must not be empty"),
+        ({"description": "x" * 10_001}, "description", "over the limit of 10000"),
+        ({"description": "x", "metadata": {"blob": "y" * 70_000}}, "metadata", "over the limit of 65536"),
+        ({"description": "x", "priority": 0}, "priority", "greater than or equal to 1"),
+        ({"description": "x", "priority": 11}, "priority", "less than or equal to 10"),
+        ({"description": "x", "priority": "urgent"}, "priority", "valid integer"),
+        ({"description": "x", "planner": "magic"}, "planner", "unknown planner 'magic'"),
+        ({"description": "x", "colour": "red"}, "colour", "not a known field"),
+        (
+            {"description": "x", "subtasks": [{"id": "a", "agent": "ghost"}]},
+            "subtasks[0].agent",
+            "unknown agent 'ghost'",
+        ),
+        ({"description": "x", "subtasks": [{"id": "a"}]}, "subtasks[0].agent", "is required"),
+        (
+            {
+                "description": "x",
+                "subtasks": [{**SUB, "depends_on": ["b"]}, {"id": "b", "agent": "demo", "depends_on": ["a"]}],
+            },
+            "subtasks",
+            "dependency cycle: a -> b -> a",
+        ),
+        (
+            {"description": "x", "subtasks": [{**SUB, "depends_on": ["zz"]}]},
+            "subtasks[0].depends_on",
+            "unknown subtask 'zz'",
+        ),
+        (
+            {"description": "x", "subtasks": [{"id": f"s{i}", "agent": "demo"} for i in range(101)]},
+            "subtasks",
+            "over the limit of 100",
+        ),
+        (
+            {"description": "x", "subtasks": [{"id": "bad id!", "agent": "demo"}]},
+            "subtasks[0].id",
+            "1-64 characters",
+        ),
+        (
+            {"description": "x", "planner": "template", "subtasks": [SUB]},
+            "subtasks",
+            "only accepted with the explicit",
+        ),
+        ({"description": "x", "planner": "explicit"}, "subtasks", "needs a non-empty list"),
+    ],
+)
 async def test_invalid_task_is_422_naming_field_and_rule(
     api: httpx.AsyncClient, body: dict[str, Any], field: str, rule: str
 ) -> None:
@@ -48,11 +77,14 @@ async def test_invalid_task_is_422_naming_field_and_rule(
     assert (await api.get("/tasks")).json()["total"] == 0  # nothing half-created
 
 
-@pytest.mark.parametrize(("content", "field", "rule"), [
-    (b'{"description": "x",', "body", "is not valid JSON"),
-    (b"[1, 2]", "body", "must be a JSON object"),
-    (b"\xff\xfe", "body", "is not valid JSON"),
-])
+@pytest.mark.parametrize(
+    ("content", "field", "rule"),
+    [
+        (b'{"description": "x",', "body", "is not valid JSON"),
+        (b"[1, 2]", "body", "must be a JSON object"),
+        (b"\xff\xfe", "body", "is not valid JSON"),
+    ],
+)
 async def test_malformed_json_is_422(api: httpx.AsyncClient, content: bytes, field: str, rule: str) -> None:
     r = await api.post("/tasks", content=content, headers={"Content-Type": "application/json"})
     assert r.status_code == 422
@@ -65,9 +97,10 @@ async def test_wrong_content_type_is_415(api: httpx.AsyncClient, ctype: str) -> 
     r = await api.post("/tasks", content=b'{"description": "x"}', headers={"Content-Type": ctype})
     assert r.status_code == 415
     assert r.json()["error"] == {
-        "code": "unsupported_media_type", "field": "Content-Type",
+        "code": "unsupported_media_type",
+        "field": "Content-Type",
         "message": f"Content-Type {ctype.split(';')[0]!r} is not supported; send the task as JSON with "
-                   "'Content-Type: application/json'",
+        "'Content-Type: application/json'",
     }
 
 
@@ -86,7 +119,7 @@ async def test_oversized_body_is_413_by_content_length_and_by_streamed_size(brok
         assert r.json()["error"]["code"] == "payload_too_large"
         assert "over the limit of 2048 bytes" in r.json()["error"]["message"]
 
-        async def chunks():  # type: ignore[no-untyped-def]  # no Content-Length: chunked upload
+        async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: a chunked upload
             for _ in range(10):
                 yield b" " * 500
 
@@ -95,16 +128,21 @@ async def test_oversized_body_is_413_by_content_length_and_by_streamed_size(brok
         assert (await api.get("/tasks")).json()["total"] == 0
 
 
-@pytest.mark.parametrize(("method", "path", "kind"), [
-    ("GET", "/tasks/tnope", "task"),
-    ("POST", "/tasks/tnope/cancel", "task"),
-    ("GET", "/tasks/tnope/events", "task"),
-    ("GET", "/jobs/tnope.a", "job"),
-    ("GET", "/jobs/tnope.a/history", "job"),
-    ("POST", "/dlq/tnope.a/retry", "job"),
-    ("POST", "/dlq/tnope.a/discard", "job"),
-])
-async def test_unknown_id_is_404_never_pending(api: httpx.AsyncClient, method: str, path: str, kind: str) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "kind"),
+    [
+        ("GET", "/tasks/tnope", "task"),
+        ("POST", "/tasks/tnope/cancel", "task"),
+        ("GET", "/tasks/tnope/events", "task"),
+        ("GET", "/jobs/tnope.a", "job"),
+        ("GET", "/jobs/tnope.a/history", "job"),
+        ("POST", "/dlq/tnope.a/retry", "job"),
+        ("POST", "/dlq/tnope.a/discard", "job"),
+    ],
+)
+async def test_unknown_id_is_404_never_pending(
+    api: httpx.AsyncClient, method: str, path: str, kind: str
+) -> None:
     r = await api.request(method, path)
     assert r.status_code == 404
     err = r.json()["error"]
@@ -112,10 +150,17 @@ async def test_unknown_id_is_404_never_pending(api: httpx.AsyncClient, method: s
     assert f"unknown {kind} id" in err["message"]
 
 
-@pytest.mark.parametrize(("params", "field"), [
-    ({"status": "bogus"}, "status"), ({"limit": 0}, "limit"), ({"offset": -1}, "offset"),
-])
-async def test_bad_query_parameters_are_422(api: httpx.AsyncClient, params: dict[str, Any], field: str) -> None:
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"status": "bogus"}, "status"),
+        ({"limit": 0}, "limit"),
+        ({"offset": -1}, "offset"),
+    ],
+)
+async def test_bad_query_parameters_are_422(
+    api: httpx.AsyncClient, params: dict[str, Any], field: str
+) -> None:
     r = await api.get("/tasks", params=params)
     assert r.status_code == 422
     assert r.json()["error"]["field"] == field

@@ -8,15 +8,18 @@ import httpx
 from hiveq.queue import complete, fetch, retry
 from hiveq.queue.broker import Broker
 
-PIPELINE = {"description": "three steps", "subtasks": [
-    {"id": "a", "agent": "demo"},
-    {"id": "b", "agent": "demo", "depends_on": ["a"]},
-    {"id": "c", "agent": "demo", "depends_on": ["b"]},
-]}
+PIPELINE = {
+    "description": "three steps",
+    "subtasks": [
+        {"id": "a", "agent": "demo"},
+        {"id": "b", "agent": "demo", "depends_on": ["a"]},
+        {"id": "c", "agent": "demo", "depends_on": ["b"]},
+    ],
+}
 
 
 async def kill_first_job(api: httpx.AsyncClient, b: Broker) -> str:
-    tid = (await api.post("/tasks", json=PIPELINE)).json()["task_id"]
+    tid: str = (await api.post("/tasks", json=PIPELINE)).json()["task_id"]
     (job,) = await fetch.claim(b, "w-test", ["demo"], 1)
     assert job.id == f"{tid}.a"
     await retry.fail(b, "w-test", [retry.Failure(job.id, job.token, "disk full", fatal=True)])
@@ -27,7 +30,11 @@ async def test_dead_subtask_fails_task_and_cancels_dependents(api: httpx.AsyncCl
     tid = await kill_first_job(api, broker)
     view = (await api.get(f"/tasks/{tid}")).json()
     assert view["status"] == "failed"
-    assert {s["id"]: s["state"] for s in view["subtasks"]} == {"a": "dead", "b": "cancelled", "c": "cancelled"}
+    assert {s["id"]: s["state"] for s in view["subtasks"]} == {
+        "a": "dead",
+        "b": "cancelled",
+        "c": "cancelled",
+    }
     assert "disk full" in view["error"]
     assert view["subtasks"][0]["worker"] == "w-test"
     dlq = (await api.get("/dlq")).json()["items"]
@@ -35,7 +42,9 @@ async def test_dead_subtask_fails_task_and_cancels_dependents(api: httpx.AsyncCl
     assert "fatal error: disk full" in dlq[0]["reason"]
 
 
-async def test_retrying_the_dead_letter_revives_the_task_to_success(api: httpx.AsyncClient, broker: Broker) -> None:
+async def test_retrying_the_dead_letter_revives_the_task_to_success(
+    api: httpx.AsyncClient, broker: Broker
+) -> None:
     tid = await kill_first_job(api, broker)
     r = await api.post(f"/dlq/{tid}.a/retry")
     assert r.status_code == 200
@@ -50,8 +59,11 @@ async def test_retrying_the_dead_letter_revives_the_task_to_success(api: httpx.A
     view = (await api.get(f"/tasks/{tid}")).json()
     assert view["status"] == "succeeded"
     assert view["progress"] == {"done": 3, "total": 3, "fraction": 1.0}
-    assert view["result"] == {"final": {"step": "c"}, "sinks": ["c"],
-                              "subtasks": {"a": {"step": "a"}, "b": {"step": "b"}, "c": {"step": "c"}}}
+    assert view["result"] == {
+        "final": {"step": "c"},
+        "sinks": ["c"],
+        "subtasks": {"a": {"step": "a"}, "b": {"step": "b"}, "c": {"step": "c"}},
+    }
     assert (await api.post(f"/dlq/{tid}.a/retry")).status_code == 409  # no longer dead
 
 
@@ -67,6 +79,9 @@ async def test_job_and_its_custody_history_name_who_took_it(api: httpx.AsyncClie
     job = (await api.get(f"/jobs/{tid}.a")).json()
     assert job["state"] == "dead" and job["attempts"] == 1
     history = (await api.get(f"/jobs/{tid}.a/history")).json()
-    assert [(e["from"], e["to"]) for e in history["events"]] == [("", "waiting"), ("waiting", "active"),
-                                                               ("active", "dead")]
+    assert [(e["from"], e["to"]) for e in history["events"]] == [
+        ("", "waiting"),
+        ("waiting", "active"),
+        ("active", "dead"),
+    ]
     assert history["events"][1]["worker"] == "w-test"

@@ -24,24 +24,39 @@ from hiveq.settings import Settings
 from tests.conftest import fresh_settings
 
 ROOT = Path(__file__).resolve().parents[2]
-CHECKS = [
-    checks.status_code_conformance,
-    checks.content_type_conformance,
-    checks.response_headers_conformance,
-    checks.negative_data_rejection,
-    checks.missing_required_header,
-    checks.unsupported_method,
-]
+# Acceptance of schema-valid data is not a property of this API: a well-formed task is still refused
+# when it names an agent no worker registered, a planner that does not exist, or a graph with a
+# cycle. Those rules depend on the namespace's state, so they cannot live in the schema.
+EXCLUDED = [checks.positive_data_acceptance]
 
 
 @pytest.fixture(scope="module")
 def api_url(server: ServerProcess) -> Iterator[str]:
     s = fresh_settings(server.url)
     port = free_port()
-    env = {**os.environ, "REDIS_URL": s.redis_url, "HIVEQ_APP": s.app, "HIVEQ_ENV": s.env, "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "REDIS_URL": s.redis_url,
+        "HIVEQ_APP": s.app,
+        "HIVEQ_ENV": s.env,
+        "PYTHONPATH": str(ROOT),
+    }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "hiveq.api.app:create_app_from_env", "--factory", "--port", str(port),
-         "--log-level", "warning"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "hiveq.api.app:create_app_from_env",
+            "--factory",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -81,4 +96,4 @@ schema = (
 def test_api_never_5xx_and_answers_match_the_schema(case: Any, api_url: str) -> None:
     response = case.call(base_url=api_url, timeout=10)
     assert response.status_code < 500, response.text
-    case.validate_response(response)
+    case.validate_response(response, excluded_checks=EXCLUDED)

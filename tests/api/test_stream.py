@@ -22,8 +22,13 @@ async def url(broker: Broker) -> AsyncIterator[str]:
         yield u
 
 
-async def read(http: httpx.AsyncClient, path: str, n: int, headers: dict[str, str] | None = None,
-               raw: list[str] | None = None) -> list[Event]:
+async def read(
+    http: httpx.AsyncClient,
+    path: str,
+    n: int,
+    headers: dict[str, str] | None = None,
+    raw: list[str] | None = None,
+) -> list[Event]:
     """The first `n` events of an SSE stream (then disconnect)."""
     out: list[Event] = []
     parser = SSEParser()
@@ -41,12 +46,19 @@ async def read(http: httpx.AsyncClient, path: str, n: int, headers: dict[str, st
     raise AssertionError("stream ended early")
 
 
-async def test_task_stream_replays_from_creation_and_resumes_after_last_event_id(url: str, broker: Broker) -> None:
+async def test_task_stream_replays_from_creation_and_resumes_after_last_event_id(
+    url: str, broker: Broker
+) -> None:
     async with httpx.AsyncClient(base_url=url) as http:
         tid = (await http.post("/tasks", json={"description": "Build a thing"})).json()["task_id"]
         first = await read(http, f"/tasks/{tid}/events", 5)
-        assert [(e.type, e.to) for e in first] == [("task", "queued"), ("job", "waiting"), ("job", "blocked"),
-                                                   ("job", "blocked"), ("job", "blocked")]
+        assert [(e.type, e.to) for e in first] == [
+            ("task", "queued"),
+            ("job", "waiting"),
+            ("job", "blocked"),
+            ("job", "blocked"),
+            ("job", "blocked"),
+        ]
         assert all(e.task == tid for e in first)
         await cancel.cancel_task(broker, tid)
         resumed = await read(http, f"/tasks/{tid}/events", 5, headers={"Last-Event-ID": first[-1].id})
@@ -71,8 +83,9 @@ async def test_namespace_stream_shows_only_new_events_live(url: str) -> None:
 
 async def test_idle_stream_sends_keep_alive_comments(url: str) -> None:
     async with httpx.AsyncClient(base_url=url) as http:
-        tid = (await http.post("/tasks", json={"description": "x", "subtasks": [{"id": "a", "agent": "demo"}]})
-               ).json()["task_id"]
+        tid = (
+            await http.post("/tasks", json={"description": "x", "subtasks": [{"id": "a", "agent": "demo"}]})
+        ).json()["task_id"]
         raw: list[str] = []
         await read(http, f"/tasks/{tid}/events", 2, raw=raw)
         assert raw[0] == "retry: 2000"

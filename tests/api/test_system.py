@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable
 
@@ -27,9 +29,13 @@ async def test_health_reports_redis_version_and_namespace(api: httpx.AsyncClient
     assert body["namespace"] == broker.settings.namespace
 
 
-async def test_queues_and_workers_show_depth_by_agent_and_priority(api: httpx.AsyncClient, broker: Broker) -> None:
+async def test_queues_and_workers_show_depth_by_agent_and_priority(
+    api: httpx.AsyncClient, broker: Broker
+) -> None:
     await api.post("/tasks", json={"description": "Build it", "priority": 2})
-    await api.post("/tasks", json={"description": "x", "subtasks": [{"id": "a", "agent": "llm", "priority": 9}]})
+    await api.post(
+        "/tasks", json={"description": "x", "subtasks": [{"id": "a", "agent": "llm", "priority": 9}]}
+    )
     await registry.register_worker(broker, "w-1", ["demo", "llm"], concurrency=3)
     q = (await api.get("/queues")).json()
     depth = {d["agent"]: d for d in q["queues"]}
@@ -57,18 +63,25 @@ async def test_metrics_expose_depth_states_throughput_latency_dead_and_workers(
     assert 'hiveq_jobs_transitions_total{event="enqueued"} 4.0' in text
     assert "hiveq_dead_letters 0.0" in text
     assert "hiveq_workers_alive 1.0" in text
-    assert 'hiveq_job_run_seconds_count 1.0' in text
+    assert "hiveq_job_run_seconds_count 1.0" in text
     assert 'hiveq_job_wait_seconds_bucket{le="+Inf"} 1.0' in text
     again = (await api.get("/metrics")).text  # a job is folded into the histograms once
-    assert 'hiveq_job_run_seconds_count 1.0' in again
+    assert "hiveq_job_run_seconds_count 1.0" in again
 
 
 async def test_tokens_guard_every_route_but_health(broker: Broker) -> None:
     app = create_app(broker.settings.with_(api_tokens=("s3cret", "other")))
     async with asgi_client(app) as api:
         assert (await api.get("/health")).status_code == 200
-        for method, path in [("GET", "/tasks"), ("POST", "/tasks"), ("GET", "/queues"), ("GET", "/metrics"),
-                             ("GET", "/events"), ("GET", "/dlq"), ("GET", "/workers")]:
+        for method, path in [
+            ("GET", "/tasks"),
+            ("POST", "/tasks"),
+            ("GET", "/queues"),
+            ("GET", "/metrics"),
+            ("GET", "/events"),
+            ("GET", "/dlq"),
+            ("GET", "/workers"),
+        ]:
             r = await api.request(method, path)
             assert r.status_code == 401, path
             assert r.json()["error"]["code"] == "unauthorized"
@@ -76,6 +89,9 @@ async def test_tokens_guard_every_route_but_health(broker: Broker) -> None:
         wrong = await api.get("/tasks", headers={"Authorization": "Bearer s3cre"})
         assert wrong.status_code == 401
         assert (await api.get("/tasks", params={"token": "s3cret"})).status_code == 401  # query only for SSE
+        # SSE accepts ?token= (EventSource cannot send headers): past auth, an unknown task is a 404.
+        assert (await api.get("/tasks/tnope/events", params={"token": "s3cret"})).status_code == 404
+        assert (await api.get("/tasks/tnope/events", params={"token": "nope"})).status_code == 401
         ok = await api.post("/tasks", json={"description": "x"}, headers={"Authorization": "Bearer other"})
         assert ok.status_code == 201
         tid = ok.json()["task_id"]
@@ -97,8 +113,15 @@ async def test_redis_down_is_503_with_a_clear_message_within_two_seconds(
     async with asgi_client(app) as api:
         tid = (await api.post("/tasks", json={"description": "x"})).json()["task_id"]
         srv.stop(kill=True)
-        for method, path in [("GET", "/health"), ("POST", "/tasks"), ("GET", f"/tasks/{tid}"), ("GET", "/tasks"),
-                             ("GET", "/queues"), ("GET", "/metrics"), ("GET", "/events")]:
+        for method, path in [
+            ("GET", "/health"),
+            ("POST", "/tasks"),
+            ("GET", f"/tasks/{tid}"),
+            ("GET", "/tasks"),
+            ("GET", "/queues"),
+            ("GET", "/metrics"),
+            ("GET", "/events"),
+        ]:
             start = time.monotonic()
             r = await api.request(method, path, json={"description": "x"} if method == "POST" else None)
             assert time.monotonic() - start < 2.0, path
@@ -120,11 +143,18 @@ async def test_app_starts_while_redis_is_down_and_answers_503() -> None:
         assert time.monotonic() - start < 2.0
 
 
-@pytest.mark.parametrize(("host", "tokens", "insecure", "refused"), [
-    ("127.0.0.1", (), False, False), ("localhost", (), False, False), ("::1", (), False, False),
-    ("0.0.0.0", (), False, True), ("192.168.1.5", (), False, True),
-    ("0.0.0.0", ("t",), False, False), ("0.0.0.0", (), True, False),
-])
+@pytest.mark.parametrize(
+    ("host", "tokens", "insecure", "refused"),
+    [
+        ("127.0.0.1", (), False, False),
+        ("localhost", (), False, False),
+        ("::1", (), False, False),
+        ("0.0.0.0", (), False, True),
+        ("192.168.1.5", (), False, True),
+        ("0.0.0.0", ("t",), False, False),
+        ("0.0.0.0", (), True, False),
+    ],
+)
 def test_serve_refuses_to_bind_beyond_loopback_without_a_token(
     host: str, tokens: tuple[str, ...], insecure: bool, refused: bool
 ) -> None:
@@ -143,3 +173,30 @@ def test_serve_exits_non_zero_before_listening(capsys: pytest.CaptureFixture[str
         serve(Settings(), host="0.0.0.0", port=free_port(), insecure=False)
     assert exit_.value.code == 2
     assert "refusing to listen on 0.0.0.0 without an API token" in capsys.readouterr().err
+
+
+async def test_stalled_redis_is_503_within_two_seconds(private_server: Callable[..., ServerProcess]) -> None:
+    srv = private_server("valkey")
+    app = create_app(fresh_settings(srv.url))
+    async with asgi_client(app) as api:
+        assert (await api.get("/health")).status_code == 200
+        assert srv.proc is not None
+        os.kill(srv.proc.pid, signal.SIGSTOP)  # alive but not answering: only timeouts can tell
+        try:
+            for method, path in [("GET", "/health"), ("POST", "/tasks")]:
+                start = time.monotonic()
+                r = await api.request(method, path, json={"description": "x"} if method == "POST" else None)
+                assert time.monotonic() - start < 2.0, path
+                assert r.status_code == 503, r.text
+        finally:
+            os.kill(srv.proc.pid, signal.SIGCONT)
+
+
+async def test_openapi_docs_describe_the_task_body(api: httpx.AsyncClient) -> None:
+    assert (await api.get("/docs")).status_code == 200
+    spec = (await api.get("/openapi.json")).json()
+    body = spec["paths"]["/tasks"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/TaskRequest"}
+    fields = spec["components"]["schemas"]["TaskRequest"]["properties"]
+    assert {"description", "priority", "planner", "metadata", "subtasks", "agent"} <= set(fields)
+    assert fields["priority"]["minimum"] == 1 and fields["priority"]["maximum"] == 10

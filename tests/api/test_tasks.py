@@ -20,11 +20,16 @@ async def test_seed_request_answers_201_with_task_id_plan_and_links(api: httpx.A
     assert body["status"] == "queued" and body["duplicate"] is False
     assert body["plan"]["planner"] == "template"
     assert [(s["id"], s["agent"], s["depends_on"], s["priority"]) for s in body["plan"]["subtasks"]] == [
-        ("design", "demo", [], 1), ("implement", "demo", ["design"], 1),
-        ("test", "demo", ["implement"], 1), ("document", "demo", ["test"], 1),
+        ("design", "demo", [], 1),
+        ("implement", "demo", ["design"], 1),
+        ("test", "demo", ["implement"], 1),
+        ("document", "demo", ["test"], 1),
     ]
-    assert body["links"] == {"self": f"/tasks/{tid}", "events": f"/tasks/{tid}/events",
-                             "cancel": f"/tasks/{tid}/cancel"}
+    assert body["links"] == {
+        "self": f"/tasks/{tid}",
+        "events": f"/tasks/{tid}/events",
+        "cancel": f"/tasks/{tid}/cancel",
+    }
     assert r.headers["location"] == f"/tasks/{tid}"
 
 
@@ -91,16 +96,22 @@ async def test_idempotency_key_replay_returns_the_same_task_never_a_second(
 
 
 async def test_explicit_subtasks_are_planned_as_sent(api: httpx.AsyncClient) -> None:
-    body = {"description": "fan out", "subtasks": [
-        {"id": "a", "agent": "demo"}, {"id": "b", "agent": "demo"},
-        {"id": "join", "agent": "llm", "depends_on": ["a", "b"], "priority": 2},
-    ]}
+    body = {
+        "description": "fan out",
+        "subtasks": [
+            {"id": "a", "agent": "demo"},
+            {"id": "b", "agent": "demo"},
+            {"id": "join", "agent": "llm", "depends_on": ["a", "b"], "priority": 2},
+        ],
+    }
     r = await api.post("/tasks", json=body)
     assert r.status_code == 201, r.text
     plan = r.json()["plan"]
     assert plan["planner"] == "explicit"
     assert [(s["id"], s["depends_on"], s["priority"]) for s in plan["subtasks"]] == [
-        ("a", [], 5), ("b", [], 5), ("join", ["a", "b"], 2)
+        ("a", [], 5),
+        ("b", [], 5),
+        ("join", ["a", "b"], 2),
     ]
 
 

@@ -56,11 +56,11 @@ class Hiveq:
             f"a worker serving {name!r}",
         )
 
-    def spawn(self, argv: list[str], **env: str) -> subprocess.Popen[str]:
+    def spawn(self, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
         return subprocess.Popen(
             argv,
             cwd=ROOT,
-            env={**self.env, **env},
+            env={**self.env, **(env or {})},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -71,7 +71,7 @@ class Hiveq:
 def base_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HIVEQ_", "REDIS_URL"))}
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    env.update(PYTHONPATH=path, COLUMNS="200", HIVEQ_DEMO_DELAY="0.05", **extra)
+    env.update({"PYTHONPATH": path, "COLUMNS": "200", "HIVEQ_DEMO_DELAY": "0.05", **extra})
     return env
 
 
@@ -104,8 +104,8 @@ def worker(hiveq: Hiveq) -> Iterator[WorkerFactory]:
     """Start worker subprocesses for the test's namespace; stopped at the end."""
     procs: list[subprocess.Popen[str]] = []
 
-    def start(*args: str, **env: str) -> subprocess.Popen[str]:
-        p = hiveq.spawn([sys.executable, "-m", "hiveq.worker", "--log-level", "warning", *args], **env)
+    def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        p = hiveq.spawn([sys.executable, "-m", "hiveq", "worker", "--log-level", "warning", *args], env)
         procs.append(p)
         return p
 

@@ -108,3 +108,14 @@ def test_purge_asks_first_and_removes_only_this_namespace(cli: Cli) -> None:
     assert as_json(cli("tasks", "--json"))["total"] == 0
     assert as_json(cli("tasks", "--json", env="other"))["total"] == 1
     assert cli("purge").exit_code == 2  # says what to purge instead of guessing
+
+
+def test_watch_of_a_finished_task_prints_its_outcome_and_exits_1_unless_it_succeeded(cli: Cli) -> None:
+    task_id = as_json(cli("submit", SEED, "--json"))["task_id"]
+    assert cli("cancel", task_id).exit_code == 0
+    res = cli("watch", task_id)
+    assert res.exit_code == 1, res.output
+    assert f"task {task_id} cancelled" in res.stdout.splitlines()[-1]
+    assert "Who ran what" in res.stdout
+    view = cli("watch", task_id, "--json")
+    assert view.exit_code == 1 and json.loads(view.stdout)["status"] == "cancelled"

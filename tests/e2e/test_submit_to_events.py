@@ -4,6 +4,7 @@ subtasks in dependency order -> the task succeeds -> its event stream showed eve
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 from hiveq.client import AsyncClient
 from hiveq.models import Event
@@ -41,7 +42,7 @@ async def test_submit_runs_subtasks_in_order_and_stream_shows_every_transition(b
         assert transitions(seen, step) == ["blocked", "waiting", "active", "succeeded"]
     # Dependency order: a step is released only after the one before it succeeded.
     index = {(e.job, e.to): i for i, e in enumerate(seen)}
-    for before, after in zip(ORDER, ORDER[1:], strict=False):
+    for before, after in itertools.pairwise(ORDER):
         assert index[(f"{tid}.{before}", "succeeded")] < index[(f"{tid}.{after}", "waiting")]
     ids = [e.id for e in seen]
     assert ids == sorted(ids, key=lambda i: tuple(map(int, i.split("-"))))

@@ -14,7 +14,7 @@ SETTINGS = Settings()
 
 
 async def plan(description: str, **kw: object) -> list[SubtaskSpec]:
-    p = await get_planner("template").plan(TaskRequest(description=description, **kw), SETTINGS)  # type: ignore[arg-type]
+    p = await get_planner("template").plan(TaskRequest(description=description, **kw), SETTINGS)
     return p.subtasks
 
 
@@ -27,13 +27,18 @@ async def test_template_plans_auth_system_as_design_implement_test_document_chai
     assert subs[0].input["task"] == "Build a user authentication system"
 
 
-@pytest.mark.parametrize(("description", "first", "last"), [
-    ("Fix the crash when the cart is empty", "reproduce", "verify"),
-    ("Write a research report comparing vector databases", "gather", "review"),
-    ("Set up an ETL pipeline from Postgres to S3", "extract", "validate"),
-    ("Water the office plants", "plan", "review"),
-])
-async def test_template_gives_each_kind_of_request_its_own_steps(description: str, first: str, last: str) -> None:
+@pytest.mark.parametrize(
+    ("description", "first", "last"),
+    [
+        ("Fix the crash when the cart is empty", "reproduce", "verify"),
+        ("Write a research report comparing vector databases", "gather", "review"),
+        ("Set up an ETL pipeline from Postgres to S3", "extract", "validate"),
+        ("Water the office plants", "plan", "review"),
+    ],
+)
+async def test_template_gives_each_kind_of_request_its_own_steps(
+    description: str, first: str, last: str
+) -> None:
     subs = await plan(description)
     assert (subs[0].id, subs[-1].id) == (first, last)
 
@@ -52,19 +57,24 @@ async def test_explicit_planner_keeps_the_clients_subtasks() -> None:
     assert p.subtasks == subs
 
 
-@pytest.mark.parametrize(("subtasks", "field", "rule"), [
-    ([("a", ["b"]), ("b", ["a"])], "subtasks", "cycle"),
-    ([("a", ["nope"])], "subtasks[0].depends_on", "unknown subtask 'nope'"),
-    ([("a", []), ("a", [])], "subtasks[1].id", "duplicate"),
-    ([(f"s{i}", []) for i in range(4)], "subtasks", "over the limit of 3"),
-    ([], "subtasks", "non-empty"),
-])
+@pytest.mark.parametrize(
+    ("subtasks", "field", "rule"),
+    [
+        ([("a", ["b"]), ("b", ["a"])], "subtasks", "cycle"),
+        ([("a", ["nope"])], "subtasks[0].depends_on", "unknown subtask 'nope'"),
+        ([("a", []), ("a", [])], "subtasks[1].id", "duplicate"),
+        ([(f"s{i}", []) for i in range(4)], "subtasks", "over the limit of 3"),
+        ([], "subtasks", "non-empty"),
+    ],
+)
 async def test_explicit_planner_refuses_bad_graphs_naming_field_and_rule(
     subtasks: list[tuple[str, list[str]]], field: str, rule: str
 ) -> None:
     specs = [SubtaskSpec(id=i, agent="demo", depends_on=d) for i, d in subtasks]
     with pytest.raises(ValidationFailed) as err:
-        await get_planner("explicit").plan(TaskRequest(description="x", subtasks=specs), SETTINGS.with_(max_subtasks=3))
+        await get_planner("explicit").plan(
+            TaskRequest(description="x", subtasks=specs), SETTINGS.with_(max_subtasks=3)
+        )
     assert err.value.field == field
     assert rule in err.value.rule
 

@@ -12,7 +12,7 @@ from hiveq.queue.fetch import claim
 from hiveq.queue.keys import Keyspace
 from hiveq.queue.registry import register_worker
 from hiveq.queue.retry import Failure, fail
-from hiveq.server import ServerProcess
+from hiveq.server import ServerProcess, free_port
 from tests.queue.helpers import enqueue_task, st
 
 
@@ -59,7 +59,8 @@ async def test_every_key_of_a_namespace_is_in_one_slot(any_broker: Broker) -> No
 async def test_the_computed_slot_matches_a_cluster_enabled_server(
     private_server: Callable[..., ServerProcess], tmp_path: Path
 ) -> None:
-    srv = private_server("redis", extra=["--cluster-enabled", "yes",
+    # The cluster bus defaults to port + 10000, which may be taken or above 65535: pick a free one.
+    srv = private_server("redis", extra=["--cluster-enabled", "yes", "--cluster-port", str(free_port()),
                                          "--cluster-config-file", str(tmp_path / "nodes.conf")])
     r = Redis.from_url(srv.url, decode_responses=True)
     try:

@@ -37,7 +37,7 @@ class Reply:
 class Seen:
     at: float  # time.monotonic() on arrival
     path: str
-    headers: dict[str, str]
+    headers: dict[str, str]  # names lower-cased
     body: Any
 
 
@@ -46,6 +46,8 @@ class FakeOpenAI:
         self.port = free_port()
         self.requests: list[Seen] = []
         self._script: list[Reply] = []
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most requests served at the same time
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -75,11 +77,18 @@ class FakeOpenAI:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 body = json.loads(raw or b"null")
                 with fake._lock:
-                    fake.requests.append(Seen(time.monotonic(), self.path, dict(self.headers), body))
-                reply = fake._next()
-                if reply.delay_s:
-                    time.sleep(reply.delay_s)
-                self._answer(reply, body)
+                    headers = {k.lower(): v for k, v in self.headers.items()}
+                    fake.requests.append(Seen(time.monotonic(), self.path, headers, body))
+                    fake.in_flight += 1
+                    fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+                try:
+                    reply = fake._next()
+                    if reply.delay_s:
+                        time.sleep(reply.delay_s)
+                    self._answer(reply, body)
+                finally:
+                    with fake._lock:
+                        fake.in_flight -= 1
 
             def _answer(self, reply: Reply, body: Any) -> None:
                 if reply.body is not None:

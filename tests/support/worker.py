@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +23,14 @@ ROOT = Path(__file__).resolve().parents[2]
 TEST_AGENTS = "tests.support.agents"
 
 
-async def until(cond: Callable[[], Awaitable[bool]], timeout: float = 20.0, what: str = "condition") -> float:
-    """Poll `cond` until true; returns the seconds it took. Fails the test after `timeout`."""
+async def until(cond: Callable[[], Awaitable[bool]], wait_s: float = 20.0, what: str = "condition") -> float:
+    """Poll `cond` until true; returns the seconds it took. Fails the test after `wait_s`."""
     start = time.monotonic()
     while True:
         if await cond():
             return time.monotonic() - start
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        if time.monotonic() - start > wait_s:
+            raise AssertionError(f"timed out after {wait_s}s waiting for {what}")
         await asyncio.sleep(0.02)
 
 
@@ -80,16 +80,17 @@ def spawn_worker(
     """`python -m hiveq.worker` in its own process group (so a test can SIGKILL all of it)."""
     args = [sys.executable, "-m", "hiveq.worker", "--agents", agents, "--concurrency", str(concurrency),
             "--processes", str(processes), "--module", TEST_AGENTS]
-    out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - closed by the child's exit
-    return subprocess.Popen(args, cwd=ROOT, env=worker_env(settings, **env), stdout=out, stderr=out,
-                            start_new_session=True)
+    if log is None:
+        return subprocess.Popen(args, cwd=ROOT, env=worker_env(settings, **env), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+    with open(log, "wb") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(args, cwd=ROOT, env=worker_env(settings, **env), stdout=out, stderr=out,
+                                start_new_session=True)
 
 
 def kill_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
-    try:
+    with suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def stop_proc(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> int:

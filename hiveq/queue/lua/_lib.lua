@@ -41,11 +41,13 @@ local function check_type(key, expected)
     error({ err = 'WRONGTYPE hiveq key ' .. key .. ' holds a ' .. found .. ', expected a ' .. expected })
   end
 end
+local events_checked = false
 for _, key in ipairs(KEYS) do
-  local expected = FIXED_TYPES[string.sub(key, #P + 1)]
-  if expected then check_type(key, expected) end
+  local suffix = string.sub(key, #P + 1)
+  if FIXED_TYPES[suffix] then check_type(key, FIXED_TYPES[suffix]) end
+  if suffix == 'events' then events_checked = true end
 end
-check_type(P .. 'events', 'stream') -- every transition appends to it
+if not events_checked then check_type(P .. 'events', 'stream') end -- every transition appends to it
 
 local function jkey(id) return P .. 'job:' .. id end
 local function tkey(id) return P .. 'task:' .. id end
@@ -84,6 +86,30 @@ local function wake(agent)
     redis.call('ZADD', P .. 'wake:' .. agent, 0, '1')
     woken[agent] = true
   end
+end
+
+-- Sorted-set writes gathered in a script's main loop and sent at the end as one variadic call
+-- per (command, key): a batch of N jobs costs a few calls instead of N. Only for keys that no
+-- other write in the same script touches in between.
+local zq, zq_index = {}, {}
+local function zlater(cmd, key, a, b)
+  local id = cmd .. ' ' .. key
+  local e = zq_index[id]
+  if not e then
+    e = { cmd, key, {} }
+    zq_index[id] = e
+    zq[#zq + 1] = e
+  end
+  local args = e[3]
+  args[#args + 1] = a
+  if b ~= nil then args[#args + 1] = b end
+end
+local function zflush()
+  for _, e in ipairs(zq) do
+    local args = e[3]
+    for i = 1, #args, 4000 do redis.call(e[1], e[2], unpack(args, i, math.min(i + 3999, #args))) end
+  end
+  zq, zq_index = {}, {}
 end
 
 -- Derive a task's status from its counters; write and announce it when it changes.

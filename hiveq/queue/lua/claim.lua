@@ -24,7 +24,7 @@ local tasks = {}
 local touched = {}
 for n = 1, math.min(want, #heads) do
   local id, agent = heads[n][2], heads[n][3]
-  redis.call('ZREM', P .. 'q:' .. agent, id)
+  zlater('ZREM', P .. 'q:' .. agent, id)
   touched[agent] = true
   local jk = jkey(id)
   local f = redis.call('HMGET', jk, 'state', 'task', 'sub', 'input', 'prio', 'attempts',
@@ -44,7 +44,7 @@ for n = 1, math.min(want, #heads) do
     local attempt = tonumber(f[6]) + 1
     redis.call('HSET', jk, 'state', 'active', 'worker', wid, 'token', token,
       'deadline', deadline, 'attempts', attempt, 'started', NOW)
-    redis.call('ZADD', KEYS[1], deadline, id)
+    zlater('ZADD', KEYS[1], deadline, id)
     local t = tasks[tid]
     if t == nil then
       local tf = redis.call('HMGET', tkey(tid), 'description', 'metadata', 'started')
@@ -64,6 +64,7 @@ for n = 1, math.min(want, #heads) do
       metadata = t.meta, deps = deps, enq = tonumber(f[10]) })
   end
 end
+zflush()
 for tid, t in pairs(tasks) do if t.refresh then refresh_task(tid) end end
 for agent, _ in pairs(touched) do
   if redis.call('ZCARD', P .. 'q:' .. agent) > 0 then wake(agent) end

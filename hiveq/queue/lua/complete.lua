@@ -22,12 +22,11 @@ for i = 4, #ARGV, 3 do
     local tid = f[3]
     redis.call('HSET', jk, 'state', 'succeeded', 'result', result, 'finished', NOW)
     redis.call('HDEL', jk, 'token', 'deadline')
-    redis.call('ZREM', KEYS[1], id)
-    redis.call('ZADD', KEYS[2], NOW, id)
+    zlater('ZREM', KEYS[1], id)
+    zlater('ZADD', KEYS[2], NOW, id)
     emit({ type = 'job', job = id, task = tid, from = 'active', to = 'succeeded', worker = wid,
       attempt = tonumber(f[5]) })
-    redis.call('HINCRBY', tkey(tid), 'succeeded', 1)
-    dirty[tid] = true
+    dirty[tid] = (dirty[tid] or 0) + 1
     for _, d in ipairs(cjson.decode(f[4] or '[]')) do
       local left = redis.call('HINCRBY', jkey(d), 'pending', -1)
       if left <= 0 and redis.call('HGET', jkey(d), 'state') == 'blocked' then
@@ -39,6 +38,10 @@ for i = 4, #ARGV, 3 do
     out[#out + 1] = OK
   end
 end
-for tid, _ in pairs(dirty) do refresh_task(tid) end
+zflush()
+for tid, done in pairs(dirty) do
+  redis.call('HINCRBY', tkey(tid), 'succeeded', done)
+  refresh_task(tid)
+end
 if n > 0 then redis.call('HINCRBY', KEYS[3], 'succeeded', n) end
 return out

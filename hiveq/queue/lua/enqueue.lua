@@ -21,7 +21,12 @@ for _, t in ipairs(tasks) do
   for _, j in ipairs(t.jobs) do agents[j.agent] = true end
 end
 -- Check every queue key before writing anything, so a foreign key fails the call cleanly.
-for agent, _ in pairs(agents) do check_type(P .. 'q:' .. agent, 'zset') end
+local agent_list = {}
+for agent, _ in pairs(agents) do
+  check_type(P .. 'q:' .. agent, 'zset')
+  agent_list[#agent_list + 1] = agent
+end
+local enqueued = 0
 local seq = redis.call('INCRBY', KEYS[1], njobs) - njobs
 local out = {}
 for _, t in ipairs(tasks) do
@@ -41,7 +46,7 @@ for _, t in ipairs(tasks) do
       'jobs', cjson.encode(ids), 'total', #t.jobs, 'succeeded', 0, 'dead', 0, 'cancelled', 0,
       'discarded', 0, 'started', 0, 'status', 'queued', 'created', NOW,
       'idem', t.idem, 'plan_note', t.plan_note)
-    redis.call('ZADD', KEYS[3], NOW, t.id)
+    zlater('ZADD', KEYS[3], NOW, t.id)
     emit({ type = 'task', task = t.id, from = '', to = 'queued', data = { total = #t.jobs } })
     for _, j in ipairs(t.jobs) do
       seq = seq + 1
@@ -52,20 +57,24 @@ for _, t in ipairs(tasks) do
         'deps', j.deps, 'dependents', j.dependents, 'pending', j.ndeps, 'attempts', 0, 'failures', 0, 'max_attempts', j.max_attempts,
         'max_deliveries', j.max_deliveries, 'timeout', j.timeout, 'title', j.title,
         'created', NOW)
-      redis.call('ZADD', KEYS[2], NOW, j.id)
-      redis.call('SADD', KEYS[5], j.agent)
+      zlater('ZADD', KEYS[2], NOW, j.id)
       if state == 'waiting' then
-        redis.call('ZADD', P .. 'q:' .. j.agent, score, j.id)
+        zlater('ZADD', P .. 'q:' .. j.agent, score, j.id)
         wake(j.agent)
       else
-        redis.call('ZADD', KEYS[4], NOW, j.id)
+        zlater('ZADD', KEYS[4], NOW, j.id)
       end
       emit({ type = 'job', job = j.id, task = t.id, from = '', to = state,
         reason = 'enqueued by ' .. who })
     end
-    redis.call('HINCRBY', KEYS[6], 'enqueued', #t.jobs)
+    enqueued = enqueued + #t.jobs
     out[#out + 1] = t.id
     out[#out + 1] = OK
   end
+end
+zflush()
+if enqueued > 0 then
+  redis.call('SADD', KEYS[5], unpack(agent_list))
+  redis.call('HINCRBY', KEYS[6], 'enqueued', enqueued)
 end
 return out

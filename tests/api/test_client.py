@@ -1,0 +1,120 @@
+"""The SDK against a real uvicorn: every call, and errors rebuilt as hiveq's own exceptions."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+import hiveq
+from hiveq.client import ApiError, AsyncClient, Client, parse_events, rebuild_error
+from hiveq.errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed
+from hiveq.queue import complete, fetch, registry, retry
+from hiveq.queue.broker import Broker
+from tests.api.live import live_server
+
+
+@pytest.fixture
+async def url(broker: Broker) -> AsyncIterator[str]:
+    async with live_server(broker.settings.with_(api_tokens=("tok",))) as u:
+        yield u
+
+
+async def test_async_client_covers_the_api(url: str, broker: Broker) -> None:
+    async with AsyncClient(url, token="tok") as c:
+        assert (await c.health()).status == "ok"
+        sub = await c.submit(
+            "x", subtasks=[{"id": "a", "agent": "demo"}], metadata={"who": "sdk"}, idempotency_key="k1"
+        )
+        again = await c.submit("x", subtasks=[{"id": "a", "agent": "demo"}], idempotency_key="k1")
+        assert again.duplicate and again.task_id == sub.task_id
+        assert (await c.get_task(sub.task_id)).metadata == {"who": "sdk"}
+        assert [t.id for t in (await c.list_tasks()).items] == [sub.task_id]
+        assert (await c.queues()).counts["waiting"] == 1
+        await registry.register_worker(broker, "w-1", ["demo"], concurrency=1)
+        assert [w.id for w in await c.workers()] == ["w-1"]
+        (job,) = await fetch.claim(broker, "w-1", ["demo"], 1)
+        await retry.fail(broker, "w-1", [retry.Failure(job.id, job.token, "boom", fatal=True)])
+        assert [j.id for j in await c.dlq()] == [job.id]
+        assert (await c.job(job.id)).state == "dead"
+        assert [e.to for e in await c.job_history(job.id)] == ["waiting", "active", "dead"]
+        assert (await c.retry_dead(job.id)).state == "waiting"
+        (job,) = await fetch.claim(broker, "w-1", ["demo"], 1)
+        await complete.complete(broker, "w-1", [(job.id, job.token, {"ok": True})])
+        done = await c.wait(sub.task_id, timeout=20)
+        assert done.status == "succeeded" and done.result["final"] == {"ok": True}
+
+
+async def test_async_wait_follows_the_event_stream_until_the_task_finishes(url: str, broker: Broker) -> None:
+    async with AsyncClient(url, token="tok") as c:
+        sub = await c.submit("x", subtasks=[{"id": "a", "agent": "demo"}])
+        waiter = asyncio.create_task(c.wait(sub.task_id, timeout=20))
+        (job,) = await fetch.claim(broker, "w-1", ["demo"], 1)
+        await complete.complete(broker, "w-1", [(job.id, job.token, 42)])
+        assert (await waiter).result["final"] == 42
+        with pytest.raises(TimeoutError):
+            await c.wait((await c.submit("y")).task_id, timeout=0.5)
+
+
+async def test_errors_come_back_as_hiveq_exceptions(url: str) -> None:
+    async with AsyncClient(url, token="tok") as c:
+        with pytest.raises(NotFound) as nf:
+            await c.get_task("tnope")
+        assert "unknown task id 'tnope'" in str(nf.value) and nf.value.kind == "task"
+        with pytest.raises(ValidationFailed) as vf:
+            await c.submit("x", priority=11)
+        assert vf.value.field == "priority" and "less than or equal to 10" in vf.value.rule
+        tid = (await c.submit("x")).task_id
+        await c.cancel_task(tid)
+        with pytest.raises(Conflict):
+            await c.cancel_task(tid)
+    async with AsyncClient(url, token="wrong") as bad:
+        with pytest.raises(ApiError) as denied:
+            await bad.list_tasks()
+        assert denied.value.status_code == 401 and denied.value.code == "unauthorized"
+
+
+def test_error_bodies_rebuild_into_classes_with_their_fields() -> None:
+    e = rebuild_error(413, '{"error": {"code": "payload_too_large", "message": "too big", "field": "body"}}')
+    assert isinstance(e, PayloadTooLarge) and str(e) == "too big"
+    e = rebuild_error(502, "<html>bad gateway</html>")
+    assert isinstance(e, ApiError) and e.status_code == 502 and "bad gateway" in str(e)
+
+
+def test_sse_parser_reads_ids_types_multiline_data_and_skips_comments() -> None:
+    lines = [
+        "retry: 2000",
+        "",
+        ": keep-alive",
+        "",
+        "id: 1-0",
+        "event: job",
+        'data: {"type": "job", "ts": 1,',
+        'data:  "to": "waiting"}',
+        "",
+    ]
+    (ev,) = list(parse_events(lines))
+    assert (ev.id, ev.type, ev.to) == ("1-0", "job", "waiting")
+
+
+async def test_sync_client_and_package_exports(url: str) -> None:
+    assert hiveq.Client is Client and hiveq.AsyncClient is AsyncClient
+
+    def use_sync() -> tuple[str, str, int]:
+        with Client(url, token="tok") as c:
+            sub = c.submit("Build a user authentication system", priority=1)
+            view = c.get_task(sub.task_id)
+            try:
+                c.job("tnope.a")
+            except NotFound:
+                pass
+            else:
+                raise AssertionError("expected NotFound")
+            events = c.events(sub.task_id)
+            first = next(events)
+            events.close()  # type: ignore[attr-defined]
+            return sub.task_id, str(first.to), len(view.subtasks)
+
+    tid, first, n = await asyncio.to_thread(use_sync)  # the server runs in this event loop
+    assert tid.startswith("t") and first == "queued" and n == 4
