@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from typer.testing import CliRunner, Result
 
@@ -17,22 +19,28 @@ from hiveq.queue.purge import purge_namespace
 from hiveq.server import ServerProcess
 
 SEED = "Build a user authentication system"
-Cli = Callable[..., Result]
+
+
+@dataclass
+class Cli:
+    """The typer app bound to one server and a fresh namespace (app name `name`)."""
+
+    url: str
+    name: str
+    runner: CliRunner = field(default_factory=CliRunner)
+
+    def __call__(self, *args: str, input_text: str | None = None, env: str = "test") -> Result:
+        environ = {"REDIS_URL": self.url, "HIVEQ_APP": self.name, "HIVEQ_ENV": env, "HIVEQ_DEBUG": None}
+        return self.runner.invoke(app, list(args), input=input_text, env=environ)
 
 
 @pytest.fixture
 async def cli(server: ServerProcess) -> AsyncIterator[Cli]:
-    name = "a" + secrets.token_hex(4)
-    runner = CliRunner()
-
-    def invoke(*args: str, input_text: str | None = None, env: str = "test") -> Result:
-        environ = {"REDIS_URL": server.url, "HIVEQ_APP": name, "HIVEQ_ENV": env, "HIVEQ_DEBUG": None}
-        return runner.invoke(app, list(args), input=input_text, env=environ)
-
-    yield invoke
+    c = Cli(server.url, "a" + secrets.token_hex(4))
+    yield c
     r = Redis.from_url(server.url, decode_responses=True)
     for env in ("test", "other"):
-        await purge_namespace(r, Keyspace(name, env))
+        await purge_namespace(r, Keyspace(c.name, env))
     await r.aclose()
 
 
@@ -119,3 +127,10 @@ def test_watch_of_a_finished_task_prints_its_outcome_and_exits_1_unless_it_succe
     assert "Who ran what" in res.stdout
     view = cli("watch", task_id, "--json")
     assert view.exit_code == 1 and json.loads(view.stdout)["status"] == "cancelled"
+
+
+def test_read_only_commands_write_nothing_to_redis(cli: Cli) -> None:
+    for args in (("tasks",), ("queues",), ("workers",), ("dlq", "list"), ("task", "tnope"), ("trace", "t.x")):
+        assert cli(*args).exit_code in (0, 3), args
+    with SyncRedis.from_url(cli.url, decode_responses=True) as r:
+        assert list(r.scan_iter(match=Keyspace(cli.name, "test").prefix + "*")) == []

@@ -65,6 +65,7 @@ def test_errors_are_one_line_without_a_traceback_and_the_exit_code_says_why(hive
         ),
         (("tasks",), {"REDIS_URL": "http://localhost"}, 2, "REDIS_URL='http://localhost' is not a Redis URL"),
         (("submit", "   "), {}, 2, "description: must not be empty"),
+        (("tasks", "--limit", "x"), {}, 2, "Invalid value for '--limit'"),
     ]
     for args, env, code, message in cases:
         res = hiveq(*args, env=env)
