@@ -35,6 +35,8 @@ class Broker:
     settings: Settings
     client_name: str
     scripts: Scripts = field(init=False)
+    # Per-broker helpers owned by other modules (e.g. the enqueue coalescer), keyed by name.
+    extensions: dict[str, Any] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.scripts = Scripts(self.redis)

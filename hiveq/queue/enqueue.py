@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from hiveq.codec import dumps, dumps_bounded
 from hiveq.errors import Code, ValidationFailed
@@ -19,7 +21,7 @@ class Enqueued:
     duplicate: bool  # True: an earlier task had the same idempotency key; task_id is that one
 
 
-def _task_payload(b: Broker, sub: TaskSubmission, task_id: str) -> dict[str, object]:
+def _task_payload(b: Broker, sub: TaskSubmission, task_id: str) -> dict[str, Any]:
     s = b.settings
     if not sub.description.strip():
         raise ValidationFailed("description", "must not be empty")
@@ -61,23 +63,83 @@ def _task_payload(b: Broker, sub: TaskSubmission, task_id: str) -> dict[str, obj
     }
 
 
+MAX_BATCH_JOBS = 2000
+
+
+class Coalescer:
+    """Concurrent enqueue calls on one broker share script calls.
+
+    While one enqueue call is in flight, the next ones queue up and go together in one call as
+    soon as it returns: no added latency for a lone caller, one round trip for many (an API under
+    load, a producer with many coroutines).
+    """
+
+    def __init__(self, b: Broker) -> None:
+        self.b = b
+        self.pending: list[tuple[list[dict[str, Any]], asyncio.Future[list[Any]]]] = []
+        self.drainer: asyncio.Task[None] | None = None
+
+    async def submit(self, payload: list[dict[str, Any]]) -> list[Any]:
+        fut: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self.pending.append((payload, fut))
+        if self.drainer is None:
+            self.drainer = asyncio.create_task(self._drain(), name="hiveq-enqueue")
+        return await fut
+
+    async def _drain(self) -> None:
+        try:
+            while self.pending:
+                batch: list[tuple[list[dict[str, Any]], asyncio.Future[list[Any]]]] = []
+                size = 0
+                while self.pending and (not batch or size + len(self.pending[0][0]) <= MAX_BATCH_JOBS):
+                    item = self.pending.pop(0)
+                    batch.append(item)
+                    size += sum(len(t["jobs"]) for t in item[0])
+                await self._send(batch)
+        finally:
+            self.drainer = None
+
+    async def _send(self, batch: list[tuple[list[dict[str, Any]], asyncio.Future[list[Any]]]]) -> None:
+        k = self.b.keys
+        tasks = [t for payload, _ in batch for t in payload]
+        try:
+            res = await self.b.run(
+                "enqueue",
+                [k.seq, k.jobs, k.tasks, k.blocked, k.agents, k.stats, k.events],
+                [dumps(tasks), self.b.settings.retention_s, self.b.identity],
+            )
+        except Exception as exc:  # every caller in the batch gets the error
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+            return
+        at = 0
+        for payload, fut in batch:
+            n = 2 * len(payload)
+            if not fut.done():
+                fut.set_result(list(res[at : at + n]))
+            at += n
+
+
+def coalescer(b: Broker) -> Coalescer:
+    c = b.extensions.get("enqueue")
+    if not isinstance(c, Coalescer):
+        c = b.extensions["enqueue"] = Coalescer(b)
+    return c
+
+
 async def enqueue(
     b: Broker, submissions: Sequence[TaskSubmission], task_ids: Sequence[str] | None = None
 ) -> list[Enqueued]:
-    """Enqueue whole tasks (any number in one round trip). Validates every graph first."""
+    """Enqueue whole tasks atomically. Validates every graph first; concurrent calls share a
+    round trip (see `Coalescer`)."""
     ids = list(task_ids) if task_ids else [new_task_id() for _ in submissions]
     payload = [_task_payload(b, sub, tid) for sub, tid in zip(submissions, ids, strict=True)]
-    k = b.keys
-    res = await b.run(
-        "enqueue",
-        [k.seq, k.jobs, k.tasks, k.blocked, k.agents, k.stats, k.events],
-        [dumps(payload), b.settings.retention_s, b.identity],
-    )
+    res = await coalescer(b).submit(payload)
     out = []
     for i, task in enumerate(payload):
         tid, code = res[2 * i], int(res[2 * i + 1])
         jobs = task["jobs"]
-        assert isinstance(jobs, list)
         if code == Code.DUPLICATE:
             out.append(Enqueued(task_id=tid, job_ids=[], duplicate=True))
         else:
