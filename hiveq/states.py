@@ -46,6 +46,8 @@ TRANSITIONS: dict[tuple[JobState, JobState], str] = {
     (JobState.DELAYED, JobState.WAITING): "promote_due",
     (JobState.DEAD, JobState.WAITING): "retry_dead",
     (JobState.DEAD, JobState.CANCELLED): "discard_dead",
+    (JobState.QUARANTINED, JobState.WAITING): "retry_dead",
+    (JobState.QUARANTINED, JobState.CANCELLED): "discard_dead",
     (JobState.BLOCKED, JobState.CANCELLED): "cancel | fail (dependency dead)",
     (JobState.WAITING, JobState.CANCELLED): "cancel",
     (JobState.DELAYED, JobState.CANCELLED): "cancel",

@@ -28,6 +28,7 @@ FIXED_KEY_TYPES: dict[str, str] = {
     "events": "stream",
     "workers": "zset",
     "stats": "hash",
+    "doctor": "hash",  # written by `hiveq doctor`: dead-letter count at its last run
 }
 
 

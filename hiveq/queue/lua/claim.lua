@@ -38,7 +38,7 @@ for n = 1, math.min(want, #heads) do
       reason = 'no job record' })
   elseif f[1] ~= 'waiting' then
     emit({ type = 'anomaly', job = id, task = f[2], from = f[1], to = f[1], worker = wid,
-      reason = 'job in waiting queue has state ' .. f[1] .. '; left in place' })
+      reason = 'job in waiting queue has state ' .. f[1] .. '; removed from the queue, record left as is' })
   else
     local tid = f[2]
     local attempt = tonumber(f[6]) + 1
