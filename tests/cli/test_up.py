@@ -124,10 +124,18 @@ def test_up_reload_with_polling_restarts_api_and_workers_when_a_python_file_chan
     up = Up(tmp_path / "data", api_port, free_port(), "--reload", "--reload-poll", cwd=tmp_path)
     try:
         up.wait_up()
-        assert "reload: watching" in up.output and "(polling)" in up.output
+        wait_for(lambda: "reload: watching" in up.output, 30, "the file watcher")
+        assert "(polling)" in up.output
         started = up.output.count("worker started")
-        (tmp_path / "my_agents.py").write_text("VALUE = 1\n")
-        wait_for(lambda: "restarting API and workers" in up.output, 30, "the reload")
+        edits = iter(range(10**6))
+
+        def edit_and_check() -> bool:
+            # The watcher takes its first snapshot just after printing; keep editing until it
+            # has seen a change, so an edit made before that snapshot cannot be missed.
+            (tmp_path / "my_agents.py").write_text(f"VALUE = {next(edits)}\n")
+            return "restarting API and workers" in up.output
+
+        wait_for(edit_and_check, 30, "the reload")
         wait_for(lambda: up.output.count("worker started") > started, 60, "the worker to start again")
         wait_for(lambda: up.output.count("Uvicorn running") >= 2, 60, "the API to start again")
         assert up.interrupt() == 0, up.output
