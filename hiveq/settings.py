@@ -144,6 +144,7 @@ class Settings:
             job_timeout_s=_float(e, "HIVEQ_JOB_TIMEOUT", 600.0, 0.1, 86400.0),
             max_payload_bytes=_int(e, "HIVEQ_MAX_PAYLOAD_BYTES", 1_000_000, 1024, 64_000_000),
             max_subtasks=_int(e, "HIVEQ_MAX_SUBTASKS", 100, 1, 10_000),
+            max_description_chars=_int(e, "HIVEQ_MAX_DESCRIPTION_CHARS", 10_000, 1, 1_000_000),
             retention_s=_int(e, "HIVEQ_RETENTION_SECONDS", 7 * 24 * 3600, 1, 10 * 365 * 86400),
             events_maxlen=_int(e, "HIVEQ_EVENTS_MAXLEN", 100_000, 100, 100_000_000),
             host=e.get("HIVEQ_HOST", "127.0.0.1"),

@@ -5,11 +5,12 @@ from __future__ import annotations
 from hiveq.errors import Code
 from hiveq.queue.broker import Broker
 from hiveq.queue.cancel import cancel_job
+from hiveq.queue.events import job_history
 from hiveq.queue.fetch import claim
 from hiveq.queue.heartbeat import heartbeat, progress
 from hiveq.queue.inspect import get_job
 from hiveq.queue.registry import register_worker
-from tests.queue.helpers import enqueue_task, last_event, st, variant
+from tests.queue.helpers import enqueue_task, last_event, st, stream_events, variant
 
 
 async def test_heartbeat_extends_the_lease_of_a_matching_token(any_broker: Broker) -> None:
@@ -71,3 +72,16 @@ async def test_progress_fraction_is_clamped_to_zero_one(any_broker: Broker) -> N
     [job] = await claim(b, "w", ["a"], 1)
     await progress(b, "w", job.id, job.token, 7.0, "over")
     assert (await get_job(b, job.id)).progress == 1.0
+
+
+async def test_a_chatty_job_logs_at_most_100_progress_events_but_streams_them_all(any_broker: Broker) -> None:
+    b = any_broker
+    await enqueue_task(b, st("x"))
+    [job] = await claim(b, "w", ["a"], 1)
+    for i in range(120):
+        assert await progress(b, "w", job.id, job.token, i / 120, f"step {i}") == Code.OK
+    history = await job_history(b, job.id)
+    assert len([e for e in history if e.type == "progress"]) == 100
+    streamed = [e for e in await stream_events(b) if e.type == "progress" and e.job == job.id]
+    assert len(streamed) == 120
+    assert (await get_job(b, job.id)).progress_message == "step 119"

@@ -65,8 +65,9 @@ local function worker_info(wid)
   return w
 end
 
--- Append one event to the capped stream and, for job events, to the job's custody log.
-local function emit(ev)
+-- Append one event to the capped stream and, for job events, to the job's custody log
+-- (unless `nolog`).
+local function emit(ev, nolog)
   ev.ts = NOW
   if ev.worker and ev.host == nil then
     local w = worker_info(ev.worker)
@@ -74,7 +75,7 @@ local function emit(ev)
   end
   local body = cjson.encode(ev)
   local id = redis.call('XADD', P .. 'events', 'MAXLEN', '~', EV_MAXLEN, '*', 'e', body)
-  if ev.job then
+  if ev.job and not nolog then
     redis.call('RPUSH', P .. 'job:' .. ev.job .. ':log', '{"id":"' .. id .. '",' .. string.sub(body, 2))
   end
   return id
