@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from hiveq.models import JobRecord
+from hiveq.models import JobRecord, TaskRecord
 from hiveq.queue import inspect
 from hiveq.queue.broker import Broker
 from hiveq.states import JobState, TaskStatus
@@ -39,7 +39,9 @@ class SubtaskView(BaseModel):
     finished_ms: int | None = None
 
 
-class TaskView(BaseModel):
+class TaskSummary(BaseModel):
+    """A task in a list: its record and progress, without its subtasks."""
+
     id: str
     description: str
     priority: int
@@ -48,6 +50,9 @@ class TaskView(BaseModel):
     progress: Progress
     created_ms: int | None = None
     finished_ms: int | None = None
+
+
+class TaskView(TaskSummary):
     plan_note: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     subtasks: list[SubtaskView] = Field(default_factory=list)
@@ -91,23 +96,30 @@ def final_result(jobs: list[JobRecord]) -> dict[str, Any]:
     }
 
 
+def summary(t: TaskRecord) -> TaskSummary:
+    return TaskSummary(**_summary_fields(t))
+
+
+def _summary_fields(t: TaskRecord) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "description": t.description,
+        "priority": t.priority,
+        "planner": t.planner,
+        "status": t.status,
+        "progress": Progress(done=t.succeeded, total=t.total, fraction=t.progress),
+        "created_ms": t.created_ms,
+        "finished_ms": t.finished_ms,
+    }
+
+
 async def task_view(b: Broker, task_id: str) -> TaskView:
     """Raises NotFound for an unknown (or expired) task id."""
     task = await inspect.get_task(b, task_id)
     jobs = await inspect.get_jobs(b, task.job_ids)
     dead = [j for j in jobs if j.state in (JobState.DEAD, JobState.QUARANTINED)]
-    total = task.total or len(jobs)
     return TaskView(
-        id=task.id,
-        description=task.description,
-        priority=task.priority,
-        planner=task.planner,
-        status=task.status,
-        progress=Progress(
-            done=task.succeeded, total=total, fraction=task.succeeded / total if total else 0.0
-        ),
-        created_ms=task.created_ms,
-        finished_ms=task.finished_ms,
+        **_summary_fields(task),
         plan_note=task.plan_note,
         metadata=task.metadata,
         subtasks=[subtask_view(j) for j in jobs],

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from hiveq.aggregate import Progress
+from hiveq.aggregate import TaskSummary
 from hiveq.models import Event, JobRecord
 from hiveq.queue.inspect import QueueDepth
 from hiveq.queue.registry import WorkerInfo
@@ -49,17 +49,6 @@ class SubmitResponse(BaseModel):
     duplicate: bool
     plan: PlanOut
     links: Links
-
-
-class TaskSummary(BaseModel):
-    id: str
-    description: str
-    priority: int
-    planner: str
-    status: TaskStatus
-    progress: Progress
-    created_ms: int | None = None
-    finished_ms: int | None = None
 
 
 class TaskList(BaseModel):

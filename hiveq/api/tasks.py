@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from pydantic import ValidationError
 
-from hiveq.aggregate import Progress, TaskView, task_view
+from hiveq.aggregate import TaskView, summary, task_view
 from hiveq.api.deps import get_broker, require_token
 from hiveq.api.errors import UnsupportedMediaType, from_pydantic
 from hiveq.api.schemas import (
@@ -18,11 +18,9 @@ from hiveq.api.schemas import (
     PlanOut,
     SubmitResponse,
     TaskList,
-    TaskSummary,
     errors,
 )
 from hiveq.errors import ValidationFailed
-from hiveq.models import TaskRecord
 from hiveq.plan import TaskRequest
 from hiveq.queue import cancel, inspect
 from hiveq.queue.broker import Broker
@@ -63,19 +61,6 @@ async def read_task_request(request: Request) -> TaskRequest:
 def links(task_id: str) -> Links:
     return Links(
         self=f"/tasks/{task_id}", events=f"/tasks/{task_id}/events", cancel=f"/tasks/{task_id}/cancel"
-    )
-
-
-def summary(t: TaskRecord) -> TaskSummary:
-    return TaskSummary(
-        id=t.id,
-        description=t.description,
-        priority=t.priority,
-        planner=t.planner,
-        status=t.status,
-        progress=Progress(done=t.succeeded, total=t.total, fraction=t.progress),
-        created_ms=t.created_ms,
-        finished_ms=t.finished_ms,
     )
 
 

@@ -109,32 +109,30 @@ async def get_task(b: Broker, task_id: str) -> TaskRecord:
 async def list_tasks(
     b: Broker, status: TaskStatus | None = None, offset: int = 0, limit: int = 50
 ) -> tuple[int, list[TaskRecord]]:
-    """Newest first. Returns (total tasks in the namespace, page)."""
-    total = int(await b.guard(b.redis.zcard(b.keys.tasks)))
-    out: list[TaskRecord] = []
-    start = 0 if status else offset
-    skipped = 0
-    batch = max(limit, 100)
-    while len(out) < limit and start < total:
-        ids = cast("list[str]", await b.guard(b.redis.zrevrange(b.keys.tasks, start, start + batch - 1)))
-        if not ids:
-            break
-        pipe = b.redis.pipeline(transaction=False)
-        for tid in ids:
-            pipe.hgetall(b.keys.task(tid))
-        for h in await b.guard(pipe.execute()):
-            if not h:
-                continue
-            t = decode_task(h)
-            if status and t.status != status:
-                continue
-            if status and skipped < offset:
-                skipped += 1
-                continue
-            if len(out) < limit:
-                out.append(t)
-        start += batch
-    return total, out
+    """Newest first. Returns (how many tasks match, the page).
+
+    With a status filter every task's status field is read (in pipelined batches) so that the
+    count is exact; the full records are read for the page only.
+    """
+    if status is None:
+        total = int(await b.guard(b.redis.zcard(b.keys.tasks)))
+        ids = cast("list[str]", await b.guard(b.redis.zrevrange(b.keys.tasks, offset, offset + limit - 1)))
+    else:
+        everything = cast("list[str]", await b.guard(b.redis.zrevrange(b.keys.tasks, 0, -1)))
+        matching: list[str] = []
+        for at in range(0, len(everything), 1000):
+            chunk = everything[at : at + 1000]
+            pipe = b.redis.pipeline(transaction=False)
+            for tid in chunk:
+                pipe.hget(b.keys.task(tid), "status")
+            statuses = await b.guard(pipe.execute())
+            matching += [tid for tid, st in zip(chunk, statuses, strict=True) if st == status.value]
+        total, ids = len(matching), matching[offset : offset + limit]
+    pipe = b.redis.pipeline(transaction=False)
+    for tid in ids:
+        pipe.hgetall(b.keys.task(tid))
+    rows = await b.guard(pipe.execute())
+    return total, [decode_task(h) for h in rows if h]
 
 
 class QueueDepth(BaseModel):

@@ -66,7 +66,10 @@ async def test_list_tasks_filters_by_status_and_paginates_newest_first(api: http
     assert [t["id"] for t in rest["items"]] == [ids[0]]
     cancelled = (await api.get("/tasks", params={"status": "cancelled"})).json()
     assert [t["id"] for t in cancelled["items"]] == [ids[0]]
+    assert cancelled["total"] == 1  # the count of matching tasks, not of all tasks
     assert cancelled["items"][0]["progress"]["total"] == 4
+    queued = (await api.get("/tasks", params={"status": "queued", "limit": 1, "offset": 1})).json()
+    assert (queued["total"], [t["id"] for t in queued["items"]]) == (2, [ids[1]])
 
 
 async def test_cancel_cancels_unfinished_work_then_409_once_finished(api: httpx.AsyncClient) -> None:
