@@ -50,6 +50,11 @@ end
 if not events_checked then check_type(P .. 'events', 'stream') end -- every transition appends to it
 
 local function jkey(id) return P .. 'job:' .. id end
+-- Decode a JSON list of job ids; most jobs have none, so skip the decoder for "[]".
+local function id_list(text)
+  if text == nil or text == '[]' or text == '' then return {} end
+  return cjson.decode(text)
+end
 local function tkey(id) return P .. 'task:' .. id end
 
 local worker_cache = {}

@@ -53,7 +53,7 @@ for n = 1, math.min(want, #heads) do
       tasks[tid] = t
     end
     local deps = {}
-    for _, d in ipairs(cjson.decode(f[9] or '[]')) do
+    for _, d in ipairs(id_list(f[9])) do
       deps[d] = redis.call('HGET', jkey(d), 'result') or 'null'
     end
     emit({ type = 'job', job = id, task = tid, from = 'waiting', to = 'active', worker = wid,

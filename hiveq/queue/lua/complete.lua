@@ -27,7 +27,7 @@ for i = 4, #ARGV, 3 do
     emit({ type = 'job', job = id, task = tid, from = 'active', to = 'succeeded', worker = wid,
       attempt = tonumber(f[5]) })
     dirty[tid] = (dirty[tid] or 0) + 1
-    for _, d in ipairs(cjson.decode(f[4] or '[]')) do
+    for _, d in ipairs(id_list(f[4])) do
       local left = redis.call('HINCRBY', jkey(d), 'pending', -1)
       if left <= 0 and redis.call('HGET', jkey(d), 'state') == 'blocked' then
         redis.call('ZREM', P .. 'blocked', d)
