@@ -80,20 +80,23 @@ def print_banner(stack: Stack, embedded: bool) -> None:
         else "given"
     )
     slots = o.concurrency or s.concurrency
-    console.print(f"[bold green]hiveq is up[/]  namespace [bold]{s.namespace}[/]")
-    console.print(f"  API        {stack.api_url}")
-    console.print(f"  API docs   {stack.api_url}/docs")
-    console.print(f"  dashboard  {stack.api_url}/dashboard/")
-    console.print(f"  Redis      {s.redis_url}  ({where})")
+    # One print, so a reader of the output (a person or a test) never sees half a banner.
     console.print(
-        f"  workers    {o.workers} process(es) x {slots} slots; each also runs the maintenance "
-        "loop (expired leases, due retries)"
+        "\n".join(
+            [
+                f"[bold green]hiveq is up[/]  namespace [bold]{s.namespace}[/]",
+                f"  API        {stack.api_url}",
+                f"  API docs   {stack.api_url}/docs",
+                f"  dashboard  {stack.api_url}/dashboard/",
+                f"  Redis      {s.redis_url}  ({where})",
+                f"  workers    {o.workers} process(es) x {slots} slots; each also runs the maintenance "
+                "loop (expired leases, due retries)",
+                f"In another terminal: [bold]export REDIS_URL={s.redis_url}[/] then "
+                '`hiveq submit "Build a user authentication system" --wait`',
+                "Ctrl-C stops everything; unfinished jobs stay in Redis and resume on the next `hiveq up`.",
+            ]
+        )
     )
-    console.print(
-        f"In another terminal: [bold]export REDIS_URL={s.redis_url}[/] then "
-        '`hiveq submit "Build a user authentication system" --wait`'
-    )
-    console.print("Ctrl-C stops everything; unfinished jobs stay in Redis and resume on the next `hiveq up`.")
 
 
 def supervise(stack: Stack, stop: StopFlag, reload: bool, poll: bool) -> None:

@@ -67,7 +67,8 @@ class Up:
         return "".join(self.lines)
 
     def wait_up(self) -> None:
-        wait_for(lambda: "hiveq is up" in self.output or self.proc.poll() is not None, 90, "hiveq up")
+        banner_end = "Ctrl-C stops everything"  # the banner's last line
+        wait_for(lambda: banner_end in self.output or self.proc.poll() is not None, 90, "hiveq up")
         assert self.proc.poll() is None, self.output
 
     def interrupt(self) -> int:
