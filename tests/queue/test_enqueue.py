@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from hiveq.errors import PayloadTooLarge, ValidationFailed
+from hiveq.errors import PayloadTooLarge, ValidationFailed, WrongTypeError
 from hiveq.queue.broker import Broker
 from hiveq.queue.enqueue import enqueue
 from hiveq.queue.inspect import get_job, get_task, stats
@@ -80,3 +82,30 @@ async def test_invalid_graphs_and_oversized_inputs_are_refused_before_anything_i
         await enqueue(small, [submission(st("a").model_copy(update={"input": "x" * 100}))])
     assert await b.redis.zcard(b.keys.jobs) == 0
     assert await b.redis.zcard(b.keys.tasks) == 0
+
+
+async def test_concurrent_enqueue_calls_share_script_calls_and_each_gets_its_own_task(
+    any_broker: Broker,
+) -> None:
+    b = any_broker
+    await enqueue(b, [submission(st("warm"))])  # scripts loaded
+    await b.redis.config_resetstat()
+    results = await asyncio.gather(*(enqueue(b, [submission(st("x"))]) for _ in range(50)))
+    calls = (await b.redis.info("commandstats"))["cmdstat_evalsha"]["calls"]
+    task_ids = {r[0].task_id for r in results}
+    assert len(task_ids) == 50
+    assert calls < 10  # the first call alone, then the other 49 together (a few under load)
+    assert await b.redis.zcard(b.keys.queue("a")) == 51
+    for r in results:
+        assert await places_of(b, r[0].job_ids[0]) == ["waiting"]
+
+
+async def test_an_error_in_a_shared_enqueue_call_reaches_every_caller(any_broker: Broker) -> None:
+    b = any_broker
+    await b.redis.lpush(b.keys.queue("a"), "foreign")  # another app took our queue key's name
+    results = await asyncio.gather(
+        *(enqueue(b, [submission(st("x"))]) for _ in range(5)), return_exceptions=True
+    )
+    assert all(isinstance(r, WrongTypeError) for r in results), results
+    assert await b.redis.zcard(b.keys.jobs) == 0  # nothing half-written
+    await b.redis.delete(b.keys.queue("a"))
