@@ -8,7 +8,8 @@ from hiveq.queue import inspect
 from hiveq.queue.broker import Broker
 from hiveq.queue.events import job_history
 from hiveq.states import JobState
-from tests.support.worker import submit, until, worker_in_process
+from tests.support.waiting import until
+from tests.support.worker import submit, worker_in_process
 
 
 def test_demo_artefact_is_deterministic_and_says_it_is_a_demo() -> None:

@@ -12,7 +12,8 @@ from hiveq.queue.broker import Broker
 from hiveq.settings import LLMSettings, Settings
 from hiveq.states import JobState
 from tests.support.fake_openai import FakeOpenAI, Reply, fake_openai
-from tests.support.worker import submit, until, worker_in_process
+from tests.support.waiting import until
+from tests.support.worker import submit, worker_in_process
 
 
 @pytest.fixture

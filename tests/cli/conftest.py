@@ -8,7 +8,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from redis.asyncio import Redis
 from hiveq.queue.keys import Keyspace
 from hiveq.queue.purge import purge_namespace
 from hiveq.server import ServerProcess
+from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -112,14 +112,3 @@ def worker(hiveq: Hiveq) -> Iterator[WorkerFactory]:
     yield start
     for p in procs:
         stop(p)
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll `check` until it returns something truthy (another process is doing the work)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

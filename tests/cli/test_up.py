@@ -14,7 +14,8 @@ from redis import Redis
 
 from hiveq.queue.keys import Keyspace
 from hiveq.server import free_port
-from tests.cli.conftest import ROOT, Hiveq, base_env, stop, wait_for
+from tests.cli.conftest import ROOT, Hiveq, base_env, stop
+from tests.support.waiting import wait_for
 
 
 class Up:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -20,6 +19,7 @@ from hiveq.api.app import create_app
 from hiveq.queue.broker import Broker
 from hiveq.server import free_port
 from hiveq.settings import Settings
+from tests.support.waiting import until
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -28,24 +28,6 @@ CHROMIUM_ARGS = [
 ]
 UI_TIMEOUT_MS = 20_000  # generous: a 2-core machine shared with other test runs
 expect.set_options(timeout=UI_TIMEOUT_MS)
-
-
-async def until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
-    """Poll a condition owned by another task or process, with a deadline."""
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
-async def until_true(check: Callable[[], Awaitable[bool]], timeout_s: float, what: str) -> None:
-    """Like `until`, for a condition that must be read from Redis."""
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 @contextlib.asynccontextmanager

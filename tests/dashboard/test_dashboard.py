@@ -20,7 +20,8 @@ from hiveq.server import ServerProcess, free_port
 from hiveq.settings import Settings
 from hiveq.states import TERMINAL_TASK_STATUSES, JobState, TaskStatus
 from hiveq.worker.main import run_worker
-from tests.dashboard.conftest import UI_TIMEOUT_MS, Dashboard, OpenDashboard, running_api, until_true
+from tests.dashboard.conftest import UI_TIMEOUT_MS, Dashboard, OpenDashboard, running_api
+from tests.support.waiting import until
 
 SCREENSHOT = "/tmp/hiveq-dashboard.png"
 
@@ -221,7 +222,7 @@ async def test_foreign_consumer_from_doctor_is_flagged_red(
             clients = await observer.client_list()
             return any(c["name"] == "celery-thief" and c["cmd"] == "brpop" for c in clients)
 
-        await until_true(thief_blocked, 20, "the foreign client to block in BRPOP")
+        await until(thief_blocked, 20, "the foreign client to block in BRPOP")
         d = await open_dashboard()
         check = d.page.locator('#doctor .check[data-check="foreign consumers"]')
         await expect(check).to_have_class(re.compile(r"\bforeign\b"))

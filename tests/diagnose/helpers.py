@@ -6,8 +6,7 @@ import asyncio
 import contextlib
 import subprocess
 import sys
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -39,18 +38,6 @@ while True:
         print("stole", member, flush=True)
     time.sleep(0.05)
 """
-
-
-async def until(check: Callable[[], Awaitable[T]], timeout_s: float, what: str) -> T:
-    """Poll an async condition owned by another process until it is truthy, with a deadline."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 @contextlib.contextmanager

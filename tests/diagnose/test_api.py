@@ -13,8 +13,8 @@ from hiveq.api.app import create_app
 from hiveq.queue.broker import Broker
 from hiveq.server import free_port
 from hiveq.settings import Settings
-from tests.diagnose.helpers import until
 from tests.queue.helpers import enqueue_task, st
+from tests.support.waiting import until
 
 
 @contextlib.asynccontextmanager

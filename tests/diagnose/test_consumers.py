@@ -10,8 +10,8 @@ from redis.asyncio import Redis
 from hiveq.diagnose.doctor import run_doctor
 from hiveq.diagnose.report import Verdict
 from hiveq.queue.broker import Broker
-from tests.diagnose.helpers import until
 from tests.queue.helpers import enqueue_task, st
+from tests.support.waiting import until
 
 
 async def _monitoring(b: Broker) -> bool:

@@ -20,8 +20,9 @@ from hiveq.queue.purge import purge_namespace
 from hiveq.queue.registry import register_worker
 from hiveq.server import ServerProcess
 from tests.conftest import fresh_settings
-from tests.diagnose.helpers import GENERIC_CONSUMER, THIEF, read_line, script, until
+from tests.diagnose.helpers import GENERIC_CONSUMER, THIEF, read_line, script
 from tests.queue.helpers import enqueue_task, st
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.slow
 

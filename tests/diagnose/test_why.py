@@ -12,8 +12,8 @@ from hiveq.queue.complete import complete
 from hiveq.queue.fetch import claim
 from hiveq.queue.registry import register_worker
 from hiveq.queue.retry import Failure, fail
-from tests.diagnose.helpers import until
 from tests.queue.helpers import enqueue_task, st, variant
+from tests.support.waiting import until
 
 
 async def test_a_blocked_job_names_its_pending_dependencies_and_their_states(broker: Broker) -> None:

@@ -10,8 +10,8 @@ from hiveq.queue.fetch import claim
 from hiveq.queue.heartbeat import heartbeat
 from hiveq.queue.registry import register_worker
 from hiveq.queue.retry import Failure, fail
-from tests.diagnose.helpers import until
 from tests.queue.helpers import enqueue_task, st, variant
+from tests.support.waiting import until
 
 
 async def test_a_dead_workers_expired_leases_and_stale_heartbeat_are_reported_with_the_fix(

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from hiveq.models import Event, SubtaskSpec, TaskSubmission
@@ -76,15 +73,3 @@ async def stream_events(b: Broker) -> list[Event]:
 async def server_ms(b: Broker) -> int:
     s, us = await b.redis.time()
     return int(s) * 1000 + int(us) // 1000
-
-
-async def until(check: Callable[[], Awaitable[Any]], timeout_s: float = 10.0, what: str = "condition") -> Any:
-    """Poll `check` until it returns something truthy; fail after a generous deadline."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        await asyncio.sleep(0.002)

@@ -10,7 +10,8 @@ from hiveq.queue.fetch import claim
 from hiveq.queue.inspect import get_job, get_task, stats
 from hiveq.queue.maintain import promote_due
 from hiveq.queue.retry import Failure, fail
-from tests.queue.helpers import enqueue_task, last_event, places_of, st, until, variant
+from tests.queue.helpers import enqueue_task, last_event, places_of, st, variant
+from tests.support.waiting import until
 
 
 async def _delay_of(b: Broker, job_id: str) -> int:

@@ -7,7 +7,8 @@ from hiveq.queue.fetch import claim
 from hiveq.queue.inspect import get_job
 from hiveq.queue.maintain import promote_due
 from hiveq.queue.retry import Failure, fail
-from tests.queue.helpers import enqueue_task, last_event, places_of, st, until, variant
+from tests.queue.helpers import enqueue_task, last_event, places_of, st, variant
+from tests.support.waiting import until
 
 
 async def test_a_delayed_job_is_not_promoted_before_it_is_due(any_broker: Broker) -> None:

@@ -11,7 +11,8 @@ from hiveq.queue.heartbeat import heartbeat
 from hiveq.queue.inspect import get_job, get_task, list_dead
 from hiveq.queue.maintain import maintain, reap_expired
 from hiveq.queue.registry import list_workers, register_worker
-from tests.queue.helpers import enqueue_task, last_event, places_of, st, stream_events, until, variant
+from tests.queue.helpers import enqueue_task, last_event, places_of, st, stream_events, variant
+from tests.support.waiting import until
 
 TINY = {"lease_s": 0.01}
 

@@ -7,8 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -21,17 +20,6 @@ from hiveq.worker.main import run_worker
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_AGENTS = "tests.support.agents"
-
-
-async def until(cond: Callable[[], Awaitable[bool]], wait_s: float = 20.0, what: str = "condition") -> float:
-    """Poll `cond` until true; returns the seconds it took. Fails the test after `wait_s`."""
-    start = time.monotonic()
-    while True:
-        if await cond():
-            return time.monotonic() - start
-        if time.monotonic() - start > wait_s:
-            raise AssertionError(f"timed out after {wait_s}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 async def submit(b: Broker, agent: str, inputs: Sequence[Any], **spec: Any) -> Enqueued:

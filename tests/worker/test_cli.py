@@ -13,7 +13,8 @@ from hiveq.logs import bound_logger, setup_logging
 from hiveq.queue import inspect
 from hiveq.queue.broker import Broker
 from hiveq.states import JobState
-from tests.support.worker import ROOT, spawn_worker, stop_proc, submit, until, worker_env
+from tests.support.waiting import until
+from tests.support.worker import ROOT, spawn_worker, stop_proc, submit, worker_env
 
 
 def test_unknown_agent_is_a_configuration_error_naming_it(broker: Broker) -> None:

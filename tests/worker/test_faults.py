@@ -17,7 +17,8 @@ from hiveq.queue.events import job_history
 from hiveq.server import ServerProcess
 from hiveq.states import JobState
 from tests.conftest import fresh_settings
-from tests.support.worker import kill_group, spawn_worker, stop_proc, submit, until
+from tests.support.waiting import until
+from tests.support.worker import kill_group, spawn_worker, stop_proc, submit
 
 pytestmark = pytest.mark.slow
 
@@ -26,11 +27,11 @@ async def workers_named(b: Broker) -> set[str]:
     return {w.id for w in await registry.list_workers(b)}
 
 
-async def wait_states(b: Broker, ids: list[str], state: JobState, wait_s: float = 30.0) -> float:
+async def wait_states(b: Broker, ids: list[str], state: JobState, wait_s: float = 30.0) -> None:
     async def check() -> bool:
         return all(j.state == state for j in await inspect.get_jobs(b, ids))
 
-    return await until(check, wait_s, f"{len(ids)} jobs to be {state}")
+    await until(check, wait_s, f"{len(ids)} jobs to be {state}")
 
 
 async def test_sigkilled_worker_jobs_run_again_on_another_worker_exactly_once(broker: Broker) -> None:

@@ -12,7 +12,8 @@ from hiveq.queue.enqueue import enqueue
 from hiveq.queue.events import job_history
 from hiveq.states import JobState
 from tests.support import agents as test_agents
-from tests.support.worker import submit, until, worker_in_process
+from tests.support.waiting import until
+from tests.support.worker import submit, worker_in_process
 
 
 async def states(b: Broker, ids: list[str]) -> list[JobState]:
