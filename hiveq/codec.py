@@ -7,9 +7,13 @@ from typing import Any
 
 from hiveq.errors import PayloadTooLarge, ValidationFailed
 
+# One encoder for the process: json.dumps would build a new one per call, which costs more than
+# encoding a small job input.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _ENCODER.encode(value)
 
 
 def dumps_bounded(value: Any, field: str, limit: int) -> str:
@@ -18,7 +22,7 @@ def dumps_bounded(value: Any, field: str, limit: int) -> str:
         text = dumps(value)
     except (TypeError, ValueError) as exc:
         raise ValidationFailed(field, f"must be JSON-serialisable ({exc})") from None
-    size = len(text.encode())
+    size = len(text) if text.isascii() else len(text.encode())
     if size > limit:
         raise PayloadTooLarge(field, size, limit)
     return text

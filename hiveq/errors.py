@@ -5,7 +5,9 @@ Each message names the field, key or rule and says what to do, so it can be show
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import IntEnum
+from typing import Any
 
 
 class Code(IntEnum):
@@ -95,6 +97,21 @@ class WrongTypeError(HiveqError):
             f"Redis key {key!r} holds a {found}, but hiveq keeps a {expected} there. Another "
             "application is probably using the same key name: point hiveq at another namespace "
             "(HIVEQ_APP/HIVEQ_ENV) or database, or remove the foreign key; run `hiveq doctor`"
+        )
+
+
+class EnqueueIncomplete(HiveqError):
+    """A many-task enqueue went out in several script calls and Redis failed part-way through."""
+
+    status_code = 503
+
+    def __init__(self, enqueued: Sequence[Any], total: int, cause: Exception) -> None:
+        self.enqueued = list(enqueued)  # the Enqueued results of the tasks that made it
+        self.cause = cause
+        super().__init__(
+            f"{len(self.enqueued)} of {total} tasks were enqueued before Redis failed ({cause}); "
+            "they are kept and will run (see .enqueued); enqueue the others again (idempotency keys "
+            "make that retry safe)"
         )
 
 

@@ -16,6 +16,8 @@ def validate_graph(subtasks: Sequence[SubtaskSpec], max_subtasks: int) -> list[s
         raise ValidationFailed(
             "subtasks", f"{len(subtasks)} subtasks is over the limit of {max_subtasks} (HIVEQ_MAX_SUBTASKS)"
         )
+    if len(subtasks) == 1 and not subtasks[0].depends_on:  # the common one-job task
+        return [subtasks[0].id]
     index: dict[str, int] = {}
     for i, s in enumerate(subtasks):
         if s.id in index:

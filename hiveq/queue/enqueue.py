@@ -1,16 +1,23 @@
-"""enqueue: persist tasks and their subtasks as jobs in one atomic step (script enqueue.lua)."""
+"""enqueue: persist tasks and their subtasks as jobs, each task in one atomic step (enqueue.lua).
+
+A call with many tasks validates and encodes all of them first (a bad task fails the call before
+anything is written), then sends them in chunks through the broker's `Coalescer`, so that Redis
+runs one chunk while the next is prepared: on a 2-core machine the client and the server work
+side by side instead of taking turns.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from hiveq.codec import dumps, dumps_bounded
-from hiveq.errors import Code, ValidationFailed
+from hiveq.errors import Code, EnqueueIncomplete, ValidationFailed
 from hiveq.graph import validate_graph
-from hiveq.models import TaskSubmission, job_id_for, new_task_id
+from hiveq.models import TaskSubmission, new_task_id
 from hiveq.queue.broker import Broker
 
 
@@ -21,7 +28,8 @@ class Enqueued:
     duplicate: bool  # True: an earlier task had the same idempotency key; task_id is that one
 
 
-def _task_payload(b: Broker, sub: TaskSubmission, task_id: str) -> dict[str, Any]:
+def _task_payload(b: Broker, sub: TaskSubmission, task_id: str) -> list[Any]:
+    """One task in enqueue.lua's positional form (see its header); validates as it goes."""
     s = b.settings
     if not sub.description.strip():
         raise ValidationFailed("description", "must not be empty")
@@ -29,96 +37,145 @@ def _task_payload(b: Broker, sub: TaskSubmission, task_id: str) -> dict[str, Any
         raise ValidationFailed(
             "description", f"{len(sub.description)} characters is over the limit of {s.max_description_chars}"
         )
-    validate_graph(sub.subtasks, s.max_subtasks)
-    dependents: dict[str, list[str]] = {st.id: [] for st in sub.subtasks}
-    for st in sub.subtasks:
+    subtasks = sub.subtasks
+    validate_graph(subtasks, s.max_subtasks)
+    prefix = task_id + "."
+    dependents: dict[str, list[str]] = {}
+    for st in subtasks:
         for dep in dict.fromkeys(st.depends_on):
-            dependents[dep].append(job_id_for(task_id, st.id))
-    jobs = []
-    for i, st in enumerate(sub.subtasks):
-        deps = [job_id_for(task_id, d) for d in dict.fromkeys(st.depends_on)]
-        jobs.append({
-            "id": job_id_for(task_id, st.id),
-            "sub": st.id,
-            "agent": st.agent,
-            "input": dumps_bounded(st.input, f"subtasks[{i}].input", s.max_payload_bytes),
-            "deps": dumps(deps),
-            "dependents": dumps(dependents[st.id]),
-            "ndeps": len(deps),
-            "prio": st.priority or sub.priority,
-            "max_attempts": st.max_attempts or s.max_attempts,
-            "max_deliveries": s.max_deliveries,
-            "timeout": st.timeout_s or s.job_timeout_s,
-            "title": st.title or "",
-        })
-    return {
-        "id": task_id,
-        "description": sub.description,
-        "priority": sub.priority,
-        "planner": sub.planner,
-        "metadata": dumps_bounded(sub.metadata, "metadata", s.max_payload_bytes),
-        "idem": sub.idempotency_key or "",
-        "plan_note": sub.plan_note or "",
-        "jobs": jobs,
-    }
+            dependents.setdefault(dep, []).append(prefix + st.id)
+    jobs: list[list[Any]] = []
+    for i, st in enumerate(subtasks):
+        deps = [prefix + d for d in dict.fromkeys(st.depends_on)]
+        after = dependents.get(st.id)
+        jobs.append([
+            st.id,
+            st.agent,
+            dumps_bounded(st.input, f"subtasks[{i}].input", s.max_payload_bytes),
+            st.priority or sub.priority,
+            st.max_attempts or s.max_attempts,
+            st.timeout_s or s.job_timeout_s,
+            st.title or "",
+            dumps(deps) if deps else "",
+            dumps(after) if after else "",
+            len(deps),
+        ])
+    metadata = dumps_bounded(sub.metadata, "metadata", s.max_payload_bytes) if sub.metadata else ""
+    job_ids = dumps([prefix + st.id for st in subtasks])
+    return [task_id, sub.description, sub.priority, sub.planner, metadata, sub.idempotency_key or "",
+            sub.plan_note or "", job_ids, jobs]
 
 
 MAX_BATCH_JOBS = 2000
+JOBS = 9  # index of the job list in a task payload
+
+
+MAX_BATCH_JOBS = 2000  # jobs per script call when the coalescer merges waiting chunks
+CHUNK_JOBS = 250  # a many-task call is cut into chunks of about this many jobs
+JOBS = 8  # index of the job list in a task payload
+
+
+def _njobs(payload: list[list[Any]]) -> int:
+    return sum(len(t[JOBS]) for t in payload)
+
+
+def _chunks(payload: list[list[Any]]) -> list[list[list[Any]]]:
+    out: list[list[list[Any]]] = [[]]
+    size = 0
+    for task in payload:
+        if out[-1] and size + len(task[JOBS]) > CHUNK_JOBS:
+            out.append([])
+            size = 0
+        out[-1].append(task)
+        size += len(task[JOBS])
+    return out
+
+
+@dataclass
+class _Pending:
+    text: str  # the chunk's tasks as JSON array members (no brackets), joined with others' on send
+    tasks: int
+    jobs: int
+    agents: frozenset[str]  # every agent of the enqueue call: its queue keys are checked by each chunk
+    done: asyncio.Future[list[Any]]
 
 
 class Coalescer:
-    """Concurrent enqueue calls on one broker share script calls.
+    """Enqueue chunks queue up on one broker and go to Redis one script call at a time.
 
-    While one enqueue call is in flight, the next ones queue up and go together in one call as
-    soon as it returns: no added latency for a lone caller, one round trip for many (an API under
-    load, a producer with many coroutines).
+    While one call is in flight, the next chunks (this caller's, or other coroutines') wait and
+    go together in one call as soon as it returns: no added latency for a lone caller, one round
+    trip for many, and chunks run in the order they were submitted (FIFO holds across chunks).
     """
 
     def __init__(self, b: Broker) -> None:
         self.b = b
-        self.pending: list[tuple[list[dict[str, Any]], asyncio.Future[list[Any]]]] = []
+        self.pending: deque[_Pending] = deque()
+        self.busy = False  # a script call is in flight (sent inline or by the drainer task)
         self.drainer: asyncio.Task[None] | None = None
 
-    async def submit(self, payload: list[dict[str, Any]]) -> list[Any]:
-        fut: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        self.pending.append((payload, fut))
-        if self.drainer is None:
+    def _item(self, payload: list[list[Any]], agents: frozenset[str]) -> _Pending:
+        done: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        return _Pending(dumps(payload)[1:-1], len(payload), _njobs(payload), agents, done)
+
+    def submit(self, payload: list[list[Any]], agents: frozenset[str]) -> asyncio.Future[list[Any]]:
+        """Queue one chunk; the future gets its flat (task id, code) list, or the call's error."""
+        item = self._item(payload, agents)
+        self.pending.append(item)
+        if not self.busy:
+            self.busy = True
             self.drainer = asyncio.create_task(self._drain(), name="hiveq-enqueue")
-        return await fut
+        return item.done
+
+    async def send(self, payload: list[list[Any]], agents: frozenset[str]) -> list[Any]:
+        """Send one chunk and wait for its reply. When nothing is in flight the caller sends it
+        itself: no drainer task and no extra turn of the event loop for a lone producer."""
+        if self.busy:
+            return await self.submit(payload, agents)
+        self.busy = True
+        item = self._item(payload, agents)
+        try:
+            await self._send([item])
+        finally:
+            if self.pending:  # others queued up meanwhile: the drainer takes over (still busy)
+                self.drainer = asyncio.create_task(self._drain(), name="hiveq-enqueue")
+            else:
+                self.busy = False
+        return item.done.result()
 
     async def _drain(self) -> None:
         try:
             while self.pending:
-                batch: list[tuple[list[dict[str, Any]], asyncio.Future[list[Any]]]] = []
-                size = 0
-                while self.pending and (not batch or size + len(self.pending[0][0]) <= MAX_BATCH_JOBS):
-                    item = self.pending.pop(0)
-                    batch.append(item)
-                    size += sum(len(t["jobs"]) for t in item[0])
+                batch = [self.pending.popleft()]
+                size = batch[0].jobs
+                while self.pending and size + self.pending[0].jobs <= MAX_BATCH_JOBS:
+                    batch.append(self.pending.popleft())
+                    size += batch[-1].jobs
                 await self._send(batch)
         finally:
-            self.drainer = None
+            self.busy = False
 
-    async def _send(self, batch: list[tuple[list[dict[str, Any]], asyncio.Future[list[Any]]]]) -> None:
+    async def _send(self, batch: list[_Pending]) -> None:
         k = self.b.keys
-        tasks = [t for payload, _ in batch for t in payload]
+        s = self.b.settings
+        agents = sorted(frozenset().union(*(p.agents for p in batch))) if len(batch) > 1 else batch[0].agents
         try:
             res = await self.b.run(
                 "enqueue",
                 [k.seq, k.jobs, k.tasks, k.blocked, k.agents, k.stats, k.events],
-                [dumps(tasks), self.b.settings.retention_s, self.b.identity],
+                ["[" + ",".join(p.text for p in batch) + "]", s.retention_s, self.b.identity,
+                 s.max_deliveries, *agents],
             )
         except Exception as exc:  # every caller in the batch gets the error
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(exc)
+            for p in batch:
+                if not p.done.done():
+                    p.done.set_exception(exc)
             return
         at = 0
-        for payload, fut in batch:
-            n = 2 * len(payload)
-            if not fut.done():
-                fut.set_result(list(res[at : at + n]))
-            at += n
+        for p in batch:
+            if not p.done.done():
+                p.done.set_result(list(res[at : at + 2 * p.tasks]))
+            at += 2 * p.tasks
 
 
 def coalescer(b: Broker) -> Coalescer:
@@ -131,17 +188,43 @@ def coalescer(b: Broker) -> Coalescer:
 async def enqueue(
     b: Broker, submissions: Sequence[TaskSubmission], task_ids: Sequence[str] | None = None
 ) -> list[Enqueued]:
-    """Enqueue whole tasks atomically. Validates every graph first; concurrent calls share a
-    round trip (see `Coalescer`)."""
+    """Enqueue whole tasks, each atomically, in order. Every task is validated before any is sent.
+
+    Raises the Redis error when nothing was enqueued, or `EnqueueIncomplete` (with the tasks
+    that were) when Redis failed part-way through a many-chunk call.
+    """
+    if not submissions:
+        return []
     ids = list(task_ids) if task_ids else [new_task_id() for _ in submissions]
     payload = [_task_payload(b, sub, tid) for sub, tid in zip(submissions, ids, strict=True)]
-    res = await coalescer(b).submit(payload)
-    out = []
-    for i, task in enumerate(payload):
-        tid, code = res[2 * i], int(res[2 * i + 1])
-        jobs = task["jobs"]
-        if code == Code.DUPLICATE:
-            out.append(Enqueued(task_id=tid, job_ids=[], duplicate=True))
-        else:
-            out.append(Enqueued(task_id=tid, job_ids=[str(j["id"]) for j in jobs], duplicate=False))
-    return out
+    agents = frozenset(j[1] for t in payload for j in t[JOBS])
+    c = coalescer(b)
+    chunks = _chunks(payload)
+    replies: list[list[Any] | BaseException]
+    if len(chunks) == 1:
+        replies = [await c.send(payload, agents)]
+    else:
+        waiting = []
+        for i, chunk in enumerate(chunks):
+            waiting.append(c.submit(chunk, agents))
+            if i + 1 < len(chunks):
+                await asyncio.sleep(0)  # the drainer sends this chunk while the next one is encoded
+        replies = await asyncio.gather(*waiting, return_exceptions=True)
+    out: list[Enqueued] = []
+    failure: BaseException | None = None
+    for chunk, reply in zip(chunks, replies, strict=True):
+        if isinstance(reply, BaseException):
+            failure = failure or reply
+            continue
+        for i, task in enumerate(chunk):
+            tid, code = reply[2 * i], int(reply[2 * i + 1])
+            if code == Code.DUPLICATE:
+                out.append(Enqueued(task_id=tid, job_ids=[], duplicate=True))
+            else:
+                job_ids = [f"{tid}.{j[0]}" for j in task[JOBS]]
+                out.append(Enqueued(task_id=tid, job_ids=job_ids, duplicate=False))
+    if failure is None:
+        return out
+    if not out or not isinstance(failure, Exception):
+        raise failure
+    raise EnqueueIncomplete(out, len(payload), failure)

@@ -41,7 +41,7 @@ for n = 1, math.min(want, #heads) do
       reason = 'job in waiting queue has state ' .. f[1] .. '; removed from the queue, record left as is' })
   else
     local tid = f[2]
-    local attempt = tonumber(f[6]) + 1
+    local attempt = (tonumber(f[6]) or 0) + 1
     redis.call('HSET', jk, 'state', 'active', 'worker', wid, 'token', token,
       'deadline', deadline, 'attempts', attempt, 'started', NOW)
     zlater('ZADD', KEYS[1], deadline, id)
@@ -49,15 +49,14 @@ for n = 1, math.min(want, #heads) do
     if t == nil then
       local tf = redis.call('HMGET', tkey(tid), 'description', 'metadata', 'started')
       t = { desc = tf[1] or '', meta = tf[2] or '{}' }
-      if tf[3] == '0' then redis.call('HSET', tkey(tid), 'started', 1); t.refresh = true end
+      if tf[3] ~= '1' then redis.call('HSET', tkey(tid), 'started', 1); t.refresh = true end
       tasks[tid] = t
     end
     local deps = {}
     for _, d in ipairs(id_list(f[9])) do
       deps[d] = redis.call('HGET', jkey(d), 'result') or 'null'
     end
-    emit({ type = 'job', job = id, task = tid, from = 'waiting', to = 'active', worker = wid,
-      attempt = attempt })
+    emit_job(id, tid, 'waiting', 'active', worker_tail(wid) .. ',"attempt":' .. attempt)
     out[#out + 1] = cjson.encode({ id = id, task = tid, sub = f[3], agent = agent, input = f[4],
       prio = tonumber(f[5]), attempt = attempt, max_attempts = tonumber(f[7]),
       timeout = tonumber(f[8]), token = token, deadline = deadline, description = t.desc,

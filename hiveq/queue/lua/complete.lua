@@ -24,8 +24,7 @@ for i = 4, #ARGV, 3 do
     redis.call('HDEL', jk, 'token', 'deadline')
     zlater('ZREM', KEYS[1], id)
     zlater('ZADD', KEYS[2], NOW, id)
-    emit({ type = 'job', job = id, task = tid, from = 'active', to = 'succeeded', worker = wid,
-      attempt = tonumber(f[5]) })
+    emit_job(id, tid, 'active', 'succeeded', worker_tail(wid) .. ',"attempt":' .. (f[5] or '0'))
     dirty[tid] = (dirty[tid] or 0) + 1
     for _, d in ipairs(id_list(f[4])) do
       local left = redis.call('HINCRBY', jkey(d), 'pending', -1)

@@ -1,24 +1,30 @@
---[[ enqueue: persist whole tasks and their jobs; ready jobs become runnable, the rest blocked.
+--[=[ enqueue: persist whole tasks and their jobs; ready jobs become runnable, the rest blocked.
 
 KEYS  1 seq  2 jobs  3 tasks  4 blocked  5 agents  6 stats  7 events
-ARGV  3 tasks JSON: [{id, description, priority, planner, metadata, idem, plan_note,
-                      jobs: [{id, sub, agent, input, deps, dependents, ndeps, prio, max_attempts,
-                              max_deliveries, timeout, title}]}]
-        (metadata, input, deps and dependents are JSON text, stored as is; no nulls)
+ARGV  3 tasks JSON, positional (arrays decode faster than objects):
+        [[task id, description, priority, planner, metadata, idem, plan_note, jobs JSON,
+          [[subtask id, agent, input, prio, max_attempts, timeout, title, deps, dependents,
+            ndeps], …]], …]
+        metadata, input, jobs, deps and dependents are JSON text, stored as is; metadata, title,
+        deps and dependents are '' when empty (the field is then not written).
       4 idempotency-key TTL in seconds
       5 who enqueued (client name / host:pid), recorded in each job's custody log
+      6 max deliveries (the same for every job of the call)
+      7… agents whose queue keys must be checked too (those of a many-task call's other chunks)
 Returns a flat array: task_id, code (OK, or DUPLICATE with the id of the earlier task).
 Errors with WRONGTYPE, before writing anything, when a queue key holds a foreign type.
 Events: task -> queued; each job -> waiting | blocked.
-]]
+Counters (attempts, failures, succeeded, …) start absent, meaning 0: HINCRBY creates them.
+]=]
 local tasks = cjson.decode(ARGV[3])
 local idem_ttl = tonumber(ARGV[4])
-local who = ARGV[5]
+local by = ',"reason":' .. J('enqueued by ' .. ARGV[5])
+local max_deliveries = ARGV[6]
 local njobs = 0
 local agents = {}
 for _, t in ipairs(tasks) do
-  njobs = njobs + #t.jobs
-  for _, j in ipairs(t.jobs) do agents[j.agent] = true end
+  njobs = njobs + #t[9]
+  for _, j in ipairs(t[9]) do agents[j[2]] = true end
 end
 -- Check every queue key before writing anything, so a foreign key fails the call cleanly.
 local agent_list = {}
@@ -26,49 +32,54 @@ for agent, _ in pairs(agents) do
   check_type(P .. 'q:' .. agent, 'zset')
   agent_list[#agent_list + 1] = agent
 end
+for i = 7, #ARGV do check_type(P .. 'q:' .. ARGV[i], 'zset') end
 local enqueued = 0
-local seq = redis.call('INCRBY', KEYS[1], njobs) - njobs
+local seq = 0
+if njobs > 0 then seq = redis.call('INCRBY', KEYS[1], njobs) - njobs end
 local out = {}
 for _, t in ipairs(tasks) do
+  local tid, jobs = t[1], t[9]
   local dup = nil
-  if t.idem ~= '' then
-    local ik = P .. 'idem:' .. t.idem
-    if not redis.call('SET', ik, t.id, 'NX', 'EX', idem_ttl) then dup = redis.call('GET', ik) end
+  if t[6] ~= '' then
+    local ik = P .. 'idem:' .. t[6]
+    if not redis.call('SET', ik, tid, 'NX', 'EX', idem_ttl) then dup = redis.call('GET', ik) end
   end
   if dup then
     out[#out + 1] = dup
     out[#out + 1] = DUPLICATE
   else
-    local ids = {}
-    for i, j in ipairs(t.jobs) do ids[i] = j.id end
-    redis.call('HSET', tkey(t.id), 'id', t.id, 'description', t.description,
-      'priority', t.priority, 'planner', t.planner, 'metadata', t.metadata,
-      'jobs', cjson.encode(ids), 'total', #t.jobs, 'succeeded', 0, 'dead', 0, 'cancelled', 0,
-      'discarded', 0, 'started', 0, 'status', 'queued', 'created', NOW,
-      'idem', t.idem, 'plan_note', t.plan_note)
-    zlater('ZADD', KEYS[3], NOW, t.id)
-    emit({ type = 'task', task = t.id, from = '', to = 'queued', data = { total = #t.jobs } })
-    for _, j in ipairs(t.jobs) do
+    local tf = { 'id', tid, 'description', t[2], 'priority', t[3], 'planner', t[4], 'jobs', t[8],
+      'total', #jobs, 'status', 'queued', 'created', NOW }
+    if t[5] ~= '' then tf[#tf + 1] = 'metadata'; tf[#tf + 1] = t[5] end
+    if t[6] ~= '' then tf[#tf + 1] = 'idem'; tf[#tf + 1] = t[6] end
+    if t[7] ~= '' then tf[#tf + 1] = 'plan_note'; tf[#tf + 1] = t[7] end
+    redis.call('HSET', tkey(tid), unpack(tf))
+    zlater('ZADD', KEYS[3], NOW, tid)
+    redis.call('XADD', KEYS[7], 'MAXLEN', '~', EV_MAXLEN, '*', 'e', '{"type":"task","task":' ..
+      J(tid) .. ',"from":"","to":"queued","data":{"total":' .. #jobs .. '},"ts":' .. NOW_TEXT .. '}')
+    for _, j in ipairs(jobs) do
       seq = seq + 1
-      local score = j.prio * PRIO_SHIFT + seq
-      local state = (j.ndeps == 0) and 'waiting' or 'blocked'
-      redis.call('HSET', jkey(j.id), 'id', j.id, 'task', t.id, 'sub', j.sub, 'agent', j.agent,
-        'state', state, 'prio', j.prio, 'score', score, 'input', j.input,
-        'deps', j.deps, 'dependents', j.dependents, 'pending', j.ndeps, 'attempts', 0, 'failures', 0, 'max_attempts', j.max_attempts,
-        'max_deliveries', j.max_deliveries, 'timeout', j.timeout, 'title', j.title,
-        'created', NOW)
-      zlater('ZADD', KEYS[2], NOW, j.id)
+      local id = tid .. '.' .. j[1]
+      local score = j[4] * PRIO_SHIFT + seq
+      local state = (j[10] == 0) and 'waiting' or 'blocked'
+      local jf = { 'id', id, 'task', tid, 'sub', j[1], 'agent', j[2], 'state', state, 'prio', j[4],
+        'score', score, 'input', j[3], 'max_attempts', j[5], 'max_deliveries', max_deliveries,
+        'timeout', j[6], 'created', NOW }
+      if j[7] ~= '' then jf[#jf + 1] = 'title'; jf[#jf + 1] = j[7] end
+      if j[8] ~= '' then jf[#jf + 1] = 'deps'; jf[#jf + 1] = j[8]; jf[#jf + 1] = 'pending'; jf[#jf + 1] = j[10] end
+      if j[9] ~= '' then jf[#jf + 1] = 'dependents'; jf[#jf + 1] = j[9] end
+      redis.call('HSET', jkey(id), unpack(jf))
+      zlater('ZADD', KEYS[2], NOW, id)
       if state == 'waiting' then
-        zlater('ZADD', P .. 'q:' .. j.agent, score, j.id)
-        wake(j.agent)
+        zlater('ZADD', P .. 'q:' .. j[2], score, id)
+        wake(j[2])
       else
-        zlater('ZADD', KEYS[4], NOW, j.id)
+        zlater('ZADD', KEYS[4], NOW, id)
       end
-      emit({ type = 'job', job = j.id, task = t.id, from = '', to = state,
-        reason = 'enqueued by ' .. who })
+      emit_job(id, tid, '', state, by)
     end
-    enqueued = enqueued + #t.jobs
-    out[#out + 1] = t.id
+    enqueued = enqueued + #jobs
+    out[#out + 1] = tid
     out[#out + 1] = OK
   end
 end

@@ -24,7 +24,7 @@ for i = 6, #ARGV, 5 do
     out[#out + 1] = STALE
   else
     local tid = f[3]
-    local failures = tonumber(f[5]) + 1
+    local failures = (tonumber(f[5]) or 0) + 1
     local maxa = tonumber(f[6])
     redis.call('HSET', jk, 'failures', failures, 'error', err)
     if mode == 'fatal' or failures >= maxa then
