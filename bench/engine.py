@@ -42,6 +42,11 @@ def four_jobs() -> TaskSubmission:
     return TaskSubmission(description="bench four", subtasks=subs)
 
 
+def fan_out(n: int = 100) -> TaskSubmission:
+    subs = [SubtaskSpec(id=f"s{i}", agent="noop", input={"i": i}) for i in range(n)]
+    return TaskSubmission(description="bench fan-out", subtasks=subs)
+
+
 def raw_ceiling(port: int, n: int) -> tuple[float, str]:
     """LPUSH+RPOP ops/s: redis-benchmark when installed (50 clients), else a redis-py pipeline."""
     exe = shutil.which("redis-benchmark")
@@ -77,40 +82,52 @@ async def timed(label: str, jobs: int, ceiling: float, fn: Callable[[], Awaitabl
     return rate
 
 
+async def sequential(b: Broker, jobs: int) -> None:
+    for _ in range(jobs):
+        await enqueue(b, [one_job()])
+
+
+async def concurrent(b: Broker, jobs: int, n: int = 32) -> None:
+    async def one(k: int) -> None:
+        for _ in range(k):
+            await enqueue(b, [one_job()])
+    await asyncio.gather(*[one(jobs // n) for _ in range(n)])
+
+
+async def batched(b: Broker, jobs: int) -> None:
+    for _ in range(jobs // 1000):
+        await enqueue(b, [one_job() for _ in range(1000)])
+
+
+async def batched_fan_out(b: Broker, jobs: int) -> None:
+    for _ in range(jobs // 1000):
+        await enqueue(b, [fan_out() for _ in range(10)])
+
+
+async def drain(b: Broker) -> None:
+    while True:
+        got = await claim(b, "bench-worker", ["noop"], 100)
+        if not got:
+            return
+        await complete(b, "bench-worker", [(j.id, j.token, None) for j in got])
+
+
 async def run(url: str, jobs: int, ceiling: float) -> dict[str, float]:
     s = Settings(redis_url=url, app="bench" + secrets.token_hex(3), env="bench")
     b = await Broker.connect(s, role="bench", max_connections=64)
     out: dict[str, float] = {}
-
-    async def sequential() -> None:
-        for _ in range(jobs // 4):
-            await enqueue(b, [one_job()])
-
-    async def concurrent(n: int = 32) -> None:
-        async def one(k: int) -> None:
-            for _ in range(k):
-                await enqueue(b, [one_job()])
-        await asyncio.gather(*[one(jobs // 4 // n) for _ in range(n)])
-
-    async def batched() -> None:
-        for _ in range(jobs // 1000):
-            await enqueue(b, [one_job() for _ in range(1000)])
-
-    async def drain() -> None:
-        while True:
-            got = await claim(b, "bench-worker", ["noop"], 100)
-            if not got:
-                return
-            await complete(b, "bench-worker", [(j.id, j.token, None) for j in got])
-
-    out["enqueue_one"] = await timed("enqueue, one at a time (sequential awaits)", jobs // 4, ceiling,
-                                     sequential)
-    out["enqueue_concurrent"] = await timed("enqueue, one at a time (32 coroutines)", jobs // 4 // 32 * 32,
-                                            ceiling, concurrent)
-    out["enqueue_batched"] = await timed("enqueue, batched (1,000 jobs per call)", jobs // 1000 * 1000,
-                                         ceiling, batched)
+    quarter = jobs // 4 // 1000 * 1000
+    out["enqueue_one"] = await timed("enqueue, one at a time (sequential awaits)", quarter, ceiling,
+                                     lambda: sequential(b, quarter))
+    out["enqueue_concurrent"] = await timed("enqueue, one at a time (32 coroutines)", quarter // 32 * 32,
+                                            ceiling, lambda: concurrent(b, quarter))
+    out["enqueue_batched"] = await timed("enqueue, batched (1,000 one-job tasks per call)",
+                                         jobs // 1000 * 1000, ceiling, lambda: batched(b, jobs))
+    out["enqueue_fan_out"] = await timed("enqueue, batched (10 tasks x 100 subtasks)", quarter, ceiling,
+                                         lambda: batched_fan_out(b, quarter))
     total = int(await b.redis.zcard(b.keys.queue("noop")))
-    out["claim_complete"] = await timed("claim+complete, batches of 100, events on", total, ceiling, drain)
+    out["claim_complete"] = await timed("claim+complete, batches of 100, events on", total, ceiling,
+                                        lambda: drain(b))
     await purge_namespace(b.redis, b.keys)
     out["bytes_per_task"] = await memory_per_task(b)
     await purge_namespace(b.redis, b.keys)

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from hiveq.errors import PayloadTooLarge, ValidationFailed, WrongTypeError
+from hiveq.errors import EnqueueIncomplete, PayloadTooLarge, ValidationFailed, WrongTypeError
 from hiveq.queue.broker import Broker
-from hiveq.queue.enqueue import enqueue
+from hiveq.queue.enqueue import CHUNK_JOBS, enqueue
 from hiveq.queue.inspect import get_job, get_task, stats
 from tests.queue.helpers import enqueue_task, places_of, st, stream_events, submission, variant
 
@@ -109,3 +109,54 @@ async def test_an_error_in_a_shared_enqueue_call_reaches_every_caller(any_broker
     assert all(isinstance(r, WrongTypeError) for r in results), results
     assert await b.redis.zcard(b.keys.jobs) == 0  # nothing half-written
     await b.redis.delete(b.keys.queue("a"))
+
+
+async def test_a_many_chunk_call_keeps_fifo_order_across_its_chunks(any_broker: Broker) -> None:
+    b = any_broker
+    await enqueue(b, [submission(st("warm"))])  # scripts loaded
+    await b.redis.config_resetstat()
+    res = await enqueue(b, [submission(st("x")) for _ in range(3 * CHUNK_JOBS)])
+    calls = (await b.redis.info("commandstats"))["cmdstat_evalsha"]["calls"]
+    assert calls >= 2  # sent in chunks, not one script call
+    queued = [str(m) for m in await b.redis.zrange(b.keys.queue("a"), 0, -1)]
+    assert queued[1:] == [r.job_ids[0] for r in res]  # the order of the call, after "warm"
+
+
+async def test_a_foreign_queue_key_of_a_later_chunks_agent_fails_the_call_before_any_write(
+    any_broker: Broker,
+) -> None:
+    b = any_broker
+    subs = [submission(st("x", agent="a")) for _ in range(CHUNK_JOBS)]
+    subs += [submission(st("x", agent="b")) for _ in range(CHUNK_JOBS)]
+    await b.redis.lpush(b.keys.queue("b"), "foreign")
+    with pytest.raises(WrongTypeError, match=r"q:b"):
+        await enqueue(b, subs)
+    assert await b.redis.zcard(b.keys.jobs) == 0  # not even the first chunk, which has only agent a
+    await b.redis.delete(b.keys.queue("b"))
+
+
+async def test_a_bad_last_task_fails_a_many_chunk_call_before_any_write(any_broker: Broker) -> None:
+    b = any_broker
+    small = variant(b, max_payload_bytes=64)
+    subs = [submission(st("x")) for _ in range(3 * CHUNK_JOBS)]
+    subs.append(submission(st("a").model_copy(update={"input": "x" * 100})))
+    with pytest.raises(PayloadTooLarge, match=r"subtasks\[0\].input"):
+        await enqueue(small, subs)
+    assert await b.redis.zcard(b.keys.jobs) == 0
+
+
+async def test_a_chunk_failing_in_redis_reports_which_tasks_were_enqueued(any_broker: Broker) -> None:
+    b = any_broker
+    subs = [submission(st("x")) for _ in range(3 * CHUNK_JOBS)]
+    subs[CHUNK_JOBS + 5] = submission(st("x"), idem="taken")  # in the second chunk
+    await b.redis.hset(b.keys.key("idem:taken"), "foreign", "1")  # another app's hash on our key
+    with pytest.raises(EnqueueIncomplete) as caught:
+        await enqueue(b, subs)
+    assert isinstance(caught.value.cause, WrongTypeError)
+    enqueued = [r.task_id for r in caught.value.enqueued]
+    # the first chunk made it; the failed one (merged with the third when that was waiting) did not
+    assert len(enqueued) in (CHUNK_JOBS, 2 * CHUNK_JOBS)
+    assert f"{len(enqueued)} of {3 * CHUNK_JOBS} tasks were enqueued" in str(caught.value)
+    assert set(await b.redis.zrange(b.keys.tasks, 0, -1)) == set(enqueued)  # and nothing else
+    assert await b.redis.zcard(b.keys.jobs) == len(enqueued)
+    await b.redis.delete(b.keys.key("idem:taken"))

@@ -12,7 +12,8 @@ ARGV  3 tasks JSON, positional (arrays decode faster than objects):
       6 max deliveries (the same for every job of the call)
       7… agents whose queue keys must be checked too (those of a many-task call's other chunks)
 Returns a flat array: task_id, code (OK, or DUPLICATE with the id of the earlier task).
-Errors with WRONGTYPE, before writing anything, when a queue key holds a foreign type.
+Errors with WRONGTYPE, before writing anything, when a queue or idempotency key holds a
+foreign type.
 Events: task -> queued; each job -> waiting | blocked.
 Counters (attempts, failures, succeeded, …) start absent, meaning 0: HINCRBY creates them.
 ]=]
@@ -25,8 +26,10 @@ local agents = {}
 for _, t in ipairs(tasks) do
   njobs = njobs + #t[9]
   for _, j in ipairs(t[9]) do agents[j[2]] = true end
+  if t[6] ~= '' then check_type(P .. 'idem:' .. t[6], 'string') end
 end
--- Check every queue key before writing anything, so a foreign key fails the call cleanly.
+-- Check every queue key (and above, idempotency key) before writing anything, so a foreign key
+-- fails the call cleanly.
 local agent_list = {}
 for agent, _ in pairs(agents) do
   check_type(P .. 'q:' .. agent, 'zset')
