@@ -9,7 +9,7 @@ import pytest
 from hiveq.errors import EnqueueIncomplete, PayloadTooLarge, ValidationFailed, WrongTypeError
 from hiveq.queue.broker import Broker
 from hiveq.queue.enqueue import CHUNK_JOBS, enqueue
-from hiveq.queue.inspect import get_job, get_task, stats
+from hiveq.queue.inspect import get_job, get_task, list_tasks, stats
 from tests.queue.helpers import enqueue_task, places_of, st, stream_events, submission, variant
 
 
@@ -160,3 +160,10 @@ async def test_a_chunk_failing_in_redis_reports_which_tasks_were_enqueued(any_br
     assert set(await b.redis.zrange(b.keys.tasks, 0, -1)) == set(enqueued)  # and nothing else
     assert await b.redis.zcard(b.keys.jobs) == len(enqueued)
     await b.redis.delete(b.keys.key("idem:taken"))
+
+
+async def test_tasks_enqueued_in_the_same_millisecond_list_newest_first(any_broker: Broker) -> None:
+    b = any_broker
+    res = await enqueue(b, [submission(st("x")) for _ in range(20)])  # one script call, one ms
+    _total, page = await list_tasks(b, limit=20)
+    assert [t.id for t in page] == [r.task_id for r in reversed(res)]

@@ -164,7 +164,7 @@ class Run:
             t = await hash_of(b, b.keys.task(tid))
             if tid in self.user_cancelled:
                 assert t["status"] == "cancelled"
-            elif int(t.get("dead", 0)) == 0 and int(t.get("discarded", 0)) == 0:  # nothing dead-lettered: all ran
+            elif int(t.get("dead", 0)) == 0 and int(t.get("discarded", 0)) == 0:  # no dead letter: all ran
                 assert t["status"] == "succeeded" and int(t.get("succeeded", 0)) == int(t["total"]), t
             else:
                 assert t["status"] == "failed"

@@ -57,7 +57,7 @@ for _, t in ipairs(tasks) do
     if t[6] ~= '' then tf[#tf + 1] = 'idem'; tf[#tf + 1] = t[6] end
     if t[7] ~= '' then tf[#tf + 1] = 'plan_note'; tf[#tf + 1] = t[7] end
     redis.call('HSET', tkey(tid), unpack(tf))
-    zlater('ZADD', KEYS[3], NOW, tid)
+    zlater('ZADD', KEYS[3], seq + 1, tid) -- enqueue order: tasks of one millisecond stay ordered
     redis.call('XADD', KEYS[7], 'MAXLEN', '~', EV_MAXLEN, '*', 'e', '{"type":"task","task":' ..
       J(tid) .. ',"from":"","to":"queued","data":{"total":' .. #jobs .. '},"ts":' .. NOW_TEXT .. '}')
     for _, j in ipairs(jobs) do
