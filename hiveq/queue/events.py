@@ -1,6 +1,9 @@
 """events: read the capped event stream (live and from an id) and a job's custody history.
 
-Events are written only by the scripts that change state; this module only reads.
+Events are written only by the scripts that change state; this module only reads. An enqueue
+writes one stream entry per task, listing its jobs' first states (`"jobs"`); readers here expand
+it into the task event and one job event per job, all with that entry's id, and put that job
+event first in a job's custody history (enqueue.lua keeps the entry id in the task hash).
 """
 
 from __future__ import annotations
@@ -13,11 +16,30 @@ from hiveq.queue.broker import Broker
 
 
 def parse_event(event_id: str, body: str) -> Event:
-    d: dict[str, Any] = json.loads(body)
+    return _event(event_id, json.loads(body))
+
+
+def _event(event_id: str, d: dict[str, Any]) -> Event:
     d["id"] = event_id
     if isinstance(d.get("data"), list):  # cjson encodes an empty table as []
         d["data"] = {}
     return Event.model_validate(d)
+
+
+def expand_entry(event_id: str, body: str) -> list[Event]:
+    """One stream entry as events: an enqueue entry gives its task event, then its jobs'."""
+    d: dict[str, Any] = json.loads(body)
+    jobs = d.pop("jobs", None)
+    out = [_event(event_id, d)]
+    for job_id, state in jobs or ():
+        out.append(enqueued_event(event_id, job_id, d["task"], state, d.get("reason"), d["ts"]))
+    return out
+
+
+def enqueued_event(
+    event_id: str, job_id: str, task_id: str, state: str, reason: str | None, ts: int
+) -> Event:
+    return Event(id=event_id, type="job", ts=ts, job=job_id, task=task_id, frm="", to=state, reason=reason)
 
 
 async def read_events(
@@ -42,9 +64,9 @@ async def read_events(
     for _stream, entries in res or []:
         for event_id, fields in entries:
             last = event_id
-            ev = parse_event(event_id, fields.get("e", "{}"))
-            if task_id is None or ev.task == task_id:
-                out.append(ev)
+            for ev in expand_entry(event_id, fields.get("e", "{}")):
+                if task_id is None or ev.task == task_id:
+                    out.append(ev)
     if last == "$":
         last = await last_event_id(b)
     return last, out
@@ -56,9 +78,20 @@ async def last_event_id(b: Broker) -> str:
 
 
 async def job_history(b: Broker, job_id: str) -> list[Event]:
-    """Every custody event of one job, oldest first (kept as long as the job itself)."""
-    rows = await b.guard(b.redis.lrange(b.keys.job_log(job_id), 0, -1))
+    """Every custody event of one job, oldest first (kept as long as the job itself): its
+    enqueue, rebuilt from the task's record, then the job's custody log."""
+    pipe = b.redis.pipeline(transaction=True)
+    pipe.hmget(b.keys.job(job_id), ["task", "deps"])
+    pipe.lrange(b.keys.job_log(job_id), 0, -1)
+    (task_id, deps), rows = await b.guard(pipe.execute())
     out = []
+    if task_id:
+        eid, by, created = cast(
+            "list[str | None]", await b.guard(b.redis.hmget(b.keys.task(task_id), ["eid", "by", "created"]))
+        )
+        if eid and created:
+            state = "blocked" if deps else "waiting"
+            out.append(enqueued_event(eid, job_id, task_id, state, f"enqueued by {by}", int(created)))
     for row in rows:
         d = json.loads(row)
         out.append(parse_event(d.pop("id"), json.dumps(d)))

@@ -29,7 +29,8 @@ async def test_first_use_records_the_owner_and_protocol(any_server: ServerProces
 async def test_a_client_of_another_protocol_version_refuses_the_namespace(any_broker: Broker) -> None:
     b = any_broker
     await b.redis.hset(b.keys.meta, "protocol", "99")
-    with pytest.raises(NamespaceError, match=r"speaks hiveq protocol v99, this client speaks v1") as err:
+    expected = rf"speaks hiveq protocol v99, this client speaks v{PROTOCOL_VERSION}"
+    with pytest.raises(NamespaceError, match=expected) as err:
         await Broker.connect(b.settings, role="worker")
     assert "HIVEQ_ENV" in str(err.value)
     assert await b.redis.hget(b.keys.meta, "protocol") == "99"  # not overwritten

@@ -9,6 +9,8 @@ import pytest
 from hiveq.errors import EnqueueIncomplete, PayloadTooLarge, ValidationFailed, WrongTypeError
 from hiveq.queue.broker import Broker
 from hiveq.queue.enqueue import CHUNK_JOBS, enqueue
+from hiveq.queue.events import job_history
+from hiveq.queue.fetch import claim
 from hiveq.queue.inspect import get_job, get_task, list_tasks, stats
 from tests.queue.helpers import enqueue_task, places_of, st, stream_events, submission, variant
 
@@ -167,3 +169,27 @@ async def test_tasks_enqueued_in_the_same_millisecond_list_newest_first(any_brok
     res = await enqueue(b, [submission(st("x")) for _ in range(20)])  # one script call, one ms
     _total, page = await list_tasks(b, limit=20)
     assert [t.id for t in page] == [r.task_id for r in reversed(res)]
+
+
+async def test_one_stream_entry_per_task_expands_to_its_task_and_job_events(any_broker: Broker) -> None:
+    b = any_broker
+    res = await enqueue_task(b, st("a"), st("b", deps=("a",)))
+    assert await b.redis.xlen(b.keys.events) == 1  # one atomic enqueue, one entry
+    events = await stream_events(b)
+    assert len({e.id for e in events}) == 1
+    assert [(e.type, e.job, e.to) for e in events] == [
+        ("task", None, "queued"), ("job", res.job_ids[0], "waiting"), ("job", res.job_ids[1], "blocked")
+    ]
+
+
+async def test_a_jobs_custody_history_starts_with_its_enqueue(any_broker: Broker) -> None:
+    b = any_broker
+    res = await enqueue_task(b, st("a"), st("b", deps=("a",)))
+    assert await b.redis.exists(b.keys.job_log(res.job_ids[0])) == 0  # no per-job write at enqueue
+    [entry] = [e for e in await stream_events(b) if e.type == "task"]
+    for job_id, first in zip(res.job_ids, ("waiting", "blocked"), strict=True):
+        [enq] = await job_history(b, job_id)
+        assert (enq.id, enq.job, enq.task, enq.frm, enq.to) == (entry.id, job_id, res.task_id, "", first)
+        assert enq.reason == f"enqueued by {b.identity}" and enq.ts == entry.ts
+    await claim(b, "w1", ["a"], 1)
+    assert [e.to for e in await job_history(b, res.job_ids[0])] == ["waiting", "active"]

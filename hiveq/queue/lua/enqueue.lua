@@ -8,18 +8,23 @@ ARGV  3 tasks JSON, positional (arrays decode faster than objects):
         metadata, input, jobs, deps and dependents are JSON text, stored as is; metadata, title,
         deps and dependents are '' when empty (the field is then not written).
       4 idempotency-key TTL in seconds
-      5 who enqueued (client name / host:pid), recorded in each job's custody log
+      5 who enqueued (client name / host:pid), recorded in the task hash and its enqueue event
       6 max deliveries (the same for every job of the call)
       7… agents whose queue keys must be checked too (those of a many-task call's other chunks)
 Returns a flat array: task_id, code (OK, or DUPLICATE with the id of the earlier task).
 Errors with WRONGTYPE, before writing anything, when a queue or idempotency key holds a
 foreign type.
-Events: task -> queued; each job -> waiting | blocked.
+Events: one stream entry per task: task -> queued, carrying `"jobs": [[job id, waiting |
+blocked], …]` (readers expand it into one job event per job, with the same stream id). The
+task hash records that entry's id (`eid`) and who enqueued it (`by`), and a job's custody log
+starts empty: readers put this enqueue event first. One atomic enqueue, one entry; no per-job
+XADD or RPUSH (together about 2.3 µs per job).
 Counters (attempts, failures, succeeded, …) start absent, meaning 0: HINCRBY creates them.
 ]=]
 local tasks = cjson.decode(ARGV[3])
 local idem_ttl = tonumber(ARGV[4])
-local by = ',"reason":' .. J('enqueued by ' .. ARGV[5])
+local who = ARGV[5]
+local by = ',"reason":' .. J('enqueued by ' .. who)
 local max_deliveries = ARGV[6]
 local njobs = 0
 local agents = {}
@@ -51,15 +56,7 @@ for _, t in ipairs(tasks) do
     out[#out + 1] = dup
     out[#out + 1] = DUPLICATE
   else
-    local tf = { 'id', tid, 'description', t[2], 'priority', t[3], 'planner', t[4], 'jobs', t[8],
-      'total', #jobs, 'status', 'queued', 'created', NOW }
-    if t[5] ~= '' then tf[#tf + 1] = 'metadata'; tf[#tf + 1] = t[5] end
-    if t[6] ~= '' then tf[#tf + 1] = 'idem'; tf[#tf + 1] = t[6] end
-    if t[7] ~= '' then tf[#tf + 1] = 'plan_note'; tf[#tf + 1] = t[7] end
-    redis.call('HSET', tkey(tid), unpack(tf))
-    zlater('ZADD', KEYS[3], seq + 1, tid) -- enqueue order: tasks of one millisecond stay ordered
-    redis.call('XADD', KEYS[7], 'MAXLEN', '~', EV_MAXLEN, '*', 'e', '{"type":"task","task":' ..
-      J(tid) .. ',"from":"","to":"queued","data":{"total":' .. #jobs .. '},"ts":' .. NOW_TEXT .. '}')
+    local parts = {}
     for _, j in ipairs(jobs) do
       seq = seq + 1
       local id = tid .. '.' .. j[1]
@@ -79,8 +76,18 @@ for _, t in ipairs(tasks) do
       else
         zlater('ZADD', KEYS[4], NOW, id)
       end
-      emit_job(id, tid, '', state, by)
+      parts[#parts + 1] = '[' .. J(id) .. ',"' .. state .. '"]'
     end
+    local eid = redis.call('XADD', KEYS[7], 'MAXLEN', '~', EV_MAXLEN, '*', 'e', '{"type":"task","task":' ..
+      J(tid) .. ',"from":"","to":"queued","data":{"total":' .. #jobs .. '}' .. by .. ',"jobs":[' ..
+      table.concat(parts, ',') .. '],"ts":' .. NOW_TEXT .. '}')
+    local tf = { 'id', tid, 'description', t[2], 'priority', t[3], 'planner', t[4], 'jobs', t[8],
+      'total', #jobs, 'status', 'queued', 'created', NOW, 'eid', eid, 'by', who }
+    if t[5] ~= '' then tf[#tf + 1] = 'metadata'; tf[#tf + 1] = t[5] end
+    if t[6] ~= '' then tf[#tf + 1] = 'idem'; tf[#tf + 1] = t[6] end
+    if t[7] ~= '' then tf[#tf + 1] = 'plan_note'; tf[#tf + 1] = t[7] end
+    redis.call('HSET', tkey(tid), unpack(tf))
+    zlater('ZADD', KEYS[3], seq - #jobs + 1, tid) -- enqueue order: tasks of one millisecond stay ordered
     enqueued = enqueued + #jobs
     out[#out + 1] = tid
     out[#out + 1] = OK
