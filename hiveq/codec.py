@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from hiveq.errors import PayloadTooLarge, ValidationFailed
@@ -16,16 +17,23 @@ def dumps(value: Any) -> str:
     return _ENCODER.encode(value)
 
 
-def dumps_bounded(value: Any, field: str, limit: int) -> str:
-    """Serialise `value` for Redis, refusing non-JSON values and payloads over `limit` bytes."""
+def dumps_bounded(value: Any, field: str | Callable[[], str], limit: int) -> str:
+    """Serialise `value` for Redis, refusing non-JSON values and payloads over `limit` bytes.
+
+    `field` names the value in errors; hot paths pass a function, called only on an error."""
     try:
         text = dumps(value)
     except (TypeError, ValueError) as exc:
-        raise ValidationFailed(field, f"must be JSON-serialisable ({exc})") from None
-    size = len(text) if text.isascii() else len(text.encode())
-    if size > limit:
-        raise PayloadTooLarge(field, size, limit)
+        raise ValidationFailed(_name(field), f"must be JSON-serialisable ({exc})") from None
+    if len(text) > limit or not text.isascii():  # a UTF-8 byte count only when it can matter
+        size = len(text.encode())
+        if size > limit:
+            raise PayloadTooLarge(_name(field), size, limit)
     return text
+
+
+def _name(field: str | Callable[[], str]) -> str:
+    return field if isinstance(field, str) else field()
 
 
 def loads(text: str | bytes | None) -> Any:

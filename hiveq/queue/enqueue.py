@@ -12,6 +12,7 @@ import asyncio
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from hiveq.codec import dumps, dumps_bounded
@@ -28,42 +29,49 @@ class Enqueued:
     duplicate: bool  # True: an earlier task had the same idempotency key; task_id is that one
 
 
+INPUT_FIELD = "subtasks[{}].input"
+
+
 def _task_payload(b: Broker, sub: TaskSubmission, task_id: str) -> list[Any]:
-    """One task in enqueue.lua's positional form (see its header); validates as it goes."""
+    """One task in enqueue.lua's positional form (see its header); validates as it goes.
+
+    This runs for every task before any is sent, so it is kept lean (a few µs per task)."""
     s = b.settings
-    if not sub.description.strip():
-        raise ValidationFailed("description", "must not be empty")
-    if len(sub.description) > s.max_description_chars:
+    description = sub.description
+    if len(description) > s.max_description_chars:
         raise ValidationFailed(
-            "description", f"{len(sub.description)} characters is over the limit of {s.max_description_chars}"
+            "description", f"{len(description)} characters is over the limit of {s.max_description_chars}"
         )
+    if not description.strip():
+        raise ValidationFailed("description", "must not be empty")
     subtasks = sub.subtasks
     validate_graph(subtasks, s.max_subtasks)
     prefix = task_id + "."
+    limit = s.max_payload_bytes
     dependents: dict[str, list[str]] = {}
     for st in subtasks:
-        for dep in dict.fromkeys(st.depends_on):
-            dependents.setdefault(dep, []).append(prefix + st.id)
+        if st.depends_on:
+            for dep in dict.fromkeys(st.depends_on):
+                dependents.setdefault(dep, []).append(prefix + st.id)
     jobs: list[list[Any]] = []
     for i, st in enumerate(subtasks):
-        deps = [prefix + d for d in dict.fromkeys(st.depends_on)]
-        after = dependents.get(st.id)
+        deps = [prefix + d for d in dict.fromkeys(st.depends_on)] if st.depends_on else None
+        after = dependents.get(st.id) if dependents else None
         jobs.append([
             st.id,
             st.agent,
-            dumps_bounded(st.input, f"subtasks[{i}].input", s.max_payload_bytes),
+            dumps_bounded(st.input, partial(INPUT_FIELD.format, i), limit),
             st.priority or sub.priority,
             st.max_attempts or s.max_attempts,
             st.timeout_s or s.job_timeout_s,
             st.title or "",
             dumps(deps) if deps else "",
             dumps(after) if after else "",
-            len(deps),
+            len(deps) if deps else 0,
         ])
-    metadata = dumps_bounded(sub.metadata, "metadata", s.max_payload_bytes) if sub.metadata else ""
-    job_ids = dumps([prefix + st.id for st in subtasks])
-    return [task_id, sub.description, sub.priority, sub.planner, metadata, sub.idempotency_key or "",
-            sub.plan_note or "", job_ids, jobs]
+    metadata = dumps_bounded(sub.metadata, "metadata", limit) if sub.metadata else ""
+    return [task_id, description, sub.priority, sub.planner, metadata, sub.idempotency_key or "",
+            sub.plan_note or "", jobs]
 
 
 MAX_BATCH_JOBS = 2000
@@ -72,7 +80,7 @@ JOBS = 9  # index of the job list in a task payload
 
 MAX_BATCH_JOBS = 2000  # jobs per script call when the coalescer merges waiting chunks
 CHUNK_JOBS = 250  # a many-task call is cut into chunks of about this many jobs
-JOBS = 8  # index of the job list in a task payload
+JOBS = 7  # index of the job list in a task payload
 
 
 def _njobs(payload: list[list[Any]]) -> int:
@@ -200,31 +208,33 @@ async def enqueue(
     agents = frozenset(j[1] for t in payload for j in t[JOBS])
     c = coalescer(b)
     chunks = _chunks(payload)
-    replies: list[list[Any] | BaseException]
-    if len(chunks) == 1:
-        replies = [await c.send(payload, agents)]
-    else:
-        waiting = []
-        for i, chunk in enumerate(chunks):
-            waiting.append(c.submit(chunk, agents))
-            if i + 1 < len(chunks):
-                await asyncio.sleep(0)  # the drainer sends this chunk while the next one is encoded
-        replies = await asyncio.gather(*waiting, return_exceptions=True)
     out: list[Enqueued] = []
-    failure: BaseException | None = None
-    for chunk, reply in zip(chunks, replies, strict=True):
-        if isinstance(reply, BaseException):
-            failure = failure or reply
-            continue
-        for i, task in enumerate(chunk):
-            tid, code = reply[2 * i], int(reply[2 * i + 1])
-            if code == Code.DUPLICATE:
-                out.append(Enqueued(task_id=tid, job_ids=[], duplicate=True))
-            else:
-                job_ids = [f"{tid}.{j[0]}" for j in task[JOBS]]
-                out.append(Enqueued(task_id=tid, job_ids=job_ids, duplicate=False))
+    failure: Exception | None = None
+    if len(chunks) == 1:
+        _collect(chunks[0], await c.send(payload, agents), out)
+        return out
+    waiting = []
+    for i, chunk in enumerate(chunks):
+        waiting.append(c.submit(chunk, agents))
+        if i + 1 < len(chunks):
+            await asyncio.sleep(0)  # the drainer sends this chunk while the next one is encoded
+    for chunk, reply in zip(chunks, waiting, strict=True):
+        try:  # replies come in order; each is decoded while Redis runs the next chunks
+            _collect(chunk, await reply, out)
+        except Exception as exc:
+            failure = failure or exc
     if failure is None:
         return out
-    if not out or not isinstance(failure, Exception):
+    if not out:
         raise failure
     raise EnqueueIncomplete(out, len(payload), failure)
+
+
+def _collect(chunk: list[list[Any]], reply: list[Any], out: list[Enqueued]) -> None:
+    for i, task in enumerate(chunk):
+        tid, code = reply[2 * i], int(reply[2 * i + 1])
+        if code == Code.DUPLICATE:
+            out.append(Enqueued(task_id=tid, job_ids=[], duplicate=True))
+        else:
+            job_ids = [f"{tid}.{j[0]}" for j in task[JOBS]]
+            out.append(Enqueued(task_id=tid, job_ids=job_ids, duplicate=False))

@@ -2,10 +2,10 @@
 
 KEYS  1 seq  2 jobs  3 tasks  4 blocked  5 agents  6 stats  7 events
 ARGV  3 tasks JSON, positional (arrays decode faster than objects):
-        [[task id, description, priority, planner, metadata, idem, plan_note, jobs JSON,
+        [[task id, description, priority, planner, metadata, idem, plan_note,
           [[subtask id, agent, input, prio, max_attempts, timeout, title, deps, dependents,
             ndeps], …]], …]
-        metadata, input, jobs, deps and dependents are JSON text, stored as is; metadata, title,
+        metadata, input, deps and dependents are JSON text, stored as is; metadata, title,
         deps and dependents are '' when empty (the field is then not written).
       4 idempotency-key TTL in seconds
       5 who enqueued (client name / host:pid), recorded in the task hash and its enqueue event
@@ -29,8 +29,8 @@ local max_deliveries = ARGV[6]
 local njobs = 0
 local agents = {}
 for _, t in ipairs(tasks) do
-  njobs = njobs + #t[9]
-  for _, j in ipairs(t[9]) do agents[j[2]] = true end
+  njobs = njobs + #t[8]
+  for _, j in ipairs(t[8]) do agents[j[2]] = true end
   if t[6] ~= '' then check_type(P .. 'idem:' .. t[6], 'string') end
 end
 -- Check every queue key (and above, idempotency key) before writing anything, so a foreign key
@@ -46,7 +46,7 @@ local seq = 0
 if njobs > 0 then seq = redis.call('INCRBY', KEYS[1], njobs) - njobs end
 local out = {}
 for _, t in ipairs(tasks) do
-  local tid, jobs = t[1], t[9]
+  local tid, jobs = t[1], t[8]
   local dup = nil
   if t[6] ~= '' then
     local ik = P .. 'idem:' .. t[6]
@@ -56,7 +56,7 @@ for _, t in ipairs(tasks) do
     out[#out + 1] = dup
     out[#out + 1] = DUPLICATE
   else
-    local parts = {}
+    local parts, ids = {}, {}
     for _, j in ipairs(jobs) do
       seq = seq + 1
       local id = tid .. '.' .. j[1]
@@ -76,12 +76,15 @@ for _, t in ipairs(tasks) do
       else
         zlater('ZADD', KEYS[4], NOW, id)
       end
-      parts[#parts + 1] = '[' .. J(id) .. ',"' .. state .. '"]'
+      local jid = J(id)
+      ids[#ids + 1] = jid
+      parts[#parts + 1] = '[' .. jid .. ',"' .. state .. '"]'
     end
     local eid = redis.call('XADD', KEYS[7], 'MAXLEN', '~', EV_MAXLEN, '*', 'e', '{"type":"task","task":' ..
       J(tid) .. ',"from":"","to":"queued","data":{"total":' .. #jobs .. '}' .. by .. ',"jobs":[' ..
       table.concat(parts, ',') .. '],"ts":' .. NOW_TEXT .. '}')
-    local tf = { 'id', tid, 'description', t[2], 'priority', t[3], 'planner', t[4], 'jobs', t[8],
+    local tf = { 'id', tid, 'description', t[2], 'priority', t[3], 'planner', t[4],
+      'jobs', '[' .. table.concat(ids, ',') .. ']',
       'total', #jobs, 'status', 'queued', 'created', NOW, 'eid', eid, 'by', who }
     if t[5] ~= '' then tf[#tf + 1] = 'metadata'; tf[#tf + 1] = t[5] end
     if t[6] ~= '' then tf[#tf + 1] = 'idem'; tf[#tf + 1] = t[6] end
