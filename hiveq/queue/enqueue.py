@@ -208,19 +208,21 @@ async def enqueue(
     agents = frozenset(j[1] for t in payload for j in t[JOBS])
     c = coalescer(b)
     chunks = _chunks(payload)
-    out: list[Enqueued] = []
-    failure: Exception | None = None
     if len(chunks) == 1:
-        _collect(chunks[0], await c.send(payload, agents), out)
-        return out
+        reply = await c.send(payload, agents)
+        return _confirm(_expected(payload), reply)
     waiting = []
     for i, chunk in enumerate(chunks):
         waiting.append(c.submit(chunk, agents))
         if i + 1 < len(chunks):
             await asyncio.sleep(0)  # the drainer sends this chunk while the next one is encoded
-    for chunk, reply in zip(chunks, waiting, strict=True):
-        try:  # replies come in order; each is decoded while Redis runs the next chunks
-            _collect(chunk, await reply, out)
+    # While Redis works through the chunks, build the results as if all went in (the usual case).
+    expected = [_expected(chunk) for chunk in chunks]
+    out: list[Enqueued] = []
+    failure: Exception | None = None
+    for built, reply in zip(expected, waiting, strict=True):
+        try:
+            out += _confirm(built, await reply)
         except Exception as exc:
             failure = failure or exc
     if failure is None:
@@ -230,11 +232,16 @@ async def enqueue(
     raise EnqueueIncomplete(out, len(payload), failure)
 
 
-def _collect(chunk: list[list[Any]], reply: list[Any], out: list[Enqueued]) -> None:
-    for i, task in enumerate(chunk):
-        tid, code = reply[2 * i], int(reply[2 * i + 1])
-        if code == Code.DUPLICATE:
-            out.append(Enqueued(task_id=tid, job_ids=[], duplicate=True))
-        else:
-            job_ids = [f"{tid}.{j[0]}" for j in task[JOBS]]
-            out.append(Enqueued(task_id=tid, job_ids=job_ids, duplicate=False))
+def _expected(chunk: list[list[Any]]) -> list[Enqueued]:
+    """The chunk's results if every task goes in (built before the reply, while Redis works)."""
+    return [
+        Enqueued(task_id=t[0], job_ids=[f"{t[0]}.{j[0]}" for j in t[JOBS]], duplicate=False) for t in chunk
+    ]
+
+
+def _confirm(built: list[Enqueued], reply: list[Any]) -> list[Enqueued]:
+    """Apply the reply, (task id, OK) or (earlier task id, DUPLICATE) per task, to `built`."""
+    for i in range(len(built)):
+        if int(reply[2 * i + 1]) == Code.DUPLICATE:
+            built[i] = Enqueued(task_id=reply[2 * i], job_ids=[], duplicate=True)
+    return built
