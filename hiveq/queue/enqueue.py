@@ -209,8 +209,8 @@ async def enqueue(
     c = coalescer(b)
     chunks = _chunks(payload)
     if len(chunks) == 1:
-        reply = await c.send(payload, agents)
-        return _confirm(_expected(payload), reply)
+        answer = await c.send(payload, agents)
+        return _confirm(_expected(payload), answer)
     waiting = []
     for i, chunk in enumerate(chunks):
         waiting.append(c.submit(chunk, agents))

@@ -127,25 +127,25 @@ end
 -- Sorted-set writes gathered in a script's main loop and sent at the end as one variadic call
 -- per (command, key): a batch of N jobs costs a few calls instead of N. Only for keys that no
 -- other write in the same script touches in between.
-local zq, zq_index = {}, {}
+local zq, zq_index = {}, { ZADD = {}, ZREM = {} }
 local function zlater(cmd, key, a, b)
-  local id = cmd .. ' ' .. key
-  local e = zq_index[id]
+  local e = zq_index[cmd][key]
   if not e then
-    e = { cmd, key, {} }
-    zq_index[id] = e
+    e = { cmd, key, {}, 0 }
+    zq_index[cmd][key] = e
     zq[#zq + 1] = e
   end
-  local args = e[3]
-  args[#args + 1] = a
-  if b ~= nil then args[#args + 1] = b end
+  local args, n = e[3], e[4] + 1
+  args[n] = a
+  if b ~= nil then n = n + 1; args[n] = b end
+  e[4] = n
 end
 local function zflush()
   for _, e in ipairs(zq) do
     local args = e[3]
     for i = 1, #args, 4000 do redis.call(e[1], e[2], unpack(args, i, math.min(i + 3999, #args))) end
   end
-  zq, zq_index = {}, {}
+  zq, zq_index = {}, { ZADD = {}, ZREM = {} }
 end
 
 -- Derive a task's status from its counters; write and announce it when it changes.
