@@ -32,10 +32,15 @@ class Enqueued:
 INPUT_FIELD = "subtasks[{}].input"
 
 
-def _task_payload(b: Broker, sub: TaskSubmission, task_id: str) -> list[Any]:
+TaskRow = tuple[Any, ...]  # one task in enqueue.lua's positional form
+
+
+def _task_payload(b: Broker, sub: TaskSubmission, task_id: str) -> TaskRow:
     """One task in enqueue.lua's positional form (see its header); validates as it goes.
 
-    This runs for every task before any is sent, so it is kept lean (a few µs per task)."""
+    This runs for every task before any is sent, so it is kept lean (a few µs per task). Rows
+    are tuples of plain values: the garbage collector stops tracking them after one pass,
+    which matters when a producer holds many thousands."""
     s = b.settings
     description = sub.description
     if len(description) > s.max_description_chars:
@@ -53,11 +58,11 @@ def _task_payload(b: Broker, sub: TaskSubmission, task_id: str) -> list[Any]:
         if st.depends_on:
             for dep in dict.fromkeys(st.depends_on):
                 dependents.setdefault(dep, []).append(prefix + st.id)
-    jobs: list[list[Any]] = []
+    jobs: list[tuple[Any, ...]] = []
     for i, st in enumerate(subtasks):
         deps = [prefix + d for d in dict.fromkeys(st.depends_on)] if st.depends_on else None
         after = dependents.get(st.id) if dependents else None
-        jobs.append([
+        jobs.append((
             st.id,
             st.agent,
             dumps_bounded(st.input, partial(INPUT_FIELD.format, i), limit),
@@ -68,10 +73,10 @@ def _task_payload(b: Broker, sub: TaskSubmission, task_id: str) -> list[Any]:
             dumps(deps) if deps else "",
             dumps(after) if after else "",
             len(deps) if deps else 0,
-        ])
+        ))
     metadata = dumps_bounded(sub.metadata, "metadata", limit) if sub.metadata else ""
-    return [task_id, description, sub.priority, sub.planner, metadata, sub.idempotency_key or "",
-            sub.plan_note or "", jobs]
+    return (task_id, description, sub.priority, sub.planner, metadata, sub.idempotency_key or "",
+            sub.plan_note or "", tuple(jobs))
 
 
 MAX_BATCH_JOBS = 2000
@@ -83,12 +88,12 @@ CHUNK_JOBS = 250  # a many-task call is cut into chunks of about this many jobs
 JOBS = 7  # index of the job list in a task payload
 
 
-def _njobs(payload: list[list[Any]]) -> int:
+def _njobs(payload: list[TaskRow]) -> int:
     return sum(len(t[JOBS]) for t in payload)
 
 
-def _chunks(payload: list[list[Any]]) -> list[list[list[Any]]]:
-    out: list[list[list[Any]]] = [[]]
+def _chunks(payload: list[TaskRow]) -> list[list[TaskRow]]:
+    out: list[list[TaskRow]] = [[]]
     size = 0
     for task in payload:
         if out[-1] and size + len(task[JOBS]) > CHUNK_JOBS:
@@ -122,11 +127,11 @@ class Coalescer:
         self.busy = False  # a script call is in flight (sent inline or by the drainer task)
         self.drainer: asyncio.Task[None] | None = None
 
-    def _item(self, payload: list[list[Any]], agents: frozenset[str]) -> _Pending:
+    def _item(self, payload: list[TaskRow], agents: frozenset[str]) -> _Pending:
         done: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         return _Pending(dumps(payload)[1:-1], len(payload), _njobs(payload), agents, done)
 
-    def submit(self, payload: list[list[Any]], agents: frozenset[str]) -> asyncio.Future[list[Any]]:
+    def submit(self, payload: list[TaskRow], agents: frozenset[str]) -> asyncio.Future[list[Any]]:
         """Queue one chunk; the future gets its flat (task id, code) list, or the call's error."""
         item = self._item(payload, agents)
         self.pending.append(item)
@@ -135,7 +140,7 @@ class Coalescer:
             self.drainer = asyncio.create_task(self._drain(), name="hiveq-enqueue")
         return item.done
 
-    async def send(self, payload: list[list[Any]], agents: frozenset[str]) -> list[Any]:
+    async def send(self, payload: list[TaskRow], agents: frozenset[str]) -> list[Any]:
         """Send one chunk and wait for its reply. When nothing is in flight the caller sends it
         itself: no drainer task and no extra turn of the event loop for a lone producer."""
         if self.busy:
@@ -232,7 +237,7 @@ async def enqueue(
     raise EnqueueIncomplete(out, len(payload), failure)
 
 
-def _expected(chunk: list[list[Any]]) -> list[Enqueued]:
+def _expected(chunk: list[TaskRow]) -> list[Enqueued]:
     """The chunk's results if every task goes in (built before the reply, while Redis works)."""
     return [
         Enqueued(task_id=t[0], job_ids=[f"{t[0]}.{j[0]}" for j in t[JOBS]], duplicate=False) for t in chunk
