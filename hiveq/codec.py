@@ -8,13 +8,28 @@ from typing import Any
 
 from hiveq.errors import PayloadTooLarge, ValidationFailed
 
-# One encoder for the process: json.dumps would build a new one per call, which costs more than
-# encoding a small job input.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+def _not_json(o: Any) -> Any:
+    raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
+
+# The stdlib's C encoder, made once: JSONEncoder.encode builds a new one on every call, which
+# costs more than encoding a small job input. Same output and errors as _ENCODER (NaN and
+# non-JSON types refused), except that a circular structure ends in RecursionError.
+_C_ENCODE = (
+    json.encoder.c_make_encoder(None, _not_json, json.encoder.encode_basestring, None, ":", ",",
+                                False, False, False)
+    if json.encoder.c_make_encoder is not None
+    else None
+)
+
+
 def dumps(value: Any) -> str:
-    return _ENCODER.encode(value)
+    if _C_ENCODE is None:
+        return _ENCODER.encode(value)
+    return "".join(_C_ENCODE(value, 0))
 
 
 def dumps_bounded(value: Any, field: str | Callable[[], str], limit: int) -> str:
@@ -25,6 +40,10 @@ def dumps_bounded(value: Any, field: str | Callable[[], str], limit: int) -> str
         text = dumps(value)
     except (TypeError, ValueError) as exc:
         raise ValidationFailed(_name(field), f"must be JSON-serialisable ({exc})") from None
+    except RecursionError:
+        raise ValidationFailed(
+            _name(field), "must be JSON-serialisable (circular or too deeply nested)"
+        ) from None
     if len(text) > limit or not text.isascii():  # a UTF-8 byte count only when it can matter
         size = len(text.encode())
         if size > limit:

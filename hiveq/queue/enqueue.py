@@ -18,11 +18,11 @@ from typing import Any
 from hiveq.codec import dumps, dumps_bounded
 from hiveq.errors import Code, EnqueueIncomplete, ValidationFailed
 from hiveq.graph import validate_graph
-from hiveq.models import TaskSubmission, new_task_id
+from hiveq.models import TaskSubmission, new_task_ids
 from hiveq.queue.broker import Broker
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Enqueued:
     task_id: str
     job_ids: list[str]
@@ -208,7 +208,7 @@ async def enqueue(
     """
     if not submissions:
         return []
-    ids = list(task_ids) if task_ids else [new_task_id() for _ in submissions]
+    ids = list(task_ids) if task_ids else new_task_ids(len(submissions))
     payload = [_task_payload(b, sub, tid) for sub, tid in zip(submissions, ids, strict=True)]
     agents = frozenset(j[1] for t in payload for j in t[JOBS])
     c = coalescer(b)

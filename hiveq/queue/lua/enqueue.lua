@@ -56,41 +56,64 @@ for _, t in ipairs(tasks) do
     out[#out + 1] = dup
     out[#out + 1] = DUPLICATE
   else
-    local parts, ids = {}, {}
-    for _, j in ipairs(jobs) do
+    local jobs_json, states_json
+    if #jobs == 1 and jobs[1][7] == '' and jobs[1][8] == '' and jobs[1][9] == '' then
+      -- the common one-job task without dependencies: no tables to build
+      local j = jobs[1]
       seq = seq + 1
       local id = tid .. '.' .. j[1]
       local score = j[4] * PRIO_SHIFT + seq
-      local state = (j[10] == 0) and 'waiting' or 'blocked'
-      local jf = { 'id', id, 'task', tid, 'sub', j[1], 'agent', j[2], 'state', state, 'prio', j[4],
-        'score', score, 'input', j[3], 'max_attempts', j[5], 'max_deliveries', max_deliveries,
-        'timeout', j[6], 'created', NOW }
-      if j[7] ~= '' then jf[#jf + 1] = 'title'; jf[#jf + 1] = j[7] end
-      if j[8] ~= '' then jf[#jf + 1] = 'deps'; jf[#jf + 1] = j[8]; jf[#jf + 1] = 'pending'; jf[#jf + 1] = j[10] end
-      if j[9] ~= '' then jf[#jf + 1] = 'dependents'; jf[#jf + 1] = j[9] end
-      redis.call('HSET', jkey(id), unpack(jf))
+      redis.call('HSET', jkey(id), 'id', id, 'task', tid, 'sub', j[1], 'agent', j[2],
+        'state', 'waiting', 'prio', j[4], 'score', score, 'input', j[3], 'max_attempts', j[5],
+        'max_deliveries', max_deliveries, 'timeout', j[6], 'created', NOW)
       zlater('ZADD', KEYS[2], NOW, id)
-      if state == 'waiting' then
-        zlater('ZADD', P .. 'q:' .. j[2], score, id)
-        wake(j[2])
-      else
-        zlater('ZADD', KEYS[4], NOW, id)
-      end
+      zlater('ZADD', P .. 'q:' .. j[2], score, id)
+      wake(j[2])
       local jid = J(id)
-      ids[#ids + 1] = jid
-      parts[#parts + 1] = '[' .. jid .. ',"' .. state .. '"]'
+      jobs_json, states_json = '[' .. jid .. ']', '[' .. jid .. ',"waiting"]'
+    else
+      local parts, ids = {}, {}
+      for _, j in ipairs(jobs) do
+        seq = seq + 1
+        local id = tid .. '.' .. j[1]
+        local score = j[4] * PRIO_SHIFT + seq
+        local state = (j[10] == 0) and 'waiting' or 'blocked'
+        local jf = { 'id', id, 'task', tid, 'sub', j[1], 'agent', j[2], 'state', state, 'prio', j[4],
+          'score', score, 'input', j[3], 'max_attempts', j[5], 'max_deliveries', max_deliveries,
+          'timeout', j[6], 'created', NOW }
+        if j[7] ~= '' then jf[#jf + 1] = 'title'; jf[#jf + 1] = j[7] end
+        if j[8] ~= '' then
+          jf[#jf + 1] = 'deps'; jf[#jf + 1] = j[8]; jf[#jf + 1] = 'pending'; jf[#jf + 1] = j[10]
+        end
+        if j[9] ~= '' then jf[#jf + 1] = 'dependents'; jf[#jf + 1] = j[9] end
+        redis.call('HSET', jkey(id), unpack(jf))
+        zlater('ZADD', KEYS[2], NOW, id)
+        if state == 'waiting' then
+          zlater('ZADD', P .. 'q:' .. j[2], score, id)
+          wake(j[2])
+        else
+          zlater('ZADD', KEYS[4], NOW, id)
+        end
+        local jid = J(id)
+        ids[#ids + 1] = jid
+        parts[#parts + 1] = '[' .. jid .. ',"' .. state .. '"]'
+      end
+      jobs_json, states_json = '[' .. table.concat(ids, ',') .. ']', table.concat(parts, ',')
     end
-    local eid = redis.call('XADD', KEYS[7], 'MAXLEN', '~', EV_MAXLEN, '*', 'e', '{"type":"task","task":' ..
-      J(tid) .. ',"from":"","to":"queued","data":{"total":' .. #jobs .. '}' .. by .. ',"jobs":[' ..
-      table.concat(parts, ',') .. '],"ts":' .. NOW_TEXT .. '}')
-    local tf = { 'id', tid, 'description', t[2], 'priority', t[3], 'planner', t[4],
-      'jobs', '[' .. table.concat(ids, ',') .. ']',
-      'total', #jobs, 'status', 'queued', 'created', NOW, 'eid', eid, 'by', who }
-    if t[5] ~= '' then tf[#tf + 1] = 'metadata'; tf[#tf + 1] = t[5] end
-    if t[6] ~= '' then tf[#tf + 1] = 'idem'; tf[#tf + 1] = t[6] end
-    if t[7] ~= '' then tf[#tf + 1] = 'plan_note'; tf[#tf + 1] = t[7] end
-    redis.call('HSET', tkey(tid), unpack(tf))
-    zlater('ZADD', KEYS[3], seq - #jobs + 1, tid) -- enqueue order: tasks of one millisecond stay ordered
+    local eid = redis.call('XADD', KEYS[7], 'MAXLEN', '~', EV_MAXLEN, '*', 'e',
+      '{"type":"task","task":' .. J(tid) .. ',"from":"","to":"queued","data":{"total":' .. #jobs ..
+      '}' .. by .. ',"jobs":[' .. states_json .. '],"ts":' .. NOW_TEXT .. '}')
+    local tk = tkey(tid)
+    redis.call('HSET', tk, 'id', tid, 'description', t[2], 'priority', t[3], 'planner', t[4],
+      'jobs', jobs_json, 'total', #jobs, 'status', 'queued', 'created', NOW, 'eid', eid, 'by', who)
+    if t[5] ~= '' or t[6] ~= '' or t[7] ~= '' then -- the optional fields, when any is set
+      local tf = {}
+      if t[5] ~= '' then tf[#tf + 1] = 'metadata'; tf[#tf + 1] = t[5] end
+      if t[6] ~= '' then tf[#tf + 1] = 'idem'; tf[#tf + 1] = t[6] end
+      if t[7] ~= '' then tf[#tf + 1] = 'plan_note'; tf[#tf + 1] = t[7] end
+      redis.call('HSET', tk, unpack(tf))
+    end
+    zlater('ZADD', KEYS[3], seq - #jobs + 1, tid) -- enqueue order, also within one millisecond
     enqueued = enqueued + #jobs
     out[#out + 1] = tid
     out[#out + 1] = OK
