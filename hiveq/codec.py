@@ -18,10 +18,10 @@ def _not_json(o: Any) -> Any:
 # The stdlib's C encoder, made once: JSONEncoder.encode builds a new one on every call, which
 # costs more than encoding a small job input. Same output and errors as _ENCODER (NaN and
 # non-JSON types refused), except that a circular structure ends in RecursionError.
+_C_MAKE: Callable[..., Callable[[Any, int], list[str]]] | None = getattr(json.encoder, "c_make_encoder", None)
 _C_ENCODE = (
-    json.encoder.c_make_encoder(None, _not_json, json.encoder.encode_basestring, None, ":", ",",
-                                False, False, False)
-    if json.encoder.c_make_encoder is not None
+    _C_MAKE(None, _not_json, json.encoder.encode_basestring, None, ":", ",", False, False, False)
+    if _C_MAKE is not None
     else None
 )
 

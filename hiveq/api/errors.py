@@ -26,6 +26,7 @@ from hiveq.errors import (
     ValidationFailed,
     WrongTypeError,
 )
+from hiveq.models import PATTERN_RULES
 
 log = logging.getLogger("hiveq.api")
 
@@ -91,6 +92,8 @@ def from_pydantic(errors: Sequence[Any]) -> ValidationFailed:
         rule = "is required"
     elif first.get("type") == "extra_forbidden":
         rule = "is not a known field; remove it (see /docs for the schema)"
+    elif first.get("type") == "string_pattern_mismatch":
+        rule = PATTERN_RULES.get(str(first.get("ctx", {}).get("pattern")), rule)
     return ValidationFailed(field_path(first.get("loc", ())), rule)
 
 
