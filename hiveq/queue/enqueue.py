@@ -30,8 +30,6 @@ class Enqueued:
 
 
 INPUT_FIELD = "subtasks[{}].input"
-
-
 TaskRow = tuple[Any, ...]  # one task in enqueue.lua's positional form
 
 
@@ -77,10 +75,6 @@ def _task_payload(b: Broker, sub: TaskSubmission, task_id: str) -> TaskRow:
     metadata = dumps_bounded(sub.metadata, "metadata", limit) if sub.metadata else ""
     return (task_id, description, sub.priority, sub.planner, metadata, sub.idempotency_key or "",
             sub.plan_note or "", tuple(jobs))
-
-
-MAX_BATCH_JOBS = 2000
-JOBS = 9  # index of the job list in a task payload
 
 
 MAX_BATCH_JOBS = 2000  # jobs per script call when the coalescer merges waiting chunks
@@ -171,7 +165,7 @@ class Coalescer:
     async def _send(self, batch: list[_Pending]) -> None:
         k = self.b.keys
         s = self.b.settings
-        agents = sorted(frozenset().union(*(p.agents for p in batch))) if len(batch) > 1 else batch[0].agents
+        agents = frozenset().union(*(p.agents for p in batch))
         try:
             res = await self.b.run(
                 "enqueue",
