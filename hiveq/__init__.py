@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from hiveq.client import AsyncClient, Client
 
 __version__ = "0.1.0"
-PROTOCOL_VERSION = 2  # 2: sparse records, one enqueue stream entry per task
+PROTOCOL_VERSION = 2  # 2: sparse records, one enqueue stream entry per group of tasks
 
 __all__ = ["PROTOCOL_VERSION", "AgentContext", "AsyncClient", "Client", "Settings", "__version__", "agent"]
 

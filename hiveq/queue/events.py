@@ -1,9 +1,10 @@
 """events: read the capped event stream (live and from an id) and a job's custody history.
 
 Events are written only by the scripts that change state; this module only reads. An enqueue
-writes one stream entry per task, listing its jobs' first states (`"jobs"`); readers here expand
-it into the task event and one job event per job, all with that entry's id, and put that job
-event first in a job's custody history (enqueue.lua keeps the entry id in the task hash).
+writes one stream entry per group of up to 64 tasks (`"type": "enqueued"`, listing each task's
+jobs and their first states); readers here expand it into each task's event and one job event
+per job, all with that entry's id, and put that job event first in a job's custody history
+(enqueue.lua keeps the entry id in the task hash).
 """
 
 from __future__ import annotations
@@ -27,12 +28,17 @@ def _event(event_id: str, d: dict[str, Any]) -> Event:
 
 
 def expand_entry(event_id: str, body: str) -> list[Event]:
-    """One stream entry as events: an enqueue entry gives its task event, then its jobs'."""
+    """One stream entry as events: an enqueue entry gives, per task, its task event and then
+    one event per job; any other entry is one event."""
     d: dict[str, Any] = json.loads(body)
-    jobs = d.pop("jobs", None)
-    out = [_event(event_id, d)]
-    for job_id, state in jobs or ():
-        out.append(enqueued_event(event_id, job_id, d["task"], state, d.get("reason"), d["ts"]))
+    if d.get("type") != "enqueued":
+        return [_event(event_id, d)]
+    reason, ts = d.get("reason"), d["ts"]
+    out = []
+    for task_id, jobs in d.get("tasks") or ():
+        out.append(Event(id=event_id, type="task", ts=ts, task=task_id, frm="", to="queued", reason=reason,
+                         data={"total": len(jobs)}))
+        out += [enqueued_event(event_id, job_id, task_id, state, reason, ts) for job_id, state in jobs]
     return out
 
 

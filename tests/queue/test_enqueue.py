@@ -171,22 +171,33 @@ async def test_tasks_enqueued_in_the_same_millisecond_list_newest_first(any_brok
     assert [t.id for t in page] == [r.task_id for r in reversed(res)]
 
 
-async def test_one_stream_entry_per_task_expands_to_its_task_and_job_events(any_broker: Broker) -> None:
+async def test_one_stream_entry_per_64_tasks_expands_to_each_tasks_events(any_broker: Broker) -> None:
     b = any_broker
-    res = await enqueue_task(b, st("a"), st("b", deps=("a",)))
+    first = await enqueue_task(b, st("a"), st("b", deps=("a",)))
     assert await b.redis.xlen(b.keys.events) == 1  # one atomic enqueue, one entry
     events = await stream_events(b)
     assert len({e.id for e in events}) == 1
-    assert [(e.type, e.job, e.to) for e in events] == [
-        ("task", None, "queued"), ("job", res.job_ids[0], "waiting"), ("job", res.job_ids[1], "blocked")
+    assert [(e.type, e.task, e.job, e.to) for e in events] == [
+        ("task", first.task_id, None, "queued"),
+        ("job", first.task_id, first.job_ids[0], "waiting"),
+        ("job", first.task_id, first.job_ids[1], "blocked"),
     ]
+    assert events[0].data == {"total": 2}
+    many = await enqueue(b, [submission(st("x")) for _ in range(100)])
+    assert await b.redis.xlen(b.keys.events) == 1 + 2  # 64 + 36 tasks
+    later = (await stream_events(b))[3:]
+    assert [e.task for e in later if e.type == "task"] == [r.task_id for r in many]
+    assert [e.job for e in later if e.type == "job"] == [r.job_ids[0] for r in many]
+    again = await enqueue(b, [submission(st("x"), idem="k1"), submission(st("x"), idem="k1")])
+    assert again[1].duplicate and again[1].task_id == again[0].task_id
+    assert [e.task for e in (await stream_events(b))[203:] if e.type == "task"] == [again[0].task_id]
 
 
 async def test_a_jobs_custody_history_starts_with_its_enqueue(any_broker: Broker) -> None:
     b = any_broker
     res = await enqueue_task(b, st("a"), st("b", deps=("a",)))
     assert await b.redis.exists(b.keys.job_log(res.job_ids[0])) == 0  # no per-job write at enqueue
-    [entry] = [e for e in await stream_events(b) if e.type == "task"]
+    [entry] = [e for e in await stream_events(b) if e.type == "task"]  # the task's enqueue
     for job_id, first in zip(res.job_ids, ("waiting", "blocked"), strict=True):
         [enq] = await job_history(b, job_id)
         assert (enq.id, enq.job, enq.task, enq.frm, enq.to) == (entry.id, job_id, res.task_id, "", first)

@@ -14,11 +14,13 @@ ARGV  3 tasks JSON, positional (arrays decode faster than objects):
 Returns a flat array: task_id, code (OK, or DUPLICATE with the id of the earlier task).
 Errors with WRONGTYPE, before writing anything, when a queue or idempotency key holds a
 foreign type.
-Events: one stream entry per task: task -> queued, carrying `"jobs": [[job id, waiting |
-blocked], …]` (readers expand it into one job event per job, with the same stream id). The
-task hash records that entry's id (`eid`) and who enqueued it (`by`), and a job's custody log
-starts empty: readers put this enqueue event first. One atomic enqueue, one entry; no per-job
-XADD or RPUSH (together about 2.3 µs per job).
+Events: one stream entry per group of up to 64 tasks of the call:
+  {"type": "enqueued", "reason": "enqueued by …", "ts": …,
+   "tasks": [[task id, [[job id, "waiting" | "blocked"], …]], …]}
+(readers expand it into each task's task -> queued event and one job event per job, all with
+the entry's id). The task hash records that id (`eid`) and who enqueued it (`by`); a job's
+custody log starts empty, readers put this enqueue event first. Compared with an entry (and a
+log write) per task and per job, this saves about 4 µs of Redis time per one-job task.
 Counters (attempts, failures, succeeded, …) start absent, meaning 0: HINCRBY creates them.
 ]=]
 local tasks = cjson.decode(ARGV[3])
@@ -45,78 +47,96 @@ local enqueued = 0
 local seq = 0
 if njobs > 0 then seq = redis.call('INCRBY', KEYS[1], njobs) - njobs end
 local out = {}
-for _, t in ipairs(tasks) do
+
+-- Write one task (not a duplicate) whose enqueue event is stream entry `eid`.
+local function write_task(t, eid)
   local tid, jobs = t[1], t[8]
-  local dup = nil
-  if t[6] ~= '' then
-    local ik = P .. 'idem:' .. t[6]
-    if not redis.call('SET', ik, tid, 'NX', 'EX', idem_ttl) then dup = redis.call('GET', ik) end
-  end
-  if dup then
-    out[#out + 1] = dup
-    out[#out + 1] = DUPLICATE
+  local jobs_json
+  if #jobs == 1 and jobs[1][7] == '' and jobs[1][8] == '' and jobs[1][9] == '' then
+    -- the common one-job task without dependencies: no tables to build
+    local j = jobs[1]
+    seq = seq + 1
+    local id = tid .. '.' .. j[1]
+    local score = j[4] * PRIO_SHIFT + seq
+    redis.call('HSET', jkey(id), 'id', id, 'task', tid, 'sub', j[1], 'agent', j[2],
+      'state', 'waiting', 'prio', j[4], 'score', score, 'input', j[3], 'max_attempts', j[5],
+      'max_deliveries', max_deliveries, 'timeout', j[6], 'created', NOW)
+    zlater('ZADD', KEYS[2], NOW, id)
+    zlater('ZADD', P .. 'q:' .. j[2], score, id)
+    wake(j[2])
+    jobs_json = '[' .. J(id) .. ']'
   else
-    local jobs_json, states_json
-    if #jobs == 1 and jobs[1][7] == '' and jobs[1][8] == '' and jobs[1][9] == '' then
-      -- the common one-job task without dependencies: no tables to build
-      local j = jobs[1]
+    local ids = {}
+    for _, j in ipairs(jobs) do
       seq = seq + 1
       local id = tid .. '.' .. j[1]
       local score = j[4] * PRIO_SHIFT + seq
-      redis.call('HSET', jkey(id), 'id', id, 'task', tid, 'sub', j[1], 'agent', j[2],
-        'state', 'waiting', 'prio', j[4], 'score', score, 'input', j[3], 'max_attempts', j[5],
-        'max_deliveries', max_deliveries, 'timeout', j[6], 'created', NOW)
-      zlater('ZADD', KEYS[2], NOW, id)
-      zlater('ZADD', P .. 'q:' .. j[2], score, id)
-      wake(j[2])
-      local jid = J(id)
-      jobs_json, states_json = '[' .. jid .. ']', '[' .. jid .. ',"waiting"]'
-    else
-      local parts, ids = {}, {}
-      for _, j in ipairs(jobs) do
-        seq = seq + 1
-        local id = tid .. '.' .. j[1]
-        local score = j[4] * PRIO_SHIFT + seq
-        local state = (j[10] == 0) and 'waiting' or 'blocked'
-        local jf = { 'id', id, 'task', tid, 'sub', j[1], 'agent', j[2], 'state', state, 'prio', j[4],
-          'score', score, 'input', j[3], 'max_attempts', j[5], 'max_deliveries', max_deliveries,
-          'timeout', j[6], 'created', NOW }
-        if j[7] ~= '' then jf[#jf + 1] = 'title'; jf[#jf + 1] = j[7] end
-        if j[8] ~= '' then
-          jf[#jf + 1] = 'deps'; jf[#jf + 1] = j[8]; jf[#jf + 1] = 'pending'; jf[#jf + 1] = j[10]
-        end
-        if j[9] ~= '' then jf[#jf + 1] = 'dependents'; jf[#jf + 1] = j[9] end
-        redis.call('HSET', jkey(id), unpack(jf))
-        zlater('ZADD', KEYS[2], NOW, id)
-        if state == 'waiting' then
-          zlater('ZADD', P .. 'q:' .. j[2], score, id)
-          wake(j[2])
-        else
-          zlater('ZADD', KEYS[4], NOW, id)
-        end
-        local jid = J(id)
-        ids[#ids + 1] = jid
-        parts[#parts + 1] = '[' .. jid .. ',"' .. state .. '"]'
+      local state = (j[10] == 0) and 'waiting' or 'blocked'
+      local jf = { 'id', id, 'task', tid, 'sub', j[1], 'agent', j[2], 'state', state, 'prio', j[4],
+        'score', score, 'input', j[3], 'max_attempts', j[5], 'max_deliveries', max_deliveries,
+        'timeout', j[6], 'created', NOW }
+      if j[7] ~= '' then jf[#jf + 1] = 'title'; jf[#jf + 1] = j[7] end
+      if j[8] ~= '' then
+        jf[#jf + 1] = 'deps'; jf[#jf + 1] = j[8]; jf[#jf + 1] = 'pending'; jf[#jf + 1] = j[10]
       end
-      jobs_json, states_json = '[' .. table.concat(ids, ',') .. ']', table.concat(parts, ',')
+      if j[9] ~= '' then jf[#jf + 1] = 'dependents'; jf[#jf + 1] = j[9] end
+      redis.call('HSET', jkey(id), unpack(jf))
+      zlater('ZADD', KEYS[2], NOW, id)
+      if state == 'waiting' then
+        zlater('ZADD', P .. 'q:' .. j[2], score, id)
+        wake(j[2])
+      else
+        zlater('ZADD', KEYS[4], NOW, id)
+      end
+      ids[#ids + 1] = J(id)
     end
+    jobs_json = '[' .. table.concat(ids, ',') .. ']'
+  end
+  local tk = tkey(tid)
+  redis.call('HSET', tk, 'id', tid, 'description', t[2], 'priority', t[3], 'planner', t[4],
+    'jobs', jobs_json, 'total', #jobs, 'status', 'queued', 'created', NOW, 'eid', eid, 'by', who)
+  if t[5] ~= '' or t[6] ~= '' or t[7] ~= '' then -- the optional fields, when any is set
+    local tf = {}
+    if t[5] ~= '' then tf[#tf + 1] = 'metadata'; tf[#tf + 1] = t[5] end
+    if t[6] ~= '' then tf[#tf + 1] = 'idem'; tf[#tf + 1] = t[6] end
+    if t[7] ~= '' then tf[#tf + 1] = 'plan_note'; tf[#tf + 1] = t[7] end
+    redis.call('HSET', tk, unpack(tf))
+  end
+  zlater('ZADD', KEYS[3], seq - #jobs + 1, tid) -- enqueue order, also within one millisecond
+  enqueued = enqueued + #jobs
+end
+
+-- Tasks go in groups of up to GROUP: first the group's one stream entry (its id is each task's
+-- `eid`), then the records.
+local GROUP = 64
+for first = 1, #tasks, GROUP do
+  local group, parts = {}, {}
+  for n = first, math.min(first + GROUP - 1, #tasks) do
+    local t = tasks[n]
+    local tid = t[1]
+    local dup = nil
+    if t[6] ~= '' then
+      local ik = P .. 'idem:' .. t[6]
+      if not redis.call('SET', ik, tid, 'NX', 'EX', idem_ttl) then dup = redis.call('GET', ik) end
+    end
+    if dup then
+      out[2 * n - 1], out[2 * n] = dup, DUPLICATE
+    else
+      local states = {}
+      for _, j in ipairs(t[8]) do
+        local state = (j[10] == 0) and ',"waiting"]' or ',"blocked"]'
+        states[#states + 1] = '[' .. J(tid .. '.' .. j[1]) .. state
+      end
+      parts[#parts + 1] = '[' .. J(tid) .. ',[' .. table.concat(states, ',') .. ']]'
+      group[#group + 1] = n
+      out[2 * n - 1], out[2 * n] = tid, OK
+    end
+  end
+  if #group > 0 then
     local eid = redis.call('XADD', KEYS[7], 'MAXLEN', '~', EV_MAXLEN, '*', 'e',
-      '{"type":"task","task":' .. J(tid) .. ',"from":"","to":"queued","data":{"total":' .. #jobs ..
-      '}' .. by .. ',"jobs":[' .. states_json .. '],"ts":' .. NOW_TEXT .. '}')
-    local tk = tkey(tid)
-    redis.call('HSET', tk, 'id', tid, 'description', t[2], 'priority', t[3], 'planner', t[4],
-      'jobs', jobs_json, 'total', #jobs, 'status', 'queued', 'created', NOW, 'eid', eid, 'by', who)
-    if t[5] ~= '' or t[6] ~= '' or t[7] ~= '' then -- the optional fields, when any is set
-      local tf = {}
-      if t[5] ~= '' then tf[#tf + 1] = 'metadata'; tf[#tf + 1] = t[5] end
-      if t[6] ~= '' then tf[#tf + 1] = 'idem'; tf[#tf + 1] = t[6] end
-      if t[7] ~= '' then tf[#tf + 1] = 'plan_note'; tf[#tf + 1] = t[7] end
-      redis.call('HSET', tk, unpack(tf))
-    end
-    zlater('ZADD', KEYS[3], seq - #jobs + 1, tid) -- enqueue order, also within one millisecond
-    enqueued = enqueued + #jobs
-    out[#out + 1] = tid
-    out[#out + 1] = OK
+      '{"type":"enqueued"' .. by .. ',"tasks":[' .. table.concat(parts, ',') .. '],"ts":' .. NOW_TEXT ..
+      '}')
+    for _, n in ipairs(group) do write_task(tasks[n], eid) end
   end
 end
 zflush()
