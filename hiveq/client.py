@@ -123,7 +123,8 @@ class SSEParser:
                 return None
             if f.get("event") == "error":
                 raise ApiError(503, "stream_error", json.loads(f["data"]).get("message", f["data"]))
-            return Event.model_validate({**json.loads(f["data"]), "id": f.get("id", "")})
+            data = json.loads(f["data"])  # carries the event's id; an `id:` line only ends an entry
+            return Event.model_validate({**data, "id": f["id"]} if "id" in f else data)
         if line.startswith(":"):
             return None
         name, _, value = line.partition(":")

@@ -36,9 +36,13 @@ SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
-def sse_message(ev: Event) -> str:
+def sse_message(ev: Event, resume_here: bool = True) -> str:
+    """One SSE message. Several events can share one stream entry (an enqueue entry expands into
+    each task's and job's events): only the last of them carries `id:`, so a client cut off in
+    the middle resumes from the entry before and gets the whole entry again, never a part."""
     data = json.dumps(ev.model_dump(mode="json", by_alias=True, exclude_none=True), separators=(",", ":"))
-    return f"id: {ev.id}\nevent: {ev.type}\ndata: {data}\n\n"
+    head = f"id: {ev.id}\n" if resume_here else ""
+    return f"{head}event: {ev.type}\ndata: {data}\n\n"
 
 
 def resume_point(header: str, query: str) -> str | None:
@@ -59,8 +63,8 @@ async def event_stream(b: Broker, after: str, task_id: str | None, keepalive_s: 
         except HiveqError as exc:  # headers are sent: say so in-band and end; the client reconnects
             yield f"event: error\ndata: {json.dumps({'message': str(exc)})}\n\n"
             return
-        for ev in batch:
-            yield sse_message(ev)
+        for i, ev in enumerate(batch):
+            yield sse_message(ev, resume_here=i + 1 == len(batch) or batch[i + 1].id != ev.id)
         if batch:
             last_sent = time.monotonic()
         elif time.monotonic() - last_sent >= keepalive_s:

@@ -10,9 +10,10 @@ import httpx
 import pytest
 
 from hiveq.client import SSEParser
-from hiveq.models import Event
+from hiveq.models import Event, SubtaskSpec, TaskSubmission
 from hiveq.queue import cancel
 from hiveq.queue.broker import Broker
+from hiveq.queue.enqueue import enqueue
 from tests.api.live import live_server
 
 
@@ -100,3 +101,17 @@ async def test_bad_last_event_id_is_422(url: str) -> None:
         r = await http.get("/events", headers={"Last-Event-ID": "yesterday"})
         assert r.status_code == 422
         assert r.json()["error"]["field"] == "Last-Event-ID"
+
+
+async def test_events_sharing_a_stream_entry_carry_the_resume_id_only_on_the_last(
+    url: str, broker: Broker
+) -> None:
+    async with httpx.AsyncClient(base_url=url) as http:
+        subs = [TaskSubmission(description="d", subtasks=[SubtaskSpec(id="s", agent="a")]) for _ in range(2)]
+        done = await enqueue(broker, subs)  # one call: one stream entry, four events
+        raw: list[str] = []
+        got = await read(http, "/events?after=0", 4, raw=raw)
+    t0, t1 = done[0].task_id, done[1].task_id
+    assert [(e.type, e.task) for e in got] == [("task", t0), ("job", t0), ("task", t1), ("job", t1)]
+    assert len({e.id for e in got}) == 1 and got[0].id  # every event knows its entry id
+    assert [line for line in raw if line.startswith("id:")] == [f"id: {got[0].id}"]  # resume after all four
