@@ -81,7 +81,10 @@ async def audit_check(b: Broker) -> Check:
     evidence = [_vanished_line(m) for m in rep.vanished[:100]]
     evidence += [f"{m.job_id}: in several places at once: {', '.join(m.places)}" for m in rep.duplicated[:50]]
     evidence += [f"{j}: in one of our sets but never enqueued by hiveq" for j in rep.strays[:50]]
-    parts = [f"{len(rep.vanished)} vanished" if rep.vanished else "",
+    evidence += [f"{key}: holds a {found}, not our zset (overwritten by another application?)"
+                 for key, found in rep.foreign_keys.items()]
+    parts = [f"{len(rep.foreign_keys)} place key(s) overwritten" if rep.foreign_keys else "",
+             f"{len(rep.vanished)} vanished" if rep.vanished else "",
              f"{len(rep.duplicated)} in several places" if rep.duplicated else "",
              f"{len(rep.strays)} foreign member(s)" if rep.strays else ""]
     return fail(

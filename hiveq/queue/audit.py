@@ -2,7 +2,8 @@
 that are in none (vanished: something outside hiveq took them) or in several.
 
 The places and the index are read in one MULTI/EXEC, so the snapshot is atomic with respect to
-the transition scripts.
+the transition scripts. A place whose key another application overwrote with another Redis type
+is reported (`foreign_keys`), and the jobs it held show up as vanished; the audit never fails on it.
 """
 
 from __future__ import annotations
@@ -32,27 +33,35 @@ class AuditReport(BaseModel):
     vanished: list[Misplaced]  # indexed jobs found in no place
     duplicated: list[Misplaced]  # jobs found in more than one place
     strays: list[str]  # members of our places with no index entry (written by someone else)
+    foreign_keys: dict[str, str] = {}  # place key -> the Redis type found there instead of a zset
 
     @property
     def ok(self) -> bool:
-        return not (self.vanished or self.duplicated or self.strays)
+        return not (self.vanished or self.duplicated or self.strays or self.foreign_keys)
 
 
 async def audit(b: Broker, *, with_history: bool = True) -> AuditReport:
     k = b.keys
     agents = sorted(cast("set[str]", await b.guard(b.redis.smembers(k.agents))))
+    place_keys = [k.key(place) for place in PLACES] + [k.queue(a) for a in agents]
     pipe = b.redis.pipeline(transaction=True)
     pipe.zrange(k.jobs, 0, -1)
-    for place in PLACES:
-        pipe.zrange(k.key(place), 0, -1)
-    for a in agents:
-        pipe.zrange(k.queue(a), 0, -1)
-    res = await b.guard(pipe.execute())
+    for key in place_keys:
+        pipe.zrange(key, 0, -1)
+    res = await b.guard(pipe.execute(raise_on_error=False))
+    if isinstance(res[0], Exception):
+        raise await b.explain_wrongtype() if "WRONGTYPE" in str(res[0]) else res[0]
     index = set(res[0])
     where: dict[str, list[str]] = {}
     by_place: dict[str, int] = {}
+    foreign: dict[str, str] = {}
     names = [PLACE_NAMES.get(p, p) for p in PLACES] + [f"waiting:{a}" for a in agents]
-    for name, members in zip(names, res[1:], strict=True):
+    for name, key, members in zip(names, place_keys, res[1:], strict=True):
+        if isinstance(members, Exception):
+            if "WRONGTYPE" not in str(members):
+                raise members
+            foreign[key] = str(await b.guard(b.redis.type(key)))
+            members = []
         by_place[name] = len(members)
         for m in members:
             where.setdefault(m, []).append(name)
@@ -74,4 +83,5 @@ async def audit(b: Broker, *, with_history: bool = True) -> AuditReport:
         vanished=[await describe(j) for j in vanished_ids],
         duplicated=[await describe(j) for j in dup_ids],
         strays=strays,
+        foreign_keys=foreign,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hiveq.diagnose.doctor import audit_check
 from hiveq.queue.audit import audit
 from hiveq.queue.broker import Broker
 from hiveq.queue.complete import complete
@@ -54,3 +55,17 @@ async def test_a_job_in_two_places_is_reported_duplicated(any_broker: Broker) ->
     await b.redis.zadd(b.keys.dead, {res.job_ids[0]: 1})
     [d] = (await audit(b)).duplicated
     assert d.job_id == res.job_ids[0] and sorted(d.places) == ["dead", "waiting:a"]
+
+
+async def test_a_queue_key_overwritten_with_another_type_is_reported_not_raised(any_broker: Broker) -> None:
+    b = any_broker
+    res = await enqueue_task(b, st("x"))
+    await b.redis.delete(b.keys.queue("a"))
+    await b.redis.lpush(b.keys.queue("a"), "another app's item")  # the same key name, as a list
+    report = await audit(b)
+    assert not report.ok
+    assert report.foreign_keys == {b.keys.queue("a"): "list"}
+    assert [v.job_id for v in report.vanished] == res.job_ids  # its job went with the old zset
+    check = await audit_check(b)
+    assert check.verdict == "fail" and any("holds a list" in line for line in check.lines())
+    await b.redis.delete(b.keys.queue("a"))
