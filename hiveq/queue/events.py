@@ -16,10 +16,6 @@ from hiveq.models import Event
 from hiveq.queue.broker import Broker
 
 
-def parse_event(event_id: str, body: str) -> Event:
-    return _event(event_id, json.loads(body))
-
-
 def _event(event_id: str, d: dict[str, Any]) -> Event:
     d["id"] = event_id
     if isinstance(d.get("data"), list):  # cjson encodes an empty table as []
@@ -85,20 +81,19 @@ async def last_event_id(b: Broker) -> str:
 
 async def job_history(b: Broker, job_id: str) -> list[Event]:
     """Every custody event of one job, oldest first (kept as long as the job itself): its
-    enqueue, rebuilt from the task's record, then the job's custody log."""
+    enqueue, rebuilt from the task's record, then the job's custody log. One round trip: a job
+    id is `<task id>.<subtask id>`, and the job's own `task` field confirms it."""
+    task_id = job_id.partition(".")[0]
     pipe = b.redis.pipeline(transaction=True)
     pipe.hmget(b.keys.job(job_id), ["task", "deps"])
+    pipe.hmget(b.keys.task(task_id), ["eid", "by", "created"])
     pipe.lrange(b.keys.job_log(job_id), 0, -1)
-    (task_id, deps), rows = await b.guard(pipe.execute())
+    (owner, deps), (eid, by, created), rows = await b.guard(pipe.execute())
     out = []
-    if task_id:
-        eid, by, created = cast(
-            "list[str | None]", await b.guard(b.redis.hmget(b.keys.task(task_id), ["eid", "by", "created"]))
-        )
-        if eid and created:
-            state = "blocked" if deps else "waiting"
-            out.append(enqueued_event(eid, job_id, task_id, state, f"enqueued by {by}", int(created)))
+    if owner == task_id and eid and created:
+        state = "blocked" if deps else "waiting"
+        out.append(enqueued_event(eid, job_id, task_id, state, f"enqueued by {by}", int(created)))
     for row in rows:
         d = json.loads(row)
-        out.append(parse_event(d.pop("id"), json.dumps(d)))
+        out.append(_event(d.pop("id"), d))
     return out
