@@ -27,14 +27,14 @@ PATTERN_RULES = {
 }
 
 
-def new_task_id() -> str:
-    return "t" + secrets.token_hex(8)
-
-
 def new_task_ids(n: int) -> list[str]:
-    """`n` task ids from one read of the OS random source (one syscall, not one per id)."""
+    """`n` task ids ("t" + 16 hex digits) from one read of the OS random source, not one each."""
     text = secrets.token_hex(8 * n)
     return ["t" + text[i : i + 16] for i in range(0, 16 * n, 16)]
+
+
+def new_task_id() -> str:
+    return new_task_ids(1)[0]
 
 
 def job_id_for(task_id: str, subtask_id: str) -> str:

@@ -102,7 +102,7 @@ class Registry:
         self.builtins_loaded = False
 
     def add(self, spec: AgentSpec) -> None:
-        if not AGENT_RE.match(spec.name):
+        if not AGENT_RE.fullmatch(spec.name):
             raise ConfigError(
                 f"agent name {spec.name!r} is not valid: use 1-64 characters of a-z, 0-9, '_', '.', '-'"
             )
