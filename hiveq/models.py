@@ -33,10 +33,6 @@ def new_task_ids(n: int) -> list[str]:
     return ["t" + text[i : i + 16] for i in range(0, 16 * n, 16)]
 
 
-def new_task_id() -> str:
-    return new_task_ids(1)[0]
-
-
 def job_id_for(task_id: str, subtask_id: str) -> str:
     return f"{task_id}.{subtask_id}"
 

@@ -8,15 +8,15 @@ import pytest
 from pydantic import ValidationError
 
 from hiveq.api.errors import from_pydantic
-from hiveq.models import SubtaskSpec, new_task_id, new_task_ids
+from hiveq.models import SubtaskSpec, new_task_ids
 
 TASK_ID = re.compile(r"t[0-9a-f]{16}")
 
 
-def test_task_ids_made_in_bulk_have_the_single_id_form_and_never_repeat() -> None:
+def test_task_ids_made_in_bulk_have_the_task_id_form_and_never_repeat() -> None:
     ids = new_task_ids(5000)
     assert len(ids) == 5000 and len(set(ids)) == 5000
-    assert all(TASK_ID.fullmatch(i) for i in [*ids, new_task_id()])
+    assert all(TASK_ID.fullmatch(i) for i in [*ids, *new_task_ids(1)])
     assert new_task_ids(0) == []
 
 
