@@ -18,7 +18,7 @@ from typing import Any
 from hiveq.codec import dumps, dumps_bounded
 from hiveq.errors import Code, EnqueueIncomplete, ValidationFailed
 from hiveq.graph import validate_graph
-from hiveq.models import TaskSubmission, new_task_ids
+from hiveq.models import SubtaskSpec, TaskSubmission, new_task_ids
 from hiveq.queue.broker import Broker
 
 
@@ -58,28 +58,31 @@ def _task_payload(b: Broker, sub: TaskSubmission, task_id: str) -> TaskRow:
                 dependents.setdefault(dep, []).append(prefix + st.id)
     jobs: list[tuple[Any, ...]] = []
     for i, st in enumerate(subtasks):
-        deps = [prefix + d for d in dict.fromkeys(st.depends_on)] if st.depends_on else None
-        after = dependents.get(st.id) if dependents else None
-        jobs.append((
-            st.id,
-            st.agent,
-            dumps_bounded(st.input, partial(INPUT_FIELD.format, i), limit),
-            st.priority or sub.priority,
-            st.max_attempts or s.max_attempts,
-            st.timeout_s or s.job_timeout_s,
-            st.title or "",
-            dumps(deps) if deps else "",
-            dumps(after) if after else "",
-            len(deps) if deps else 0,
-        ))
-    metadata = dumps_bounded(sub.metadata, "metadata", limit) if sub.metadata else ""
-    return (task_id, description, sub.priority, sub.planner, metadata, sub.idempotency_key or "",
-            sub.plan_note or "", tuple(jobs))
+        text = dumps_bounded(st.input, partial(INPUT_FIELD.format, i), limit)
+        opts = _job_options(st, prefix, dependents.get(st.id) if dependents else None)
+        jobs.append((st.id, st.agent, text) if opts is None else (st.id, st.agent, text, opts))
+    row: TaskRow = (task_id, description, sub.priority, sub.planner, tuple(jobs))
+    if sub.metadata or sub.idempotency_key or sub.plan_note:
+        extra = {"metadata": dumps_bounded(sub.metadata, "metadata", limit) if sub.metadata else None,
+                 "idem": sub.idempotency_key, "plan_note": sub.plan_note}
+        row += ({k: v for k, v in extra.items() if v},)
+    return row
+
+
+def _job_options(st: SubtaskSpec, prefix: str, after: list[str] | None) -> dict[str, Any] | None:
+    """The job's values that differ from the call's defaults (enqueue.lua's `opts`), or None."""
+    if not (st.priority or st.max_attempts or st.timeout_s or st.title or st.depends_on or after):
+        return None  # the common case
+    deps = [prefix + d for d in dict.fromkeys(st.depends_on)]
+    opts = {"prio": st.priority, "max_attempts": st.max_attempts, "timeout": st.timeout_s,
+            "title": st.title, "deps": dumps(deps) if deps else None,
+            "dependents": dumps(after) if after else None, "ndeps": len(deps) or None}
+    return {k: v for k, v in opts.items() if v}
 
 
 MAX_BATCH_JOBS = 2000  # jobs per script call when the coalescer merges waiting chunks
 CHUNK_JOBS = 250  # a many-task call is cut into chunks of about this many jobs
-JOBS = 7  # index of the job list in a task payload
+JOBS = 4  # index of the job list in a task payload
 
 
 def _njobs(payload: list[TaskRow]) -> int:
@@ -171,7 +174,7 @@ class Coalescer:
                 "enqueue",
                 [k.seq, k.jobs, k.tasks, k.blocked, k.agents, k.stats, k.events],
                 ["[" + ",".join(p.text for p in batch) + "]", s.retention_s, self.b.identity,
-                 s.max_deliveries, *agents],
+                 s.max_deliveries, s.max_attempts, s.job_timeout_s, *agents],
             )
         except Exception as exc:  # every caller in the batch gets the error
             for p in batch:

@@ -11,7 +11,7 @@ from hiveq.queue.broker import Broker
 from hiveq.queue.enqueue import CHUNK_JOBS, enqueue
 from hiveq.queue.events import job_history
 from hiveq.queue.fetch import claim
-from hiveq.queue.inspect import get_job, get_task, list_tasks, stats
+from hiveq.queue.inspect import get_job, get_jobs, get_task, list_tasks, stats
 from tests.queue.helpers import enqueue_task, places_of, st, stream_events, submission, variant
 
 
@@ -204,3 +204,15 @@ async def test_a_jobs_custody_history_starts_with_its_enqueue(any_broker: Broker
         assert enq.reason == f"enqueued by {b.identity}" and enq.ts == entry.ts
     await claim(b, "w1", ["a"], 1)
     assert [e.to for e in await job_history(b, res.job_ids[0])] == ["waiting", "active"]
+
+
+async def test_a_subtasks_own_settings_are_kept_and_the_rest_come_from_the_producers_defaults(
+    any_broker: Broker,
+) -> None:
+    b = variant(any_broker, max_attempts=4, job_timeout_s=90.0)
+    res = await enqueue_task(b, st("own", priority=2, max_attempts=7, timeout_s=1.5, title="Mine"),
+                             st("plain"), priority=6)
+    own, plain = await get_jobs(b, res.job_ids)
+    assert (own.priority, own.max_attempts, own.timeout_s, own.title) == (2, 7, 1.5, "Mine")
+    assert (plain.priority, plain.max_attempts, plain.timeout_s, plain.title) == (6, 4, 90.0, None)
+    assert own.max_deliveries == plain.max_deliveries == b.settings.max_deliveries

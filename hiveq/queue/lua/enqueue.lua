@@ -1,16 +1,17 @@
 --[=[ enqueue: persist whole tasks and their jobs; ready jobs become runnable, the rest blocked.
 
 KEYS  1 seq  2 jobs  3 tasks  4 blocked  5 agents  6 stats  7 events
-ARGV  3 tasks JSON, positional (arrays decode faster than objects):
-        [[task id, description, priority, planner, metadata, idem, plan_note,
-          [[subtask id, agent, input, prio, max_attempts, timeout, title, deps, dependents,
-            ndeps], …]], …]
-        metadata, input, deps and dependents are JSON text, stored as is; metadata, title,
-        deps and dependents are '' when empty (the field is then not written).
+ARGV  3 tasks JSON, positional (arrays decode faster than objects), defaults left out:
+        [[task id, description, priority, planner, [[subtask id, agent, input, opts?], …],
+          extra?], …]
+        opts (only when a value differs from the default): {prio (default: the task's
+        priority), max_attempts, timeout (defaults: ARGV 7, 8), title, deps, dependents, ndeps}
+        extra (only when one is set): {metadata, idem, plan_note}
+        metadata, input, deps and dependents are JSON text, stored as is.
       4 idempotency-key TTL in seconds
       5 who enqueued (client name / host:pid), recorded in the task hash and its enqueue event
-      6 max deliveries (the same for every job of the call)
-      7… agents whose queue keys must be checked too (those of a many-task call's other chunks)
+      6 max deliveries, 7 default max attempts, 8 default timeout (s): the same for every job
+      9… agents whose queue keys must be checked too (those of a many-task call's other chunks)
 Returns a flat array: task_id, code (OK, or DUPLICATE with the id of the earlier task).
 Errors with WRONGTYPE, before writing anything, when a queue or idempotency key holds a
 foreign type.
@@ -27,13 +28,15 @@ local tasks = cjson.decode(ARGV[3])
 local idem_ttl = tonumber(ARGV[4])
 local who = ARGV[5]
 local by = ',"reason":' .. J('enqueued by ' .. who)
-local max_deliveries = ARGV[6]
+local max_deliveries, max_attempts, timeout = ARGV[6], ARGV[7], ARGV[8]
+local NONE = {}
+local function idem_of(t) return (t[6] or NONE).idem end
 local njobs = 0
 local agents = {}
 for _, t in ipairs(tasks) do
-  njobs = njobs + #t[8]
-  for _, j in ipairs(t[8]) do agents[j[2]] = true end
-  if t[6] ~= '' then check_type(P .. 'idem:' .. t[6], 'string') end
+  njobs = njobs + #t[5]
+  for _, j in ipairs(t[5]) do agents[j[2]] = true end
+  if idem_of(t) then check_type(P .. 'idem:' .. idem_of(t), 'string') end
 end
 -- Check every queue key (and above, idempotency key) before writing anything, so a foreign key
 -- fails the call cleanly.
@@ -42,7 +45,7 @@ for agent, _ in pairs(agents) do
   check_type(P .. 'q:' .. agent, 'zset')
   agent_list[#agent_list + 1] = agent
 end
-for i = 7, #ARGV do check_type(P .. 'q:' .. ARGV[i], 'zset') end
+for i = 9, #ARGV do check_type(P .. 'q:' .. ARGV[i], 'zset') end
 local enqueued = 0
 local seq = 0
 if njobs > 0 then seq = redis.call('INCRBY', KEYS[1], njobs) - njobs end
@@ -50,17 +53,17 @@ local out = {}
 
 -- Write one task (not a duplicate) whose enqueue event is stream entry `eid`.
 local function write_task(t, eid)
-  local tid, jobs = t[1], t[8]
+  local tid, jobs = t[1], t[5]
   local jobs_json
-  if #jobs == 1 and jobs[1][7] == '' and jobs[1][8] == '' and jobs[1][9] == '' then
-    -- the common one-job task without dependencies: no tables to build
+  if #jobs == 1 and not jobs[1][4] then
+    -- the common one-job task with every default and no dependencies: no tables to build
     local j = jobs[1]
     seq = seq + 1
     local id = tid .. '.' .. j[1]
-    local score = j[4] * PRIO_SHIFT + seq
+    local score = t[3] * PRIO_SHIFT + seq
     redis.call('HSET', jkey(id), 'id', id, 'task', tid, 'sub', j[1], 'agent', j[2],
-      'state', 'waiting', 'prio', j[4], 'score', score, 'input', j[3], 'max_attempts', j[5],
-      'max_deliveries', max_deliveries, 'timeout', j[6], 'created', NOW)
+      'state', 'waiting', 'prio', t[3], 'score', score, 'input', j[3], 'max_attempts', max_attempts,
+      'max_deliveries', max_deliveries, 'timeout', timeout, 'created', NOW)
     zlater('ZADD', KEYS[2], NOW, id)
     zlater('ZADD', P .. 'q:' .. j[2], score, id)
     wake(j[2])
@@ -68,18 +71,20 @@ local function write_task(t, eid)
   else
     local ids = {}
     for _, j in ipairs(jobs) do
+      local o = j[4] or NONE
       seq = seq + 1
       local id = tid .. '.' .. j[1]
-      local score = j[4] * PRIO_SHIFT + seq
-      local state = (j[10] == 0) and 'waiting' or 'blocked'
-      local jf = { 'id', id, 'task', tid, 'sub', j[1], 'agent', j[2], 'state', state, 'prio', j[4],
-        'score', score, 'input', j[3], 'max_attempts', j[5], 'max_deliveries', max_deliveries,
-        'timeout', j[6], 'created', NOW }
-      if j[7] ~= '' then jf[#jf + 1] = 'title'; jf[#jf + 1] = j[7] end
-      if j[8] ~= '' then
-        jf[#jf + 1] = 'deps'; jf[#jf + 1] = j[8]; jf[#jf + 1] = 'pending'; jf[#jf + 1] = j[10]
+      local prio = o.prio or t[3]
+      local score = prio * PRIO_SHIFT + seq
+      local state = o.ndeps and 'blocked' or 'waiting'
+      local jf = { 'id', id, 'task', tid, 'sub', j[1], 'agent', j[2], 'state', state, 'prio', prio,
+        'score', score, 'input', j[3], 'max_attempts', o.max_attempts or max_attempts,
+        'max_deliveries', max_deliveries, 'timeout', o.timeout or timeout, 'created', NOW }
+      if o.title then jf[#jf + 1] = 'title'; jf[#jf + 1] = o.title end
+      if o.deps then
+        jf[#jf + 1] = 'deps'; jf[#jf + 1] = o.deps; jf[#jf + 1] = 'pending'; jf[#jf + 1] = o.ndeps
       end
-      if j[9] ~= '' then jf[#jf + 1] = 'dependents'; jf[#jf + 1] = j[9] end
+      if o.dependents then jf[#jf + 1] = 'dependents'; jf[#jf + 1] = o.dependents end
       redis.call('HSET', jkey(id), unpack(jf))
       zlater('ZADD', KEYS[2], NOW, id)
       if state == 'waiting' then
@@ -95,11 +100,12 @@ local function write_task(t, eid)
   local tk = tkey(tid)
   redis.call('HSET', tk, 'id', tid, 'description', t[2], 'priority', t[3], 'planner', t[4],
     'jobs', jobs_json, 'total', #jobs, 'status', 'queued', 'created', NOW, 'eid', eid, 'by', who)
-  if t[5] ~= '' or t[6] ~= '' or t[7] ~= '' then -- the optional fields, when any is set
+  local x = t[6]
+  if x then -- the optional fields, when any is set
     local tf = {}
-    if t[5] ~= '' then tf[#tf + 1] = 'metadata'; tf[#tf + 1] = t[5] end
-    if t[6] ~= '' then tf[#tf + 1] = 'idem'; tf[#tf + 1] = t[6] end
-    if t[7] ~= '' then tf[#tf + 1] = 'plan_note'; tf[#tf + 1] = t[7] end
+    if x.metadata then tf[#tf + 1] = 'metadata'; tf[#tf + 1] = x.metadata end
+    if x.idem then tf[#tf + 1] = 'idem'; tf[#tf + 1] = x.idem end
+    if x.plan_note then tf[#tf + 1] = 'plan_note'; tf[#tf + 1] = x.plan_note end
     redis.call('HSET', tk, unpack(tf))
   end
   zlater('ZADD', KEYS[3], seq - #jobs + 1, tid) -- enqueue order, also within one millisecond
@@ -115,16 +121,16 @@ for first = 1, #tasks, GROUP do
     local t = tasks[n]
     local tid = t[1]
     local dup = nil
-    if t[6] ~= '' then
-      local ik = P .. 'idem:' .. t[6]
+    if idem_of(t) then
+      local ik = P .. 'idem:' .. idem_of(t)
       if not redis.call('SET', ik, tid, 'NX', 'EX', idem_ttl) then dup = redis.call('GET', ik) end
     end
     if dup then
       out[2 * n - 1], out[2 * n] = dup, DUPLICATE
     else
       local states = {}
-      for _, j in ipairs(t[8]) do
-        local state = (j[10] == 0) and ',"waiting"]' or ',"blocked"]'
+      for _, j in ipairs(t[5]) do
+        local state = (j[4] and j[4].ndeps) and ',"blocked"]' or ',"waiting"]'
         states[#states + 1] = '[' .. J(tid .. '.' .. j[1]) .. state
       end
       parts[#parts + 1] = '[' .. J(tid) .. ',[' .. table.concat(states, ',') .. ']]'
