@@ -53,7 +53,9 @@ def raw_ceiling(port: int, n: int) -> tuple[float, str]:
     if exe:
         out = subprocess.run(
             [exe, "-p", str(port), "-t", "lpush,rpop", "-n", str(n), "-q"],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
         rates = [float(x) for x in re.findall(r"([\d.]+) requests per second", out.replace("\r", "\n"))]
         return sum(rates[-2:]) / 2, f"redis-benchmark -t lpush,rpop -n {n} (50 clients), mean of both"
@@ -91,6 +93,7 @@ async def concurrent(b: Broker, jobs: int, n: int = 32) -> None:
     async def one(k: int) -> None:
         for _ in range(k):
             await enqueue(b, [one_job()])
+
     await asyncio.gather(*[one(jobs // n) for _ in range(n)])
 
 
@@ -117,17 +120,25 @@ async def run(url: str, jobs: int, ceiling: float) -> dict[str, float]:
     b = await Broker.connect(s, role="bench", max_connections=64)
     out: dict[str, float] = {}
     quarter = jobs // 4 // 1000 * 1000
-    out["enqueue_one"] = await timed("enqueue, one at a time (sequential awaits)", quarter, ceiling,
-                                     lambda: sequential(b, quarter))
-    out["enqueue_concurrent"] = await timed("enqueue, one at a time (32 coroutines)", quarter // 32 * 32,
-                                            ceiling, lambda: concurrent(b, quarter))
-    out["enqueue_batched"] = await timed("enqueue, batched (1,000 one-job tasks per call)",
-                                         jobs // 1000 * 1000, ceiling, lambda: batched(b, jobs))
-    out["enqueue_fan_out"] = await timed("enqueue, batched (10 tasks x 100 subtasks)", quarter, ceiling,
-                                         lambda: batched_fan_out(b, quarter))
+    out["enqueue_one"] = await timed(
+        "enqueue, one at a time (sequential awaits)", quarter, ceiling, lambda: sequential(b, quarter)
+    )
+    out["enqueue_concurrent"] = await timed(
+        "enqueue, one at a time (32 coroutines)", quarter // 32 * 32, ceiling, lambda: concurrent(b, quarter)
+    )
+    out["enqueue_batched"] = await timed(
+        "enqueue, batched (1,000 one-job tasks per call)",
+        jobs // 1000 * 1000,
+        ceiling,
+        lambda: batched(b, jobs),
+    )
+    out["enqueue_fan_out"] = await timed(
+        "enqueue, batched (10 tasks x 100 subtasks)", quarter, ceiling, lambda: batched_fan_out(b, quarter)
+    )
     total = int(await b.redis.zcard(b.keys.queue("noop")))
-    out["claim_complete"] = await timed("claim+complete, batches of 100, events on", total, ceiling,
-                                        lambda: drain(b))
+    out["claim_complete"] = await timed(
+        "claim+complete, batches of 100, events on", total, ceiling, lambda: drain(b)
+    )
     await purge_namespace(b.redis, b.keys)
     out["bytes_per_task"] = await memory_per_task(b)
     await purge_namespace(b.redis, b.keys)

@@ -53,10 +53,28 @@ async def poll(read: Callable[[], Awaitable[T]], done: Callable[[T], bool], inte
 
 
 def spawn(settings: Settings, processes: int, concurrency: int) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, REDIS_URL=settings.redis_url, HIVEQ_APP=settings.app, HIVEQ_ENV=settings.env,
-               PYTHONPATH=str(HERE))
-    args = [sys.executable, "-m", "hiveq.worker", "--agents", "bench.noop", "--module", "worker",
-            "--processes", str(processes), "--concurrency", str(concurrency), "--log-level", "warning"]
+    env = dict(
+        os.environ,
+        REDIS_URL=settings.redis_url,
+        HIVEQ_APP=settings.app,
+        HIVEQ_ENV=settings.env,
+        PYTHONPATH=str(HERE),
+    )
+    args = [
+        sys.executable,
+        "-m",
+        "hiveq.worker",
+        "--agents",
+        "bench.noop",
+        "--module",
+        "worker",
+        "--processes",
+        str(processes),
+        "--concurrency",
+        str(concurrency),
+        "--log-level",
+        "warning",
+    ]
     return subprocess.Popen(args, env=env, start_new_session=True)
 
 
@@ -71,7 +89,7 @@ async def fill(b: Broker, n: int) -> list[str]:
     subs = [SubtaskSpec(id=f"s{i}", agent="bench.noop") for i in range(per_task)]
     batch = [TaskSubmission(description="bench", subtasks=subs) for _ in range(n // per_task)]
     for i in range(0, len(batch), 20):
-        for e in await enqueue(b, batch[i: i + 20]):
+        for e in await enqueue(b, batch[i : i + 20]):
             ids += e.job_ids
     return ids
 
@@ -151,14 +169,18 @@ async def main() -> None:
         for procs in (1, 2):
             rate, wall = await drain(url, a.jobs, procs, a.concurrency)
             goal = f" ({rate / 8000:.2f}x the 8,000 jobs/s goal)" if procs == 1 else ""
-            print(f"drain {a.jobs:,} no-op jobs, {procs} process(es) x {a.concurrency} slots: "
-                  f"{rate:,.0f} jobs/s{goal}; {wall:.2f} s wall including process start-up")
+            print(
+                f"drain {a.jobs:,} no-op jobs, {procs} process(es) x {a.concurrency} slots: "
+                f"{rate:,.0f} jobs/s{goal}; {wall:.2f} s wall including process start-up"
+            )
         lat, acked = await latency(url, a.samples)
         for name, xs in (("from the enqueue call", lat), ("from enqueue's reply", acked)):
             p50, p99 = pct(xs, 50), pct(xs, 99)
-            print(f"enqueue-to-start on an idle worker, {name} ({len(xs)} jobs): p50 {p50:.2f} ms "
-                  f"({p50 / 1:.2f}x the 1 ms goal), p99 {p99:.2f} ms ({p99 / 5:.2f}x the 5 ms goal), "
-                  f"mean {statistics.mean(xs):.2f} ms")
+            print(
+                f"enqueue-to-start on an idle worker, {name} ({len(xs)} jobs): p50 {p50:.2f} ms "
+                f"({p50 / 1:.2f}x the 1 ms goal), p99 {p99:.2f} ms ({p99 / 5:.2f}x the 5 ms goal), "
+                f"mean {statistics.mean(xs):.2f} ms"
+            )
     finally:
         if server:
             server.stop()

@@ -48,7 +48,7 @@ def _topological(subtasks: Sequence[SubtaskSpec]) -> list[str]:
                 if state.get(node) == 2:
                     continue
                 if state.get(node) == 1:
-                    cycle = [*path[path.index(node):], node]
+                    cycle = [*path[path.index(node) :], node]
                     raise ValidationFailed("subtasks", "dependency cycle: " + " -> ".join(cycle))
                 state[node] = 1
                 path.append(node)

@@ -83,4 +83,3 @@ def setup_logging(level: str = "info", fmt: LogFormat | str = "text", stream: An
         root.removeHandler(h)
     root.addHandler(handler)
     root.setLevel(name)
-

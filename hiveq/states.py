@@ -24,12 +24,8 @@ class TaskStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-TERMINAL_JOB_STATES = frozenset(
-    {JobState.SUCCEEDED, JobState.DEAD, JobState.CANCELLED, JobState.QUARANTINED}
-)
-PENDING_JOB_STATES = frozenset(
-    {JobState.BLOCKED, JobState.WAITING, JobState.DELAYED, JobState.ACTIVE}
-)
+TERMINAL_JOB_STATES = frozenset({JobState.SUCCEEDED, JobState.DEAD, JobState.CANCELLED, JobState.QUARANTINED})
+PENDING_JOB_STATES = frozenset({JobState.BLOCKED, JobState.WAITING, JobState.DELAYED, JobState.ACTIVE})
 TERMINAL_TASK_STATUSES = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED})
 
 # (from, to) -> the one script that makes that transition. docs/state-machine.mmd draws this.

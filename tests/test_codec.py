@@ -21,8 +21,12 @@ def test_dumps_writes_compact_utf8_json_like_the_stdlib(value: Any) -> None:
 
 @pytest.mark.parametrize(
     ("value", "why"),
-    [(float("nan"), "Out of range float"), ({"x": object()}, "object is not JSON serializable"),
-     ({(1, 2): 1}, "keys must be"), ({"s": {1, 2}}, "set is not JSON serializable")],
+    [
+        (float("nan"), "Out of range float"),
+        ({"x": object()}, "object is not JSON serializable"),
+        ({(1, 2): 1}, "keys must be"),
+        ({"s": {1, 2}}, "set is not JSON serializable"),
+    ],
 )
 def test_values_that_are_not_json_are_refused_naming_the_field(value: Any, why: str) -> None:
     with pytest.raises(ValidationFailed, match=rf"subtasks\[3\].input: must be JSON-serialisable .*{why}"):

@@ -18,8 +18,10 @@ NOTE = "produced by hiveq's built-in demo agent: no model was called; run the `l
 
 # step id (from the template planner) -> what an artefact of that step looks like
 SHAPES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "design": ("design notes", ("components and their responsibilities", "interfaces between them",
-                                "data model", "open questions")),
+    "design": (
+        "design notes",
+        ("components and their responsibilities", "interfaces between them", "data model", "open questions"),
+    ),
     "implement": ("implementation plan", ("modules to write", "order of work", "edge cases handled")),
     "test": ("test plan", ("unit tests for each component", "an end-to-end scenario", "failure cases")),
     "document": ("documentation outline", ("getting started", "configuration", "operations")),

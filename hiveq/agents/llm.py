@@ -127,7 +127,9 @@ async def llm(ctx: AgentContext) -> dict[str, Any]:
         await ctx.progress(0.1, f"calling {model}")
         try:
             reply = await res.client.chat.completions.create(
-                model=model, messages=messages(ctx), **extra  # type: ignore[arg-type]
+                model=model,
+                messages=messages(ctx),
+                **extra,  # type: ignore[arg-type]
             )
         except openai.OpenAIError as exc:
             raise _classify(exc, s.base_url) from None

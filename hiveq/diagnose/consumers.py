@@ -20,11 +20,32 @@ from hiveq.queue.keys import Keyspace
 
 NAME = "foreign consumers"
 # Commands that take data out of Redis: a client whose last command is one of these is a consumer.
-CONSUMER_CMDS = frozenset({
-    "brpop", "blpop", "brpoplpush", "blmove", "blmpop", "bzpopmin", "bzpopmax", "bzmpop",
-    "lpop", "rpop", "rpoplpush", "lmove", "lmpop", "zpopmin", "zpopmax", "zmpop", "spop",
-    "xread", "xreadgroup", "xautoclaim", "xclaim", "getdel",
-})
+CONSUMER_CMDS = frozenset(
+    {
+        "brpop",
+        "blpop",
+        "brpoplpush",
+        "blmove",
+        "blmpop",
+        "bzpopmin",
+        "bzpopmax",
+        "bzmpop",
+        "lpop",
+        "rpop",
+        "rpoplpush",
+        "lmove",
+        "lmpop",
+        "zpopmin",
+        "zpopmax",
+        "zmpop",
+        "spop",
+        "xread",
+        "xreadgroup",
+        "xautoclaim",
+        "xclaim",
+        "getdel",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -83,8 +104,11 @@ def _sample_lines(sample: Sample, by_addr: dict[str, Client], foreign: Iterable[
     for addr in sorted(foreign):
         seen = sample.clients[addr]
         c = by_addr.get(addr)
-        who = (f"name={c.name or '(none)'!r} lib={c.lib or '?'}" if c
-               else f"name={seen.name or '(none)'!r} (gone from CLIENT LIST)")
+        who = (
+            f"name={c.name or '(none)'!r} lib={c.lib or '?'}"
+            if c
+            else f"name={seen.name or '(none)'!r} (gone from CLIENT LIST)"
+        )
         cmds = ", ".join(f"{k}×{v}" for k, v in sorted(seen.commands.items()))
         keys = sorted(seen.our_keys) or sorted(seen.generic_keys)
         out.append(f"{addr} {who} ran {cmds} on {', '.join(keys[:5])}")
@@ -98,10 +122,20 @@ def consumers_check(
     by_addr = {c.addr: c for c in clients or []}
     touched: set[str] = set()
     if sample and sample.allowed:
-        touched = {a for a, s in sample.clients.items() if s.our_keys and not is_ours(
-            by_addr.get(a) or Client(a, s.name, "", 0, 0, "", False), keys, worker_addrs)}
-    foreign = [c for c in clients or [] if c.consuming and c.addr not in touched
-               and not c.name.startswith("hiveq:") and not is_ours(c, keys, worker_addrs)]
+        touched = {
+            a
+            for a, s in sample.clients.items()
+            if s.our_keys
+            and not is_ours(by_addr.get(a) or Client(a, s.name, "", 0, 0, "", False), keys, worker_addrs)
+        }
+    foreign = [
+        c
+        for c in clients or []
+        if c.consuming
+        and c.addr not in touched
+        and not c.name.startswith("hiveq:")
+        and not is_ours(c, keys, worker_addrs)
+    ]
     listed = [c.describe() for c in foreign]
     kill = "stop that process (find it by its address, or `CLIENT KILL ADDR <address>`)"
     if touched:
@@ -154,5 +188,9 @@ def sample_check(sample: Sample, clients: list[Client] | None, b: Broker, worker
     by_addr = {c.addr: c for c in clients or []}
     lines = _sample_lines(sample, by_addr, sample.clients)
     cut = " (line cap reached)" if sample.truncated else ""
-    return ok(name, f"watched {sample.lines} commands for {sample.seconds} s{cut}; "
-              f"{len(sample.clients)} client(s) touched our keys or a generic queue name", lines)
+    return ok(
+        name,
+        f"watched {sample.lines} commands for {sample.seconds} s{cut}; "
+        f"{len(sample.clients)} client(s) touched our keys or a generic queue name",
+        lines,
+    )

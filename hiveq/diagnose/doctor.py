@@ -55,8 +55,12 @@ async def connection_check(b: Broker) -> Check:
     med = statistics.median(rtts[1:] or rtts)  # the first ping pays for connecting
     evidence = [f"round trips: {', '.join(f'{r:.2f}' for r in rtts)} ms", f"url={url}"]
     if med > LATENCY_WARN_MS:
-        return warn(name, f"round trip {med:.1f} ms: every claim and completion pays this", evidence,
-                    fix="Run workers close to Redis (same region/network).")
+        return warn(
+            name,
+            f"round trip {med:.1f} ms: every claim and completion pays this",
+            evidence,
+            fix="Run workers close to Redis (same region/network).",
+        )
     return ok(name, f"Redis at {url} answers in {med:.2f} ms", evidence)
 
 
@@ -76,17 +80,24 @@ async def audit_check(b: Broker) -> Check:
     name = "vanished jobs"
     rep = await audit(b)
     if rep.ok:
-        return ok(name, f"all {rep.total} jobs accounted for, each in exactly one place",
-                  {k: v for k, v in rep.by_place.items() if v})
+        return ok(
+            name,
+            f"all {rep.total} jobs accounted for, each in exactly one place",
+            {k: v for k, v in rep.by_place.items() if v},
+        )
     evidence = [_vanished_line(m) for m in rep.vanished[:100]]
     evidence += [f"{m.job_id}: in several places at once: {', '.join(m.places)}" for m in rep.duplicated[:50]]
     evidence += [f"{j}: in one of our sets but never enqueued by hiveq" for j in rep.strays[:50]]
-    evidence += [f"{key}: holds a {found}, not our zset (overwritten by another application?)"
-                 for key, found in rep.foreign_keys.items()]
-    parts = [f"{len(rep.foreign_keys)} place key(s) overwritten" if rep.foreign_keys else "",
-             f"{len(rep.vanished)} vanished" if rep.vanished else "",
-             f"{len(rep.duplicated)} in several places" if rep.duplicated else "",
-             f"{len(rep.strays)} foreign member(s)" if rep.strays else ""]
+    evidence += [
+        f"{key}: holds a {found}, not our zset (overwritten by another application?)"
+        for key, found in rep.foreign_keys.items()
+    ]
+    parts = [
+        f"{len(rep.foreign_keys)} place key(s) overwritten" if rep.foreign_keys else "",
+        f"{len(rep.vanished)} vanished" if rep.vanished else "",
+        f"{len(rep.duplicated)} in several places" if rep.duplicated else "",
+        f"{len(rep.strays)} foreign member(s)" if rep.strays else "",
+    ]
     return fail(
         name,
         f"conservation broken: {', '.join(p for p in parts if p)} of {rep.total} jobs — something "
@@ -104,8 +115,13 @@ async def _guarded(name: str, make: Callable[[], Awaitable[list[Check]]]) -> lis
     except RedisUnavailable as exc:
         return [fail(name, str(exc), fix="Check that Redis is running and reachable.")]
     except (rex.NoPermissionError, rex.ResponseError) as exc:
-        return [warn(name, f"could not run: the server refused ({exc})",
-                     fix="Run the doctor as a Redis user allowed read commands, INFO, CLIENT and MONITOR.")]
+        return [
+            warn(
+                name,
+                f"could not run: the server refused ({exc})",
+                fix="Run the doctor as a Redis user allowed read commands, INFO, CLIENT and MONITOR.",
+            )
+        ]
     except HiveqError as exc:
         return [fail(name, str(exc))]
 

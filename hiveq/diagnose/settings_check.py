@@ -36,8 +36,11 @@ async def eviction_check(b: Broker, inf: dict[str, Any]) -> Check:
     name = "eviction policy"
     policy = inf.get("maxmemory_policy") or await config_get(b, "maxmemory-policy")
     if policy is None:
-        return warn(name, "could not read maxmemory-policy (neither INFO nor CONFIG GET shows it)",
-                    fix="Make sure the server runs with maxmemory-policy noeviction.")
+        return warn(
+            name,
+            "could not read maxmemory-policy (neither INFO nor CONFIG GET shows it)",
+            fix="Make sure the server runs with maxmemory-policy noeviction.",
+        )
     if policy != "noeviction":
         return fail(
             name,
@@ -60,11 +63,18 @@ async def persistence_check(b: Broker, inf: dict[str, Any]) -> Check:
     if aof:
         return ok(name, "AOF is on: a restart keeps queued jobs", evidence)
     if save:
-        return ok(name, f"RDB snapshots are on (save {save}): a restart loses at most the writes "
-                  "since the last snapshot", evidence)
+        return ok(
+            name,
+            f"RDB snapshots are on (save {save}): a restart loses at most the writes since the last snapshot",
+            evidence,
+        )
     if save is None:
-        return warn(name, "AOF is off and the RDB schedule could not be read (CONFIG not allowed)",
-                    evidence, fix="Check with your provider that persistence (AOF or snapshots) is on.")
+        return warn(
+            name,
+            "AOF is off and the RDB schedule could not be read (CONFIG not allowed)",
+            evidence,
+            fix="Check with your provider that persistence (AOF or snapshots) is on.",
+        )
     return warn(
         name,
         "no persistence (AOF off, no RDB save points): a Redis restart loses every queued job",
@@ -80,13 +90,18 @@ def memory_check(inf: dict[str, Any]) -> Check:
     if limit <= 0:
         total = int(inf.get("total_system_memory") or 0)
         extra = f" of {total / 2**30:.1f} GiB system memory" if total else ""
-        return ok(name, f"{human} used; no maxmemory limit (bounded by the machine{extra})",
-                  [f"used_memory={used}", "maxmemory=0"])
+        return ok(
+            name,
+            f"{human} used; no maxmemory limit (bounded by the machine{extra})",
+            [f"used_memory={used}", "maxmemory=0"],
+        )
     ratio = used / limit
     summary = f"{human} used of maxmemory {inf.get('maxmemory_human', limit)} ({ratio:.0%})"
     evidence = [f"used_memory={used}", f"maxmemory={limit}"]
-    fix = ("Raise maxmemory, trim finished data (HIVEQ_RETENTION_SECONDS), or move other apps' data "
-           "elsewhere; at the limit Redis refuses new jobs (noeviction) or deletes them (other policies).")
+    fix = (
+        "Raise maxmemory, trim finished data (HIVEQ_RETENTION_SECONDS), or move other apps' data "
+        "elsewhere; at the limit Redis refuses new jobs (noeviction) or deletes them (other policies)."
+    )
     if ratio >= MEMORY_FAIL:
         return fail(name, summary + ": new jobs will soon be refused", evidence, fix)
     if ratio >= MEMORY_WARN:
@@ -102,11 +117,19 @@ def version_check(inf: dict[str, Any]) -> Check:
     need = (7, 2) if product == "Valkey" else (7, 0)
     parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
     mode = inf.get("redis_mode") or inf.get("server_mode") or "standalone"
-    evidence = [f"{product} {version}", f"mode={mode}", f"os={inf.get('os', '?')}",
-                f"uptime={inf.get('uptime_in_seconds', '?')}s"]
+    evidence = [
+        f"{product} {version}",
+        f"mode={mode}",
+        f"os={inf.get('os', '?')}",
+        f"uptime={inf.get('uptime_in_seconds', '?')}s",
+    ]
     if parts < need:
-        return fail(name, f"{product} {version} is older than hiveq needs ({'.'.join(map(str, need))})",
-                    evidence, fix=f"Upgrade to {product} ≥ {'.'.join(map(str, need))}.")
+        return fail(
+            name,
+            f"{product} {version} is older than hiveq needs ({'.'.join(map(str, need))})",
+            evidence,
+            fix=f"Upgrade to {product} ≥ {'.'.join(map(str, need))}.",
+        )
     return ok(name, f"{product} {version} ({mode})", evidence)
 
 
@@ -115,19 +138,25 @@ def replication_check(inf: dict[str, Any]) -> Check:
     role = inf.get("role", "master")
     if role != "master":
         link = inf.get("master_link_status", "?")
-        return fail(name, f"connected to a replica (master link {link}): hiveq must write to the primary",
-                    [f"role={role}", f"master={inf.get('master_host')}:{inf.get('master_port')}"],
-                    fix="Point REDIS_URL at the primary (or use Sentinel/Cluster discovery).")
+        return fail(
+            name,
+            f"connected to a replica (master link {link}): hiveq must write to the primary",
+            [f"role={role}", f"master={inf.get('master_host')}:{inf.get('master_port')}"],
+            fix="Point REDIS_URL at the primary (or use Sentinel/Cluster discovery).",
+        )
     replicas = [v for k, v in inf.items() if k.startswith("slave") and isinstance(v, dict)]
     if not replicas:
         return ok(name, "primary with no replicas")
     evidence = [f"{r.get('ip')}:{r.get('port')} state={r.get('state')} lag={r.get('lag')}s" for r in replicas]
-    bad = [r for r in replicas
-           if r.get("state") != "online" or int(r.get("lag") or 0) > REPLICA_LAG_WARN_S]
+    bad = [r for r in replicas if r.get("state") != "online" or int(r.get("lag") or 0) > REPLICA_LAG_WARN_S]
     if bad:
-        return warn(name, f"{len(bad)} of {len(replicas)} replica(s) lag or are offline: a failover "
-                    "now would lose the most recent jobs", evidence,
-                    fix="Check the replicas' network and load; consider WAIT/min-replicas-to-write.")
+        return warn(
+            name,
+            f"{len(bad)} of {len(replicas)} replica(s) lag or are offline: a failover "
+            "now would lose the most recent jobs",
+            evidence,
+            fix="Check the replicas' network and load; consider WAIT/min-replicas-to-write.",
+        )
     return ok(name, f"{len(replicas)} replica(s) online and in sync", evidence)
 
 

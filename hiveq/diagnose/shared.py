@@ -54,13 +54,19 @@ async def shared_check(b: Broker) -> Check:
     if not groups:
         return ok(name, f"only this namespace's keys in this database{more}")
     evidence = [f"{g}: {n} key(s)" for g, n in groups.most_common()]
-    risky = [g for g in groups if g.startswith(("generic", "rq:", "bull:", "arq:", "dramatiq:", "saq:",
-                                                  "celery", "_kombu", "unacked", "huey"))]
+    risky = [
+        g
+        for g in groups
+        if g.startswith(
+            ("generic", "rq:", "bull:", "arq:", "dramatiq:", "saq:", "celery", "_kombu", "unacked", "huey")
+        )
+    ]
     risk = (
         "; generic queue names and other frameworks' queues mean other consumers on this server — "
         "the seed incident's thief was one: hiveq's own keys are namespaced sorted sets they cannot "
         "pop, but anything your code pushes to a generic name can be taken by them"
-        if risky else "; a shared server shares memory, eviction policy and failures"
+        if risky
+        else "; a shared server shares memory, eviction policy and failures"
     )
     return ok(name, f"this database is shared with other applications{more}{risk}", evidence)
 
@@ -82,8 +88,10 @@ async def wrong_type_check(b: Broker) -> Check:
             bad.append(f"{key}: holds a {typ}, hiveq keeps a {want} there")
     if bad:
         return fail(
-            name, f"{len(bad)} of this namespace's keys hold the wrong Redis type: another "
-            "application writes to hiveq's key names", bad,
+            name,
+            f"{len(bad)} of this namespace's keys hold the wrong Redis type: another "
+            "application writes to hiveq's key names",
+            bad,
             fix="Find the writer (`hiveq doctor --sample 5`), then point hiveq at a fresh namespace "
             "(HIVEQ_APP/HIVEQ_ENV) or database, or delete the foreign key once nothing writes it.",
         )
@@ -96,16 +104,30 @@ async def namespace_check(b: Broker) -> Check:
     raw = await b.guard(b.redis.hgetall(b.keys.meta))
     meta = {str(f): str(v) for f, v in raw.items()}
     if not meta:
-        return warn(name, f"namespace {b.keys.prefix} has not been used yet (no {b.keys.meta})",
-                    fix="Check HIVEQ_APP/HIVEQ_ENV and REDIS_URL (including the database number) "
-                    "match your producers and workers.")
+        return warn(
+            name,
+            f"namespace {b.keys.prefix} has not been used yet (no {b.keys.meta})",
+            fix="Check HIVEQ_APP/HIVEQ_ENV and REDIS_URL (including the database number) "
+            "match your producers and workers.",
+        )
     evidence = [f"{f}={v}" for f, v in sorted(meta.items())]
     if meta.get("app") != b.settings.app or meta.get("env") != b.settings.env:
-        return fail(name, f"{b.keys.meta} is owned by app={meta.get('app')!r} env={meta.get('env')!r}",
-                    evidence, fix="Use the namespace's own app/env, or a fresh namespace.")
+        return fail(
+            name,
+            f"{b.keys.meta} is owned by app={meta.get('app')!r} env={meta.get('env')!r}",
+            evidence,
+            fix="Use the namespace's own app/env, or a fresh namespace.",
+        )
     proto = str(meta.get("protocol", meta.get("proto", PROTOCOL_VERSION)))
     if proto != str(PROTOCOL_VERSION):
-        return fail(name, f"namespace speaks protocol v{proto}, this hiveq speaks v{PROTOCOL_VERSION}",
-                    evidence, fix="Upgrade all producers and workers together, or use a new namespace.")
-    return ok(name, f"{b.keys.prefix} owned by app={b.settings.app} env={b.settings.env}, protocol "
-              f"v{proto}", evidence)
+        return fail(
+            name,
+            f"namespace speaks protocol v{proto}, this hiveq speaks v{PROTOCOL_VERSION}",
+            evidence,
+            fix="Upgrade all producers and workers together, or use a new namespace.",
+        )
+    return ok(
+        name,
+        f"{b.keys.prefix} owned by app={b.settings.app} env={b.settings.env}, protocol v{proto}",
+        evidence,
+    )

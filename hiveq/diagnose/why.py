@@ -45,15 +45,24 @@ async def _vanished(b: Broker, job: JobRecord) -> Why | None:
         return None
     hist = await job_history(b, job.id)
     last = hist[-1] if hist else None
-    seen = (f"; its last custody event was {last.frm} -> {last.to} at {when(last.ts)}"
-            + (f" by {last.worker or last.client}" if (last.worker or last.client) else "")) if last else ""
+    seen = (
+        (
+            f"; its last custody event was {last.frm} -> {last.to} at {when(last.ts)}"
+            + (f" by {last.worker or last.client}" if (last.worker or last.client) else "")
+        )
+        if last
+        else ""
+    )
     return Why(
-        job_id=job.id, state=job.state.value,
+        job_id=job.id,
+        state=job.state.value,
         summary=f"vanished: its record says {job.state.value}, but it is not in {key} — something "
         f"outside hiveq removed it (a foreign pop, DEL or script){seen}. Run `hiveq doctor --sample 5` "
         "to name the culprit.",
-        details={"expected_in": key,
-                 "last_event": last.model_dump(mode="json", by_alias=True) if last else None},
+        details={
+            "expected_in": key,
+            "last_event": last.model_dump(mode="json", by_alias=True) if last else None,
+        },
     )
 
 
@@ -62,9 +71,12 @@ async def _blocked(b: Broker, job: JobRecord) -> Why:
     pending = [d for d in deps if d.state != JobState.SUCCEEDED]
     states = {d.subtask_id: d.state.value for d in deps}
     names = " and ".join(f"{d.subtask_id} ({d.state.value})" for d in pending) or "none (release pending)"
-    return Why(job_id=job.id, state=job.state.value,
-               summary=f"waiting on dependencies {names}; it runs when all of them have succeeded",
-               details={"dependencies": states, "pending": [d.subtask_id for d in pending]})
+    return Why(
+        job_id=job.id,
+        state=job.state.value,
+        summary=f"waiting on dependencies {names}; it runs when all of them have succeeded",
+        details={"dependencies": states, "pending": [d.subtask_id for d in pending]},
+    )
 
 
 async def _waiting(b: Broker, job: JobRecord, lv: Liveness) -> Why:
@@ -74,18 +86,28 @@ async def _waiting(b: Broker, job: JobRecord, lv: Liveness) -> Why:
     band = job.priority * PRIO_SHIFT
     higher = int(await b.guard(b.redis.zcount(key, "-inf", f"({band}")))
     equal = int(await b.guard(b.redis.zcount(key, band, f"({score}"))) if score is not None else 0
-    details = {"agent": job.agent, "ahead_higher_priority": higher, "ahead_equal_priority": equal,
-               "live_workers": [w.id for w in serving]}
+    details = {
+        "agent": job.agent,
+        "ahead_higher_priority": higher,
+        "ahead_equal_priority": equal,
+        "live_workers": [w.id for w in serving],
+    }
     if not serving:
-        return Why(job_id=job.id, state=job.state.value,
-                   summary=f"no live worker serves agent {job.agent}: start one with "
-                   f"`hiveq worker --agents {job.agent}` ({higher + equal} job(s) are ahead of it)",
-                   details=details)
+        return Why(
+            job_id=job.id,
+            state=job.state.value,
+            summary=f"no live worker serves agent {job.agent}: start one with "
+            f"`hiveq worker --agents {job.agent}` ({higher + equal} job(s) are ahead of it)",
+            details=details,
+        )
     free = sum(max(0, w.concurrency - w.running) for w in serving)
-    return Why(job_id=job.id, state=job.state.value,
-               summary=f"waiting behind {higher} job(s) of higher and {equal} of equal priority for agent "
-               f"{job.agent}; {len(serving)} live worker(s) serve it with {free} free slot(s)",
-               details=details | {"free_slots": free})
+    return Why(
+        job_id=job.id,
+        state=job.state.value,
+        summary=f"waiting behind {higher} job(s) of higher and {equal} of equal priority for agent "
+        f"{job.agent}; {len(serving)} live worker(s) serve it with {free} free slot(s)",
+        details=details | {"free_slots": free},
+    )
 
 
 def _delayed(job: JobRecord, lv: Liveness) -> Why:
@@ -94,39 +116,66 @@ def _delayed(job: JobRecord, lv: Liveness) -> Why:
     summary = f"delayed until {when(due)} for retry {k} of {n} (last error: {job.error or 'unknown'})"
     if due < lv.now_ms and not lv.live:
         summary += f"; it has been due for {ago(lv.now_ms - due)}, but no live worker promotes it — start one"
-    return Why(job_id=job.id, state=job.state.value, summary=summary,
-               details={"due_ms": due, "retry": k, "max_attempts": n, "last_error": job.error})
+    return Why(
+        job_id=job.id,
+        state=job.state.value,
+        summary=summary,
+        details={"due_ms": due, "retry": k, "max_attempts": n, "last_error": job.error},
+    )
 
 
 def _active(job: JobRecord, lv: Liveness) -> Why:
     w = next((x for x in [*lv.live, *lv.stale] if x.id == job.worker), None)
     where = f" (host {w.host}, pid {w.pid})" if w else " (no longer registered)"
     deadline = job.lease_deadline_ms or 0
-    summary = (f"leased by worker {job.worker}{where} since {when(job.started_ms)}, delivery {job.attempts} "
-               f"of {job.max_deliveries}; lease deadline {when(deadline)}")
+    summary = (
+        f"leased by worker {job.worker}{where} since {when(job.started_ms)}, delivery {job.attempts} "
+        f"of {job.max_deliveries}; lease deadline {when(deadline)}"
+    )
     if deadline < lv.now_ms:
-        summary += (f" — expired {ago(lv.now_ms - deadline)} ago: the worker stopped heartbeating; the "
-                    "job runs again once a live worker reaps it")
-    return Why(job_id=job.id, state=job.state.value, summary=summary,
-               details={"worker": job.worker, "host": w.host if w else None, "pid": w.pid if w else None,
-                        "started_ms": job.started_ms, "lease_deadline_ms": deadline,
-                        "worker_live": bool(w and w in lv.live)})
+        summary += (
+            f" — expired {ago(lv.now_ms - deadline)} ago: the worker stopped heartbeating; the "
+            "job runs again once a live worker reaps it"
+        )
+    return Why(
+        job_id=job.id,
+        state=job.state.value,
+        summary=summary,
+        details={
+            "worker": job.worker,
+            "host": w.host if w else None,
+            "pid": w.pid if w else None,
+            "started_ms": job.started_ms,
+            "lease_deadline_ms": deadline,
+            "worker_live": bool(w and w in lv.live),
+        },
+    )
 
 
 def _finished(job: JobRecord) -> Why:
     at = when(job.finished_ms)
     if job.state == JobState.DEAD:
-        summary = (f"dead-lettered at {at} because {job.reason or 'unknown'}; once the cause is fixed, "
-                   f"retry it with `hiveq dlq retry {job.id}` or POST /dlq/{job.id}/retry")
+        summary = (
+            f"dead-lettered at {at} because {job.reason or 'unknown'}; once the cause is fixed, "
+            f"retry it with `hiveq dlq retry {job.id}` or POST /dlq/{job.id}/retry"
+        )
     elif job.state == JobState.SUCCEEDED:
         summary = f"succeeded at {at} on worker {job.worker or '?'} after {job.attempts} delivery(ies)"
     elif job.state == JobState.CANCELLED:
         summary = f"cancelled at {at}" + (f": {job.reason}" if job.reason else "")
     else:
         summary = f"quarantined at {at}: {job.reason or 'unknown reason'}; it is kept, never run"
-    return Why(job_id=job.id, state=job.state.value, summary=summary,
-               details={"finished_ms": job.finished_ms, "reason": job.reason, "error": job.error,
-                        "worker": job.worker})
+    return Why(
+        job_id=job.id,
+        state=job.state.value,
+        summary=summary,
+        details={
+            "finished_ms": job.finished_ms,
+            "reason": job.reason,
+            "error": job.error,
+            "worker": job.worker,
+        },
+    )
 
 
 async def why(b: Broker, job_id: str) -> Why:

@@ -67,8 +67,9 @@ def workers_check(lv: Liveness) -> Check:
         )
     if not lv.live:
         return warn(name, "no live workers: nothing will run", fix="Start one: `hiveq worker`.")
-    evidence = [f"{_who(w)}: agents {', '.join(w.agents)}, running {w.running}/{w.concurrency}"
-                for w in lv.live]
+    evidence = [
+        f"{_who(w)}: agents {', '.join(w.agents)}, running {w.running}/{w.concurrency}" for w in lv.live
+    ]
     return ok(name, f"{len(lv.live)} live worker(s)", evidence)
 
 
@@ -133,9 +134,13 @@ async def dead_check(b: Broker, now: int, remember: bool) -> Check:
         await b.guard(b.redis.hset(k.key(DOCTOR_KEY), mapping={"dead": total, "at": now}))
     evidence = [f"dead={dead}", f"quarantined={quarantined}"]
     if total:
-        return warn(name, f"{dead} dead-lettered and {quarantined} quarantined job(s){growth}", evidence,
-                    fix="Inspect them with `hiveq dlq list`; retry with `hiveq dlq retry JOB` (or POST "
-                    "/dlq/JOB/retry) once the cause is fixed, or discard them.")
+        return warn(
+            name,
+            f"{dead} dead-lettered and {quarantined} quarantined job(s){growth}",
+            evidence,
+            fix="Inspect them with `hiveq dlq list`; retry with `hiveq dlq retry JOB` (or POST "
+            "/dlq/JOB/retry) once the cause is fixed, or discard them.",
+        )
     return ok(name, f"no dead-lettered or quarantined jobs{growth}", evidence)
 
 
@@ -146,11 +151,18 @@ def oldest_check(depths: list[QueueDepth]) -> Check:
         return ok(name, "no job is waiting")
     age, agent = max(ages)
     summary = f"the oldest waiting job (agent {agent}) has waited {ago(age)}"
-    evidence = [f"agent {d.agent}: {d.waiting} waiting, oldest {ago(d.oldest_age_ms or 0)}" for d in depths
-                if d.waiting]
+    evidence = [
+        f"agent {d.agent}: {d.waiting} waiting, oldest {ago(d.oldest_age_ms or 0)}"
+        for d in depths
+        if d.waiting
+    ]
     if age > OLDEST_WARN_MS:
-        return warn(name, summary, evidence,
-                    fix="Add workers or concurrency for that agent, or look for a stuck worker.")
+        return warn(
+            name,
+            summary,
+            evidence,
+            fix="Add workers or concurrency for that agent, or look for a stuck worker.",
+        )
     return ok(name, summary, evidence)
 
 

@@ -10,9 +10,7 @@ from hiveq.errors import Code
 from hiveq.queue.broker import Broker
 
 
-async def complete(
-    b: Broker, worker_id: str, done: Sequence[tuple[str, str, Any]]
-) -> list[Code]:
+async def complete(b: Broker, worker_id: str, done: Sequence[tuple[str, str, Any]]) -> list[Code]:
     """`done` holds (job id, lease token, JSON-able result). One code per job, in order.
 
     Code.STALE_TOKEN means the lease was lost (expired and reclaimed, or cancelled): the result

@@ -63,8 +63,11 @@ def _task_payload(b: Broker, sub: TaskSubmission, task_id: str) -> TaskRow:
         jobs.append((st.id, st.agent, text) if opts is None else (st.id, st.agent, text, opts))
     row: TaskRow = (task_id, description, sub.priority, sub.planner, tuple(jobs))
     if sub.metadata or sub.idempotency_key or sub.plan_note:
-        extra = {"metadata": dumps_bounded(sub.metadata, "metadata", limit) if sub.metadata else None,
-                 "idem": sub.idempotency_key, "plan_note": sub.plan_note}
+        extra = {
+            "metadata": dumps_bounded(sub.metadata, "metadata", limit) if sub.metadata else None,
+            "idem": sub.idempotency_key,
+            "plan_note": sub.plan_note,
+        }
         row += ({k: v for k, v in extra.items() if v},)
     return row
 
@@ -74,9 +77,15 @@ def _job_options(st: SubtaskSpec, prefix: str, after: list[str] | None) -> dict[
     if not (st.priority or st.max_attempts or st.timeout_s or st.title or st.depends_on or after):
         return None  # the common case
     deps = [prefix + d for d in dict.fromkeys(st.depends_on)]
-    opts = {"prio": st.priority, "max_attempts": st.max_attempts, "timeout": st.timeout_s,
-            "title": st.title, "deps": dumps(deps) if deps else None,
-            "dependents": dumps(after) if after else None, "ndeps": len(deps) or None}
+    opts = {
+        "prio": st.priority,
+        "max_attempts": st.max_attempts,
+        "timeout": st.timeout_s,
+        "title": st.title,
+        "deps": dumps(deps) if deps else None,
+        "dependents": dumps(after) if after else None,
+        "ndeps": len(deps) or None,
+    }
     return {k: v for k, v in opts.items() if v}
 
 
@@ -173,8 +182,15 @@ class Coalescer:
             res = await self.b.run(
                 "enqueue",
                 [k.seq, k.jobs, k.tasks, k.blocked, k.agents, k.stats, k.events],
-                ["[" + ",".join(p.text for p in batch) + "]", s.retention_s, self.b.identity,
-                 s.max_deliveries, s.max_attempts, s.job_timeout_s, *agents],
+                [
+                    "[" + ",".join(p.text for p in batch) + "]",
+                    s.retention_s,
+                    self.b.identity,
+                    s.max_deliveries,
+                    s.max_attempts,
+                    s.job_timeout_s,
+                    *agents,
+                ],
             )
         except Exception as exc:  # every caller in the batch gets the error
             for p in batch:

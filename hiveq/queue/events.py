@@ -32,8 +32,18 @@ def expand_entry(event_id: str, body: str) -> list[Event]:
     reason, ts = d.get("reason"), d["ts"]
     out = []
     for task_id, jobs in d.get("tasks") or ():
-        out.append(Event(id=event_id, type="task", ts=ts, task=task_id, frm="", to="queued", reason=reason,
-                         data={"total": len(jobs)}))
+        out.append(
+            Event(
+                id=event_id,
+                type="task",
+                ts=ts,
+                task=task_id,
+                frm="",
+                to="queued",
+                reason=reason,
+                data={"total": len(jobs)},
+            )
+        )
         out += [enqueued_event(event_id, job_id, task_id, state, reason, ts) for job_id, state in jobs]
     return out
 

@@ -26,9 +26,7 @@ async def heartbeat(b: Broker, worker_id: str, leases: Mapping[str, str], runnin
     return Beat(registered=int(res[0]) == 1, lost=[str(x) for x in res[1:]])
 
 
-async def progress(
-    b: Broker, worker_id: str, job_id: str, token: str, fraction: float, message: str
-) -> Code:
+async def progress(b: Broker, worker_id: str, job_id: str, token: str, fraction: float, message: str) -> Code:
     fraction = min(1.0, max(0.0, fraction))
     res = await b.run("progress", [], [worker_id, job_id, token, fraction, message[:500]])
     return Code(int(res[0]))

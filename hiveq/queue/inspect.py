@@ -175,9 +175,11 @@ async def counts(b: Broker) -> dict[str, int]:
         pipe.zcard(b.keys.queue(a))
     pipe.zcard(b.keys.workers)
     res = await b.guard(pipe.execute())
-    out = {("active" if p == "leases" else "quarantined" if p == "quarantine" else p): int(n)
-           for p, n in zip(PLACES, res, strict=False)}
-    out["waiting"] = sum(int(n) for n in res[len(PLACES):-1])
+    out = {
+        ("active" if p == "leases" else "quarantined" if p == "quarantine" else p): int(n)
+        for p, n in zip(PLACES, res, strict=False)
+    }
+    out["waiting"] = sum(int(n) for n in res[len(PLACES) : -1])
     out["workers"] = int(res[-1])
     return out
 
@@ -191,5 +193,5 @@ async def list_dead(b: Broker, offset: int = 0, limit: int = 50) -> list[JobReco
     """Dead-lettered and quarantined jobs, newest first."""
     dead = await b.guard(b.redis.zrevrange(b.keys.dead, 0, -1, withscores=True))
     quar = await b.guard(b.redis.zrevrange(b.keys.quarantine, 0, -1, withscores=True))
-    ids = [m for m, _ in sorted([*dead, *quar], key=lambda r: -r[1])][offset: offset + limit]
+    ids = [m for m, _ in sorted([*dead, *quar], key=lambda r: -r[1])][offset : offset + limit]
     return await get_jobs(b, ids)

@@ -29,9 +29,7 @@ class WorkerInfo(BaseModel):
     last_heartbeat_ms: int = 0
 
 
-async def register_worker(
-    b: Broker, worker_id: str, agents: Sequence[str], concurrency: int
-) -> WorkerInfo:
+async def register_worker(b: Broker, worker_id: str, agents: Sequence[str], concurrency: int) -> WorkerInfo:
     info = await b.guard(b.redis.client_info())
     fields = {
         "host": socket.gethostname(),

@@ -90,7 +90,9 @@ class Link:
             self.outages += 1
             self.log.warning(
                 "Redis lost at %s (%s); running jobs continue, their results are kept and "
-                "recorded when it is back; reconnecting with backoff", self.url, reason,
+                "recorded when it is back; reconnecting with backoff",
+                self.url,
+                reason,
             )
 
     def restored(self) -> None:

@@ -137,7 +137,9 @@ class Worker:
             ]
             self.log.info(
                 "worker started: agents=%s concurrency=%d namespace=%s",
-                ",".join(self.agents), self.concurrency, self.settings.namespace,
+                ",".join(self.agents),
+                self.concurrency,
+                self.settings.namespace,
             )
             return True
         return False
@@ -232,10 +234,16 @@ class Worker:
             assert early is not None
             self.outbox.add(job, early)
             return
-        log = ContextAdapter(self.log.logger, {
-            "worker_id": self.id, "task_id": job.task_id, "job_id": job.id, "agent": job.agent,
-            "attempt": job.attempt,
-        })
+        log = ContextAdapter(
+            self.log.logger,
+            {
+                "worker_id": self.id,
+                "task_id": job.task_id,
+                "job_id": job.id,
+                "agent": job.agent,
+                "attempt": job.attempt,
+            },
+        )
         ctx = AgentContext(
             job_id=job.id,
             task_id=job.task_id,
@@ -337,7 +345,9 @@ class Worker:
             if m.requeued or m.dead_lettered or m.workers_lost:
                 self.log.info(
                     "maintenance: %d expired leases requeued, %d dead-lettered, %d workers lost",
-                    m.requeued, m.dead_lettered, m.workers_lost,
+                    m.requeued,
+                    m.dead_lettered,
+                    m.workers_lost,
                 )
 
     # -- shutdown ------------------------------------------------------------------------------

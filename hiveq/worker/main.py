@@ -179,8 +179,12 @@ class Supervisor:
                     continue
                 self.crashes += 1
                 delay = min(10.0, 0.2 * 2 ** min(self.crashes, 6))
-                log.warning("worker process %s exited with code %s; starting a new one in %.1f s",
-                            p.pid, p.exitcode, delay)
+                log.warning(
+                    "worker process %s exited with code %s; starting a new one in %.1f s",
+                    p.pid,
+                    p.exitcode,
+                    delay,
+                )
                 time.sleep(delay)
                 if not self.stopping:
                     self._spawn(slot)

@@ -72,8 +72,10 @@ class Recorder:
                 raise
             ids = sorted(batch.leases())
             self.w.log.error(
-                "could not record %d job outcomes (%s); their leases will expire and the jobs run "
-                "again: %s", len(ids), exc, ", ".join(ids[:20]),
+                "could not record %d job outcomes (%s); their leases will expire and the jobs run again: %s",
+                len(ids),
+                exc,
+                ", ".join(ids[:20]),
             )
 
     async def _complete(self, batch: Batch) -> list[Code]:
@@ -97,7 +99,9 @@ class Recorder:
                 self.w.log.bind(job_id=job_id).warning(
                     "%s not recorded (%s): this worker no longer holds the lease (it expired and was "
                     "reclaimed, the task was cancelled, or it was already recorded before a dropped "
-                    "connection); the job is not counted twice", what, code.name.lower(),
+                    "connection); the job is not counted twice",
+                    what,
+                    code.name.lower(),
                 )
 
     async def final_flush(self) -> None:
@@ -116,5 +120,6 @@ class Recorder:
         if len(self.w.outbox.pending):
             self.w.log.error(
                 "Redis did not come back: %d finished jobs were not recorded; they run again when "
-                "their leases expire", len(self.w.outbox.pending),
+                "their leases expire",
+                len(self.w.outbox.pending),
             )

@@ -14,10 +14,18 @@ from tests.support.worker import submit, worker_in_process
 
 def test_demo_artefact_is_deterministic_and_says_it_is_a_demo() -> None:
     def ctx() -> AgentContext:
-        return AgentContext(job_id="t.design", task_id="t", subtask_id="design", agent="demo",
-                            input={"task": "Build a user authentication system", "step": "design",
-                                   "instructions": "Design the solution"},
-                            dependency_results={"plan": {"x": 1}})
+        return AgentContext(
+            job_id="t.design",
+            task_id="t",
+            subtask_id="design",
+            agent="demo",
+            input={
+                "task": "Build a user authentication system",
+                "step": "design",
+                "instructions": "Design the solution",
+            },
+            dependency_results={"plan": {"x": 1}},
+        )
 
     a, b = artefact(ctx()), artefact(ctx())
     assert a == b
@@ -31,6 +39,7 @@ async def test_demo_agent_reports_progress_then_its_artefact(broker: Broker) -> 
     inp = {"task": "Write a report", "step": "write", "instructions": "Write it"}
     enq = await submit(broker, "demo", [inp])
     async with worker_in_process(settings, ["demo"]):
+
         async def done() -> bool:
             return (await inspect.get_job(broker, enq.job_ids[0])).state == JobState.SUCCEEDED
 

@@ -24,16 +24,21 @@ def fake() -> Iterator[FakeOpenAI]:
 
 def with_llm(settings: Settings, fake: FakeOpenAI, **kw: object) -> Settings:
     base: dict[str, object] = {
-        "base_url": fake.base_url, "api_key": "test-key", "model": "fake-1", "max_retries": 2,
+        "base_url": fake.base_url,
+        "api_key": "test-key",
+        "model": "fake-1",
+        "max_retries": 2,
         "timeout_s": 5.0,
     }
     return settings.with_(llm=LLMSettings(**{**base, **kw}), backoff_base_s=0.05)  # type: ignore[arg-type]
 
 
-async def run_jobs(broker: Broker, settings: Settings, inputs: list[object], final: JobState,
-                   **spec: object) -> list[JobRecord]:
+async def run_jobs(
+    broker: Broker, settings: Settings, inputs: list[object], final: JobState, **spec: object
+) -> list[JobRecord]:
     enq = await submit(broker, "llm", inputs, **spec)
     async with worker_in_process(settings, ["llm"], concurrency=8):
+
         async def finished() -> bool:
             return all(j.state == final for j in await inspect.get_jobs(broker, enq.job_ids))
 
@@ -46,7 +51,9 @@ async def test_llm_agent_returns_text_and_token_usage(broker: Broker, fake: Fake
     settings = with_llm(broker.settings, fake)
     [job] = await run_jobs(broker, settings, [{"prompt": "Plan it"}], JobState.SUCCEEDED)
     assert job.result == {
-        "text": "a plan in three steps", "model": "fake-1", "finish_reason": "stop",
+        "text": "a plan in three steps",
+        "model": "fake-1",
+        "finish_reason": "stop",
         "usage": {"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25},
     }
     req = fake.requests[0]

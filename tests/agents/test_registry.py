@@ -58,8 +58,9 @@ async def test_progress_works_from_async_and_from_a_sync_agent_thread() -> None:
     async def report(fraction: float, message: str) -> None:
         seen.append((fraction, message, threading.current_thread().name))
 
-    ctx = AgentContext(job_id="j", task_id="t", subtask_id="s", agent="a", _progress=report,
-                       _loop=asyncio.get_running_loop())
+    ctx = AgentContext(
+        job_id="j", task_id="t", subtask_id="s", agent="a", _progress=report, _loop=asyncio.get_running_loop()
+    )
     await ctx.progress(0.25, "async")
     await asyncio.to_thread(ctx.progress, 0.5, "from a thread")
     assert [(f, m) for f, m, _ in seen] == [(0.25, "async"), (0.5, "from a thread")]

@@ -23,8 +23,13 @@ from tests.support.waiting import until
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 UI_TIMEOUT_MS = 20_000  # generous: a 2-core machine shared with other test runs
 expect.set_options(timeout=UI_TIMEOUT_MS)
@@ -38,8 +43,13 @@ async def running_api(settings: Settings, port: int | None = None) -> AsyncItera
     """
     port = port or free_port()
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", ws="none",
-        lifespan="on", timeout_graceful_shutdown=1,
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        ws="none",
+        lifespan="on",
+        timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

@@ -102,7 +102,7 @@ async def test_task_reaches_succeeded_live_with_its_subtask_graph(
         await expect(page.locator("#detail")).to_have_attribute("data-status", "succeeded")
         await expect(page.locator('#dag .node[data-state="succeeded"]')).to_have_count(len(subtasks))
         await expect(page.locator("#dag path.edge.done")).to_have_count(edges)
-        await expect(page.locator('#dag .node[data-subtask] >> text=w-dash')).to_have_count(len(subtasks))
+        await expect(page.locator("#dag .node[data-subtask] >> text=w-dash")).to_have_count(len(subtasks))
         await expect(page.locator('#workers-body tr[data-worker="w-dash"]')).to_be_visible()
     await expect(page.locator("#rate-detail")).to_contain_text(f"{len(subtasks)} jobs completed")
     assert await page.evaluate("window.__sameDocument") is True  # no reload happened
@@ -114,10 +114,14 @@ async def test_dead_letter_is_listed_and_retry_moves_it_back_to_waiting(
 ) -> None:
     d = await open_dashboard()
     page = d.page
-    made = await post_task(d, {
-        "description": "two independent jobs", "planner": "explicit",
-        "subtasks": [{"id": "a", "agent": "demo"}, {"id": "b", "agent": "demo"}],
-    })
+    made = await post_task(
+        d,
+        {
+            "description": "two independent jobs",
+            "planner": "explicit",
+            "subtasks": [{"id": "a", "agent": "demo"}, {"id": "b", "agent": "demo"}],
+        },
+    )
     job_a, job_b = (f"{made['task_id']}.{s}" for s in ("a", "b"))
     await dead_letter(broker, job_a)
     await dead_letter(broker, job_b)
@@ -194,11 +198,14 @@ async def test_status_filter_shows_only_tasks_in_that_status(
 ) -> None:
     d = await open_dashboard()
     page = d.page
-    done = await post_task(d, {"description": "finishes", "planner": "explicit",
-                               "subtasks": [{"id": "only", "agent": "demo"}]})
+    done = await post_task(
+        d, {"description": "finishes", "planner": "explicit", "subtasks": [{"id": "only", "agent": "demo"}]}
+    )
     await run_jobs_until_done(broker, done["task_id"])
-    waiting = await post_task(d, {"description": "stays queued", "planner": "explicit",
-                                  "subtasks": [{"id": "only", "agent": "demo"}]})
+    waiting = await post_task(
+        d,
+        {"description": "stays queued", "planner": "explicit", "subtasks": [{"id": "only", "agent": "demo"}]},
+    )
     assert (await inspect.get_task(broker, waiting["task_id"])).status == TaskStatus.QUEUED
     await expect(page.locator("#tasks-body tr[data-task-id]")).to_have_count(2)
     await page.select_option("#tasks-status", "succeeded")
@@ -254,9 +261,14 @@ async def test_live_view_resumes_from_the_last_event_after_the_api_restarts(
             await expect(live).to_have_attribute("data-live", "yes")
             await page.evaluate("window.__sameDocument = true")
             async with httpx.AsyncClient(base_url=base, timeout=20) as http:
-                res = await http.post("/tasks", json={
-                    "description": "finished while the API was down", "planner": "explicit",
-                    "subtasks": [{"id": "only", "agent": "demo"}]})
+                res = await http.post(
+                    "/tasks",
+                    json={
+                        "description": "finished while the API was down",
+                        "planner": "explicit",
+                        "subtasks": [{"id": "only", "agent": "demo"}],
+                    },
+                )
             task_id = res.json()["task_id"]
             row = page.locator(f'#tasks-body tr[data-task-id="{task_id}"]')
             await expect(row).to_have_attribute("data-status", "queued")

@@ -20,9 +20,16 @@ from tests.support.waiting import until
 @contextlib.asynccontextmanager
 async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", ws="none", lifespan="on",
-    ))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            ws="none",
+            lifespan="on",
+        )
+    )
     task = asyncio.create_task(server.serve())
 
     async def started() -> bool:

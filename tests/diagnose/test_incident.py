@@ -54,8 +54,10 @@ async def test_doctor_names_the_generic_consumer_and_the_thief_and_audit_lists_s
         res = await enqueue_task(b, st("a", agent="demo"), st("b", agent="demo"))
         queue = b.keys.queue("demo")
         async with hiveq_worker(b) as worker_addr:
-            with script(GENERIC_CONSUMER, srv.url, "celery@web-1") as consumer, \
-                    script(THIEF, srv.url, "rogue-thief", queue) as thief:
+            with (
+                script(GENERIC_CONSUMER, srv.url, "celery@web-1") as consumer,
+                script(THIEF, srv.url, "rogue-thief", queue) as thief,
+            ):
                 consumer_addr = await read_line(consumer)
                 thief_addr = await read_line(thief)
                 # A list pop on hiveq's queue fails loudly instead of stealing.
@@ -90,8 +92,10 @@ async def test_doctor_names_the_generic_consumer_and_the_thief_and_audit_lists_s
             audit = report.check("vanished jobs")
             assert audit.verdict == Verdict.FAIL
             for job_id in res.job_ids:
-                assert any(line.startswith(f"{job_id}: record says waiting") and "-> waiting" in line
-                           for line in audit.lines())
+                assert any(
+                    line.startswith(f"{job_id}: record says waiting") and "-> waiting" in line
+                    for line in audit.lines()
+                )
         assert not sampled.ok
 
         answer = await why(b, res.job_ids[0])

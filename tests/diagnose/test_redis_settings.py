@@ -66,7 +66,11 @@ async def test_doctor_without_client_monitor_or_config_says_so_and_falls_back(
     lru_server: ServerProcess, admin: Redis
 ) -> None:
     await admin.acl_setuser(
-        "limited", enabled=True, passwords=["+s3cret"], keys=["*"], channels=["*"],
+        "limited",
+        enabled=True,
+        passwords=["+s3cret"],
+        keys=["*"],
+        channels=["*"],
         commands=["+@all", "-client|list", "-monitor", "-config"],
     )
     url = lru_server.url.replace("redis://", "redis://limited:s3cret@")
@@ -112,9 +116,22 @@ async def test_unreachable_redis_is_one_clear_failing_check() -> None:
 def test_doctor_json_exits_non_zero_on_a_fail(lru_server: ServerProcess) -> None:
     s = fresh_settings(lru_server.url)
     proc = subprocess.run(
-        [sys.executable, "-m", "hiveq", "--redis-url", lru_server.url, "--app", s.app, "--env", s.env,
-         "doctor", "--json"],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "hiveq",
+            "--redis-url",
+            lru_server.url,
+            "--app",
+            s.app,
+            "--env",
+            s.env,
+            "doctor",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 1, proc.stderr
     report = json.loads(proc.stdout)
@@ -123,9 +140,22 @@ def test_doctor_json_exits_non_zero_on_a_fail(lru_server: ServerProcess) -> None
     assert verdicts["eviction policy"] == "fail"
     assert "Traceback" not in proc.stderr
     unknown = subprocess.run(
-        [sys.executable, "-m", "hiveq", "--redis-url", lru_server.url, "--app", s.app, "--env", s.env,
-         "why", "t0.nope"],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "hiveq",
+            "--redis-url",
+            lru_server.url,
+            "--app",
+            s.app,
+            "--env",
+            s.env,
+            "why",
+            "t0.nope",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert unknown.returncode == 3 and "unknown job id 't0.nope'" in unknown.stderr
 
@@ -134,7 +164,9 @@ def test_doctor_exits_zero_when_nothing_fails(private_server: Callable[..., Serv
     srv = private_server("redis", persistent=True)
     proc = subprocess.run(
         [sys.executable, "-m", "hiveq", "--redis-url", srv.url, "--app", "healthy", "doctor"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "eviction policy" in proc.stdout and "0 fail" in proc.stdout

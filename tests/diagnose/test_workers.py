@@ -90,7 +90,16 @@ async def test_a_healthy_namespace_passes_every_namespace_check(broker: Broker) 
     await register_worker(broker, "w", ["a"], 1)
     await enqueue_task(broker, st("x"))
     report = await run_doctor(broker, remember=False)
-    for name in ("connection", "namespace", "foreign consumers", "vanished jobs", "key types",
-                 "eviction policy", "unserved queues", "expired leases", "dead letters"):
+    for name in (
+        "connection",
+        "namespace",
+        "foreign consumers",
+        "vanished jobs",
+        "key types",
+        "eviction policy",
+        "unserved queues",
+        "expired leases",
+        "dead letters",
+    ):
         assert report.check(name).verdict == Verdict.OK, report.check(name)
     assert report.check("vanished jobs").evidence == {"waiting:a": 1}

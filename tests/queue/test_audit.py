@@ -21,7 +21,10 @@ async def test_a_clean_namespace_audits_ok_with_every_job_counted_once(any_broke
     report = await audit(b)
     assert report.ok and report.total == 5
     assert {k: v for k, v in report.by_place.items() if v} == {
-        "blocked": 1, "delayed": 1, "active": 2, "succeeded": 1
+        "blocked": 1,
+        "delayed": 1,
+        "active": 2,
+        "succeeded": 1,
     }
 
 

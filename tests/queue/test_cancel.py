@@ -67,7 +67,10 @@ async def test_cancel_of_one_job_cancels_what_depends_on_it_and_nothing_else(any
     jx, jy, jz, jfree = res.job_ids
     assert await cancel_job(b, jx) == 3
     assert [await places_of(b, j) for j in (jx, jy, jz, jfree)] == [
-        ["cancelled"], ["cancelled"], ["cancelled"], ["waiting"]
+        ["cancelled"],
+        ["cancelled"],
+        ["cancelled"],
+        ["waiting"],
     ]
     assert (await last_event(b, jz)).reason == f"dependency {jx} was cancelled"
     task = await get_task(b, res.task_id)

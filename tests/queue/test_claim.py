@@ -22,7 +22,10 @@ async def test_claim_leases_a_job_with_token_deadline_worker_and_delivery_count(
     assert job.description == "test task" and job.token
     rec = await get_job(b, job.id)
     assert (rec.state, rec.worker, rec.attempts, rec.lease_deadline_ms) == (
-        "active", "w1", 1, job.lease_deadline_ms
+        "active",
+        "w1",
+        1,
+        job.lease_deadline_ms,
     )
     assert await places_of(b, job.id) == ["active"]
     assert await b.redis.zscore(b.keys.leases, job.id) == job.lease_deadline_ms

@@ -76,8 +76,9 @@ async def test_dependency_chain_releases_one_job_at_a_time(any_broker: Broker) -
 
 async def test_fan_out_releases_every_dependent_at_once(any_broker: Broker) -> None:
     b = any_broker
-    res = await enqueue_task(b, st("root"), st("x", deps=("root",)), st("y", deps=("root",)),
-                             st("z", deps=("root",)))
+    res = await enqueue_task(
+        b, st("root"), st("x", deps=("root",)), st("y", deps=("root",)), st("z", deps=("root",))
+    )
     [root] = await claim(b, "w", ["a"], 5)
     await complete(b, "w", [(root.id, root.token, "r")])
     for jid in res.job_ids[1:]:
@@ -89,8 +90,13 @@ async def test_fan_out_releases_every_dependent_at_once(any_broker: Broker) -> N
 
 async def test_diamond_releases_the_join_only_after_both_branches(any_broker: Broker) -> None:
     b = any_broker
-    res = await enqueue_task(b, st("top"), st("left", deps=("top",)), st("right", deps=("top",)),
-                             st("join", deps=("left", "right")))
+    res = await enqueue_task(
+        b,
+        st("top"),
+        st("left", deps=("top",)),
+        st("right", deps=("top",)),
+        st("join", deps=("left", "right")),
+    )
     join = res.job_ids[3]
     [top] = await claim(b, "w", ["a"], 5)
     await complete(b, "w", [(top.id, top.token, "t")])

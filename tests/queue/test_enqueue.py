@@ -36,7 +36,9 @@ async def test_enqueue_emits_task_queued_and_one_event_per_job_naming_who(any_br
     res = await enqueue_task(b, st("a"), st("b", deps=("a",)))
     events = await stream_events(b)
     assert [(e.type, e.frm, e.to) for e in events] == [
-        ("task", "", "queued"), ("job", "", "waiting"), ("job", "", "blocked")
+        ("task", "", "queued"),
+        ("job", "", "waiting"),
+        ("job", "", "blocked"),
     ]
     assert [e.job for e in events[1:]] == res.job_ids
     assert all(b.identity in (e.reason or "") for e in events[1:])
@@ -210,8 +212,9 @@ async def test_a_subtasks_own_settings_are_kept_and_the_rest_come_from_the_produ
     any_broker: Broker,
 ) -> None:
     b = variant(any_broker, max_attempts=4, job_timeout_s=90.0)
-    res = await enqueue_task(b, st("own", priority=2, max_attempts=7, timeout_s=1.5, title="Mine"),
-                             st("plain"), priority=6)
+    res = await enqueue_task(
+        b, st("own", priority=2, max_attempts=7, timeout_s=1.5, title="Mine"), st("plain"), priority=6
+    )
     own, plain = await get_jobs(b, res.job_ids)
     assert (own.priority, own.max_attempts, own.timeout_s, own.title) == (2, 7, 1.5, "Mine")
     assert (plain.priority, plain.max_attempts, plain.timeout_s, plain.title) == (6, 4, 90.0, None)

@@ -60,8 +60,17 @@ async def test_the_computed_slot_matches_a_cluster_enabled_server(
     private_server: Callable[..., ServerProcess], tmp_path: Path
 ) -> None:
     # The cluster bus defaults to port + 10000, which may be taken or above 65535: pick a free one.
-    srv = private_server("redis", extra=["--cluster-enabled", "yes", "--cluster-port", str(free_port()),
-                                         "--cluster-config-file", str(tmp_path / "nodes.conf")])
+    srv = private_server(
+        "redis",
+        extra=[
+            "--cluster-enabled",
+            "yes",
+            "--cluster-port",
+            str(free_port()),
+            "--cluster-config-file",
+            str(tmp_path / "nodes.conf"),
+        ],
+    )
     r = Redis.from_url(srv.url, decode_responses=True)
     try:
         ks = Keyspace("myapp", "prod")

@@ -178,13 +178,27 @@ def _deps(h: dict[str, str]) -> list[str]:
 @given(ops=OPS)
 # A join whose two dependencies both die; retrying one must not revive the join while the other
 # is still dead (it would wait forever). Found by hand; kept so every run covers it.
-@example(ops=[("enqueue", 3, 0b11000000, 1), ("claim", 3), ("fail", 0, True), ("fail", 0, True),
-              ("retry_dead", 0), ("discard_dead", 0)])
+@example(
+    ops=[
+        ("enqueue", 3, 0b11000000, 1),
+        ("claim", 3),
+        ("fail", 0, True),
+        ("fail", 0, True),
+        ("retry_dead", 0),
+        ("discard_dead", 0),
+    ]
+)
 async def test_random_operation_sequences_conserve_every_job_and_run_all_live_work(
     any_server: ServerProcess, ops: list[tuple[Any, ...]]
 ) -> None:
-    s = fresh_settings(any_server.url, lease_s=30.0, backoff_base_s=0.001, backoff_max_s=0.004,
-                       max_attempts=2, max_deliveries=3)
+    s = fresh_settings(
+        any_server.url,
+        lease_s=30.0,
+        backoff_base_s=0.001,
+        backoff_max_s=0.004,
+        max_attempts=2,
+        max_deliveries=3,
+    )
     b = await Broker.connect(s, role="prop")
     run = Run(b)
     try:

@@ -21,8 +21,13 @@ async def test_register_records_who_the_worker_is_and_its_agents(any_broker: Bro
     clients = await b.redis.client_list()
     assert any(c["addr"] == w.client and c["name"] == b.client_name for c in clients)
     [ev] = [e for e in await stream_events(b) if e.type == "worker"]
-    assert (ev.worker, ev.frm, ev.to, ev.pid, ev.data) == ("w1", "", "alive", os.getpid(),
-                                                          {"agents": ["alpha", "beta"]})
+    assert (ev.worker, ev.frm, ev.to, ev.pid, ev.data) == (
+        "w1",
+        "",
+        "alive",
+        os.getpid(),
+        {"agents": ["alpha", "beta"]},
+    )
 
 
 async def test_deregister_removes_the_worker_with_an_event(any_broker: Broker) -> None:

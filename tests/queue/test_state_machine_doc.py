@@ -18,10 +18,6 @@ def test_the_state_diagram_draws_every_transition_with_its_script() -> None:
 
 def test_every_edge_in_the_state_diagram_is_in_the_transition_table() -> None:
     known = {f"{frm.value} --> {to.value}: {script}" for (frm, to), script in TRANSITIONS.items()}
-    edges = [
-        line.strip()
-        for line in DIAGRAM.read_text().splitlines()
-        if "-->" in line and "[*]" not in line
-    ]
+    edges = [line.strip() for line in DIAGRAM.read_text().splitlines() if "-->" in line and "[*]" not in line]
     assert edges
     assert [e for e in edges if e not in known] == []

@@ -39,8 +39,14 @@ async def worker_in_process(
     """A worker running in this event loop; stopped (gracefully) on exit."""
     stop = asyncio.Event()
     task = asyncio.create_task(
-        run_worker(settings, agents=agents, concurrency=concurrency, modules=[TEST_AGENTS], stop=stop,
-                   worker_id=worker_id)
+        run_worker(
+            settings,
+            agents=agents,
+            concurrency=concurrency,
+            modules=[TEST_AGENTS],
+            stop=stop,
+            worker_id=worker_id,
+        )
     )
     try:
         yield task
@@ -51,29 +57,54 @@ async def worker_in_process(
 
 def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({
-        "REDIS_URL": settings.redis_url,
-        "HIVEQ_APP": settings.app,
-        "HIVEQ_ENV": settings.env,
-        "PYTHONPATH": str(ROOT),
-    })
+    env.update(
+        {
+            "REDIS_URL": settings.redis_url,
+            "HIVEQ_APP": settings.app,
+            "HIVEQ_ENV": settings.env,
+            "PYTHONPATH": str(ROOT),
+        }
+    )
     env.update(extra)
     return env
 
 
 def spawn_worker(
-    settings: Settings, agents: str, *, concurrency: int = 4, processes: int = 1, log: Path | None = None,
+    settings: Settings,
+    agents: str,
+    *,
+    concurrency: int = 4,
+    processes: int = 1,
+    log: Path | None = None,
     **env: str,
 ) -> subprocess.Popen[bytes]:
     """`python -m hiveq.worker` in its own process group (so a test can SIGKILL all of it)."""
-    args = [sys.executable, "-m", "hiveq.worker", "--agents", agents, "--concurrency", str(concurrency),
-            "--processes", str(processes), "--module", TEST_AGENTS]
+    args = [
+        sys.executable,
+        "-m",
+        "hiveq.worker",
+        "--agents",
+        agents,
+        "--concurrency",
+        str(concurrency),
+        "--processes",
+        str(processes),
+        "--module",
+        TEST_AGENTS,
+    ]
     if log is None:
-        return subprocess.Popen(args, cwd=ROOT, env=worker_env(settings, **env), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
+        return subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env=worker_env(settings, **env),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     with open(log, "wb") as out:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(args, cwd=ROOT, env=worker_env(settings, **env), stdout=out, stderr=out,
-                                start_new_session=True)
+        return subprocess.Popen(
+            args, cwd=ROOT, env=worker_env(settings, **env), stdout=out, stderr=out, start_new_session=True
+        )
 
 
 def kill_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:

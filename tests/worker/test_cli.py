@@ -21,7 +21,11 @@ def test_unknown_agent_is_a_configuration_error_naming_it(broker: Broker) -> Non
     env = worker_env(broker.settings)
     out = subprocess.run(
         [sys.executable, "-m", "hiveq", "worker", "--agents", "t.nope", "--module", "tests.support.agents"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode == 2
     assert "'t.nope'" in out.stderr and "--module" in out.stderr and "Traceback" not in out.stderr
@@ -33,6 +37,7 @@ async def test_worker_log_lines_name_job_task_agent_attempt_worker(broker: Broke
     log = tmp_path / "w.log"
     proc = spawn_worker(broker.settings, "t.flaky", log=log)
     try:
+
         async def dead() -> bool:
             return (await inspect.get_job(broker, enq.job_ids[0])).state == JobState.DEAD
 
@@ -51,12 +56,17 @@ def test_json_log_lines_carry_the_bound_fields(capsys: pytest.CaptureFixture[str
 
     setup_logging("info", "json", stream=_sys.stderr)
     try:
-        bound_logger("hiveq.test", worker_id="w1").bind(job_id="t1.a", task_id="t1", agent="demo",
-                                                         attempt=2).info("hello %s", "there")
+        bound_logger("hiveq.test", worker_id="w1").bind(
+            job_id="t1.a", task_id="t1", agent="demo", attempt=2
+        ).info("hello %s", "there")
     finally:
         setup_logging("warning", "text", stream=_sys.stderr)
     row = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
     assert row["msg"] == "hello there" and row["level"] == "info"
     assert (row["worker_id"], row["job_id"], row["task_id"], row["agent"], row["attempt"]) == (
-        "w1", "t1.a", "t1", "demo", 2
+        "w1",
+        "t1.a",
+        "t1",
+        "demo",
+        2,
     )

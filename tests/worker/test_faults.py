@@ -42,6 +42,7 @@ async def test_sigkilled_worker_jobs_run_again_on_another_worker_exactly_once(br
         [w1] = await workers_named(broker)
         second = spawn_worker(broker.settings, "t.sleep", concurrency=4)
         try:
+
             async def two() -> bool:
                 return len(await workers_named(broker)) == 2
 
@@ -113,8 +114,9 @@ async def test_poison_job_that_kills_its_worker_is_dead_lettered(broker: Broker,
         fine = await submit(b, "t.echo", list(range(5)))
         env = {"HIVEQ_LEASE_SECONDS": "1", "HIVEQ_REAP_INTERVAL": "0.2"}
         # One slot per process: a job running beside the poison would die with it each time.
-        sup = spawn_worker(b.settings, "t.crash,t.echo", concurrency=1, processes=2, log=tmp_path / "w.log",
-                           **env)
+        sup = spawn_worker(
+            b.settings, "t.crash,t.echo", concurrency=1, processes=2, log=tmp_path / "w.log", **env
+        )
         try:
             await wait_states(b, poison.job_ids, JobState.DEAD, wait_s=60)
             await wait_states(b, fine.job_ids, JobState.SUCCEEDED)
@@ -141,6 +143,7 @@ async def test_worker_survives_a_redis_outage_under_load(private_server: object,
     try:
         b = await Broker.connect(settings, role="test")
         try:
+
             async def some_done() -> bool:
                 return (await inspect.counts(b)).get("succeeded", 0) >= 40
 

@@ -151,6 +151,7 @@ async def test_dependency_results_reach_the_dependent_job(broker: Broker) -> Non
 async def test_worker_registers_reregisters_when_reaped_and_deregisters(broker: Broker) -> None:
     settings = broker.settings.with_(heartbeat_s=0.1)
     async with worker_in_process(settings, ["t.echo"], worker_id="w-reg"):
+
         async def listed() -> bool:
             return [w.id for w in await registry.list_workers(broker)] == ["w-reg"]
 
