@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 
-from hiveq.models import SubtaskSpec, TaskSubmission
+from hiveq.contract.models import SubtaskSpec, TaskSubmission
 from hiveq.queue.broker import Broker
 from hiveq.queue.complete import complete
 from hiveq.queue.enqueue import enqueue

@@ -26,7 +26,7 @@ from typing import TypeVar
 from redis.asyncio import Redis
 
 from hiveq.agents.registry import AgentContext, agent
-from hiveq.models import SubtaskSpec, TaskSubmission
+from hiveq.contract.models import SubtaskSpec, TaskSubmission
 from hiveq.queue import inspect
 from hiveq.queue.broker import Broker
 from hiveq.queue.enqueue import enqueue

@@ -1,24 +1,34 @@
-"""hiveq: AI-agent work on Redis where no job disappears silently."""
+"""hiveq: AI-agent work on Redis where no job disappears silently.
 
+The package face only names things; each is imported on first use (PEP 562), so importing any
+part of hiveq (the engine, the SDK) loads that part and the contract layer, nothing else: a
+worker never loads httpx, the SDK never loads redis-py, the engine never loads the agents.
+"""
+
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from hiveq.agents.registry import AgentContext, agent
-from hiveq.settings import Settings
+from hiveq.contract.protocol import PROTOCOL_VERSION, VERSION
 
 if TYPE_CHECKING:
+    from hiveq.agents.registry import AgentContext, agent
     from hiveq.client import AsyncClient, Client
+    from hiveq.settings import Settings
 
-__version__ = "0.1.0"
-PROTOCOL_VERSION = 2  # 2: sparse records, one enqueue stream entry per group of tasks
+__version__ = VERSION
+
+_LAZY = {
+    "AgentContext": "hiveq.agents.registry",
+    "agent": "hiveq.agents.registry",
+    "Client": "hiveq.client",
+    "AsyncClient": "hiveq.client",
+    "Settings": "hiveq.settings",
+}
 
 __all__ = ["PROTOCOL_VERSION", "AgentContext", "AsyncClient", "Client", "Settings", "__version__", "agent"]
 
 
 def __getattr__(name: str) -> Any:
-    """`hiveq.Client` / `hiveq.AsyncClient`, imported on first use: workers never load httpx and the
-    SDK's imports (which reach the engine) do not cycle back into this package while it loads."""
-    if name in ("Client", "AsyncClient"):
-        from hiveq import client
-
-        return getattr(client, name)
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'hiveq' has no attribute {name!r}")

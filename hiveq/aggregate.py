@@ -8,62 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
-
-from hiveq.models import JobRecord, TaskRecord
+from hiveq.contract.models import JobRecord, TaskRecord
+from hiveq.contract.states import JobState, TaskStatus
+from hiveq.contract.views import Progress, SubtaskView, TaskSummary, TaskView
 from hiveq.queue import inspect
 from hiveq.queue.broker import Broker
-from hiveq.states import JobState, TaskStatus
-
-
-class Progress(BaseModel):
-    done: int
-    total: int
-    fraction: float
-
-
-class SubtaskView(BaseModel):
-    id: str = Field(description="subtask id within the task")
-    job_id: str
-    agent: str
-    title: str | None = None
-    state: JobState
-    depends_on: list[str] = Field(default_factory=list)
-    attempts: int = 0
-    worker: str | None = None
-    result: Any = None
-    error: str | None = None
-    reason: str | None = None
-    progress: float | None = None
-    started_ms: int | None = None
-    finished_ms: int | None = None
-
-
-class TaskSummary(BaseModel):
-    """A task in a list: its record and progress, without its subtasks."""
-
-    id: str
-    description: str
-    priority: int
-    planner: str
-    status: TaskStatus
-    progress: Progress
-    created_ms: int | None = None
-    finished_ms: int | None = None
-
-
-class TaskView(TaskSummary):
-    plan_note: str | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    subtasks: list[SubtaskView] = Field(default_factory=list)
-    error: str | None = Field(
-        default=None, description="why the task failed: the first dead subtask's reason"
-    )
-    result: Any = Field(
-        default=None,
-        description="when succeeded: {final: the sink subtask's result (or {id: result} for several "
-        "sinks), sinks: [ids], subtasks: {id: result}}",
-    )
 
 
 def subtask_view(j: JobRecord) -> SubtaskView:

@@ -16,8 +16,10 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
-from hiveq.aggregate import TaskView
-from hiveq.api.schemas import (
+from hiveq.contract.errors import ERRORS, HiveqError, NotFound, ValidationFailed
+from hiveq.contract.models import Event, JobRecord, SubtaskSpec, WorkerInfo
+from hiveq.contract.states import TERMINAL_TASK_STATUSES
+from hiveq.contract.views import (
     CancelResponse,
     DeadLetters,
     Health,
@@ -26,60 +28,38 @@ from hiveq.api.schemas import (
     Queues,
     SubmitResponse,
     TaskList,
+    TaskView,
     Workers,
 )
-from hiveq.errors import (
-    Conflict,
-    HiveqError,
-    NamespaceError,
-    NotFound,
-    PayloadTooLarge,
-    RedisUnavailable,
-    ValidationFailed,
-    WrongTypeError,
-)
-from hiveq.models import Event, JobRecord, SubtaskSpec
-from hiveq.queue.registry import WorkerInfo
-from hiveq.states import TERMINAL_TASK_STATUSES
 
 DEFAULT_URL = "http://127.0.0.1:8001"
 M = TypeVar("M", bound=BaseModel)
 
 
 class ApiError(HiveqError):
-    """An error answer without a more specific hiveq class (401, 415, 5xx)."""
+    """An error answer without a more specific hiveq class (a 5xx, an unknown code)."""
 
     def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
         self.status_code = status
-        self.code = code
+        self.error_code = code  # the server's code; `code` stays the class's ("internal")
         self.field = field
         super().__init__(message)
 
 
-CLASSES: dict[str, type[HiveqError]] = {
-    "validation_failed": ValidationFailed,
-    "payload_too_large": PayloadTooLarge,
-    "not_found": NotFound,
-    "conflict": Conflict,
-    "namespace_error": NamespaceError,
-    "redis_unavailable": RedisUnavailable,
-    "wrong_type": WrongTypeError,
-}
-
-
 def rebuild_error(status: int, text: str) -> HiveqError:
-    """The exception an error response stands for, with the server's message as is."""
+    """The exception an error response stands for (hiveq/contract/errors.py ERRORS), with the
+    server's message as is."""
     try:
         err = json.loads(text)["error"]
         code, message, fld = str(err["code"]), str(err["message"]), err.get("field")
     except (ValueError, KeyError, TypeError):
         return ApiError(status, "http_error", f"HTTP {status}: {text[:500]}")
-    cls = CLASSES.get(code)
-    if cls is None:
+    cls = ERRORS.get(code)
+    if cls is None or cls is HiveqError:
         return ApiError(status, code, message, fld)
     exc = cls.__new__(cls)
     Exception.__init__(exc, message)
-    exc.field = fld  # type: ignore[attr-defined]
+    exc.field = fld
     if isinstance(exc, ValidationFailed):
         exc.rule = message.removeprefix(f"{fld}: ")
     if isinstance(exc, NotFound):

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from hiveq.errors import PayloadTooLarge, ValidationFailed
+from hiveq.contract.errors import PayloadTooLarge, ValidationFailed
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hiveq.errors import ValidationFailed
-from hiveq.models import SubtaskSpec
+from hiveq.contract.errors import ValidationFailed
+from hiveq.contract.models import SubtaskSpec
 
 
 def validate_graph(subtasks: Sequence[SubtaskSpec], max_subtasks: int) -> list[str]:

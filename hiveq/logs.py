@@ -9,7 +9,7 @@ import sys
 from collections.abc import MutableMapping
 from typing import Any, Literal
 
-from hiveq.errors import ConfigError
+from hiveq.contract.errors import ConfigError
 
 CONTEXT_FIELDS = ("worker_id", "task_id", "job_id", "agent", "attempt")
 _SHORT = {"worker_id": "worker", "task_id": "task", "job_id": "job", "agent": "agent", "attempt": "attempt"}

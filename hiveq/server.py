@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hiveq.errors import ConfigError
+from hiveq.contract.errors import ConfigError
 
 
 def find_server_binary(prefer: str = "valkey") -> str:

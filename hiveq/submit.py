@@ -10,9 +10,9 @@ import re
 from dataclasses import dataclass
 
 from hiveq.codec import dumps
-from hiveq.errors import ValidationFailed
-from hiveq.models import SubtaskSpec, TaskSubmission
-from hiveq.plan import Plan, TaskRequest, get_planner
+from hiveq.contract.errors import ValidationFailed
+from hiveq.contract.models import Plan, SubtaskSpec, TaskRequest, TaskSubmission
+from hiveq.plan import get_planner
 from hiveq.queue import inspect
 from hiveq.queue.broker import Broker
 from hiveq.queue.enqueue import enqueue

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from hiveq.codec import dumps, dumps_bounded
-from hiveq.errors import PayloadTooLarge, ValidationFailed
+from hiveq.contract.errors import PayloadTooLarge, ValidationFailed
 
 
 @pytest.mark.parametrize(

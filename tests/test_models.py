@@ -8,7 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from hiveq.api.errors import from_pydantic
-from hiveq.models import SubtaskSpec, new_task_ids
+from hiveq.contract.models import SubtaskSpec
+from hiveq.contract.protocol import new_task_ids
 
 TASK_ID = re.compile(r"t[0-9a-f]{16}")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hiveq.errors import ConfigError
+from hiveq.contract.errors import ConfigError
 from hiveq.settings import Settings
 
 

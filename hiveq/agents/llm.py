@@ -126,10 +126,9 @@ async def llm(ctx: AgentContext) -> dict[str, Any]:
     async with res.limit:
         await ctx.progress(0.1, f"calling {model}")
         try:
+            # One dict of arguments: the SDK's per-message TypedDicts differ between its versions.
             reply = await res.client.chat.completions.create(
-                model=model,
-                messages=messages(ctx),
-                **extra,  # type: ignore[arg-type]
+                **{"model": model, "messages": messages(ctx), **extra}
             )
         except openai.OpenAIError as exc:
             raise _classify(exc, s.base_url) from None

@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from hiveq.errors import ConfigError
-from hiveq.models import AGENT_RE
+from hiveq.contract.errors import ConfigError
+from hiveq.contract.protocol import AGENT_RE
 from hiveq.settings import Settings
 
 ProgressFn = Callable[[float, str], Coroutine[Any, Any, None]]

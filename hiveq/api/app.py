@@ -9,13 +9,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from hiveq import __version__
 from hiveq.api import errors, jobs, stream, system, tasks
 from hiveq.api.deps import require_token
 from hiveq.api.doctor import router as doctor_router
 from hiveq.api.metrics import Metrics
+from hiveq.contract.errors import RedisUnavailable
+from hiveq.contract.protocol import VERSION
 from hiveq.dashboard.app import mount as mount_dashboard
-from hiveq.errors import RedisUnavailable
 from hiveq.queue.broker import Broker
 from hiveq.settings import Settings
 
@@ -50,7 +50,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(settings: Settings, *, sse_keepalive_s: float = 15.0) -> FastAPI:
     app = FastAPI(
         title="hiveq",
-        version=__version__,
+        version=VERSION,
         summary="AI-agent work on Redis: no job disappears silently, and you can always see who took it.",
         lifespan=lifespan,
     )

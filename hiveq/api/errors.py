@@ -16,52 +16,16 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hiveq.errors import (
-    Conflict,
+from hiveq.contract.errors import (
     HiveqError,
-    NamespaceError,
-    NotFound,
     PayloadTooLarge,
     RedisUnavailable,
     ValidationFailed,
-    WrongTypeError,
+    code_for_status,
 )
-from hiveq.models import PATTERN_RULES
+from hiveq.contract.protocol import PATTERN_RULES
 
 log = logging.getLogger("hiveq.api")
-
-
-class UnsupportedMediaType(HiveqError):
-    status_code = 415
-
-    def __init__(self, found: str) -> None:
-        self.field = "Content-Type"
-        super().__init__(
-            f"Content-Type {found!r} is not supported; send the task as JSON with "
-            "'Content-Type: application/json'"
-        )
-
-
-# Exception class -> error code (the SDK maps codes back to classes).
-CODES: dict[type[HiveqError], str] = {
-    ValidationFailed: "validation_failed",
-    PayloadTooLarge: "payload_too_large",
-    NotFound: "not_found",
-    NamespaceError: "namespace_error",
-    Conflict: "conflict",
-    RedisUnavailable: "redis_unavailable",
-    WrongTypeError: "wrong_type",
-    UnsupportedMediaType: "unsupported_media_type",
-}
-HTTP_CODES = {
-    401: "unauthorized",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    422: "validation_failed",
-    503: "redis_unavailable",
-}
 
 
 def error_response(
@@ -97,27 +61,17 @@ def from_pydantic(errors: Sequence[Any]) -> ValidationFailed:
     return ValidationFailed(field_path(first.get("loc", ())), rule)
 
 
-def code_of(exc: HiveqError) -> str:
-    for cls in type(exc).__mro__:
-        if cls in CODES:
-            return CODES[cls]
-    return "internal"
-
-
 async def hiveq_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HiveqError)
-    field = getattr(exc, "field", None)
-    if isinstance(exc, NotFound):
-        field = f"{exc.kind}_id"
-    if exc.status_code >= 500 and not isinstance(exc, RedisUnavailable):
+    if exc.http_status >= 500 and not isinstance(exc, RedisUnavailable):
         log.error("%s: %s", type(exc).__name__, exc)
-    return error_response(exc.status_code, code_of(exc), str(exc), field)
+    return error_response(exc.http_status, exc.code, str(exc), exc.field)
 
 
 async def validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError | ValidationError)
     err = from_pydantic(exc.errors())
-    return error_response(422, "validation_failed", str(err), err.field)
+    return error_response(err.http_status, err.code, str(err), err.field)
 
 
 def allowed_methods(request: Request) -> str:
@@ -132,7 +86,7 @@ def allowed_methods(request: Request) -> str:
 
 async def http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    code = HTTP_CODES.get(exc.status_code, "http_error")
+    code = code_for_status(exc.status_code)
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
         headers["Allow"] = allowed_methods(request)
@@ -141,7 +95,9 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return error_response(500, "internal", f"internal error ({type(exc).__name__}); see the server log")
+    return error_response(
+        HiveqError.http_status, HiveqError.code, f"internal error ({type(exc).__name__}); see the server log"
+    )
 
 
 def install(app: FastAPI) -> None:
@@ -193,13 +149,11 @@ class BodyLimit:
 
     async def _refuse(self, scope: Scope, send: Send, size: int) -> None:
         exc = PayloadTooLarge("request body", size, self.limit)
-        body = json.dumps(
-            {"error": {"code": "payload_too_large", "message": str(exc), "field": "body"}}
-        ).encode()
+        body = json.dumps({"error": {"code": exc.code, "message": str(exc), "field": "body"}}).encode()
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": exc.http_status,
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),

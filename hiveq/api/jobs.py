@@ -7,8 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from hiveq.api.deps import get_broker, require_token
-from hiveq.api.schemas import DeadLetters, JobAction, JobHistory, errors
-from hiveq.models import JobRecord
+from hiveq.api.schemas import errors
+from hiveq.contract.models import JobRecord
+from hiveq.contract.views import DeadLetters, JobAction, JobHistory
 from hiveq.queue import events, inspect, retry
 from hiveq.queue.broker import Broker
 

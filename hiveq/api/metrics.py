@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from hiveq.contract.models import QueueDepth
 from hiveq.queue import inspect
 from hiveq.queue.broker import Broker
 
@@ -43,7 +44,7 @@ class Histogram:
 
 @dataclass
 class Snapshot:
-    depths: list[inspect.QueueDepth] = field(default_factory=list)
+    depths: list[QueueDepth] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=dict)
 

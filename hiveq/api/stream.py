@@ -18,8 +18,8 @@ from fastapi.responses import StreamingResponse
 
 from hiveq.api.deps import get_stream_broker, require_token_or_query
 from hiveq.api.schemas import errors
-from hiveq.errors import HiveqError, ValidationFailed
-from hiveq.models import Event
+from hiveq.contract.errors import HiveqError, ValidationFailed
+from hiveq.contract.models import Event
 from hiveq.queue import events, inspect
 from hiveq.queue.broker import Broker
 

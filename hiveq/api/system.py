@@ -9,10 +9,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
-from hiveq import __version__
 from hiveq.api.deps import get_broker, require_token
-from hiveq.api.schemas import Health, Queues, RedisHealth, Workers, errors
-from hiveq.errors import HiveqError
+from hiveq.api.schemas import errors
+from hiveq.contract.errors import HiveqError
+from hiveq.contract.protocol import VERSION
+from hiveq.contract.views import Health, Queues, RedisHealth, Workers
 from hiveq.queue import inspect, registry
 from hiveq.queue.broker import Broker
 
@@ -75,7 +76,7 @@ async def health(request: Request) -> Response:
     redis = await probe(b)
     body = Health(
         status="ok" if redis.reachable else "unavailable",
-        version=__version__,
+        version=VERSION,
         redis=redis,
         namespace=b.settings.namespace,
     )

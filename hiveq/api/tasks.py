@@ -8,23 +8,24 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from pydantic import ValidationError
 
-from hiveq.aggregate import TaskView, summary, task_view
+from hiveq.aggregate import summary, task_view
 from hiveq.api.deps import get_broker, require_token
-from hiveq.api.errors import UnsupportedMediaType, from_pydantic
-from hiveq.api.schemas import (
+from hiveq.api.errors import from_pydantic
+from hiveq.api.schemas import errors
+from hiveq.contract.errors import UnsupportedMediaType, ValidationFailed
+from hiveq.contract.models import TaskRequest
+from hiveq.contract.states import TaskStatus
+from hiveq.contract.views import (
     CancelResponse,
     Links,
     PlannedSubtask,
     PlanOut,
     SubmitResponse,
     TaskList,
-    errors,
+    TaskView,
 )
-from hiveq.errors import ValidationFailed
-from hiveq.plan import TaskRequest
 from hiveq.queue import cancel, inspect
 from hiveq.queue.broker import Broker
-from hiveq.states import TaskStatus
 from hiveq.submit import submit_task
 
 router = APIRouter(tags=["tasks"], dependencies=[Depends(require_token)])

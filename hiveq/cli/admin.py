@@ -11,15 +11,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from hiveq.aggregate import task_view
-from hiveq.cli.common import ExitCode, connect, console, fail, print_json, run, settings
+from hiveq.cli.common import connect, console, fail, print_json, run, settings
 from hiveq.cli.watch import clock, short, styled
+from hiveq.contract.errors import ExitCode
+from hiveq.contract.states import TaskStatus
 from hiveq.queue import inspect
 from hiveq.queue.cancel import cancel_task
 from hiveq.queue.events import job_history
 from hiveq.queue.purge import purge_namespace
 from hiveq.queue.registry import list_workers
 from hiveq.queue.retry import discard_dead, retry_dead
-from hiveq.states import TaskStatus
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 

@@ -1,8 +1,7 @@
 """What every `hiveq` command shares: settings from env + global options, the error boundary that
 turns a hiveq error into one red line and an exit code, the console and JSON output.
 
-Exit codes (a script can rely on them): 0 ok, 1 failure (a task failed, doctor found a fail),
-2 usage or configuration error, 3 not found, 4 conflict, 5 Redis unavailable.
+Exit codes (a script can rely on them) are `ExitCode` in hiveq/contract/errors.py.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ import traceback
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass, is_dataclass
-from enum import IntEnum
 from typing import Any, NoReturn, TypeVar
 
 import typer
@@ -25,15 +23,9 @@ from redis import exceptions as rex
 from rich.console import Console
 from rich.markup import escape
 
-from hiveq.errors import (
-    ConfigError,
-    Conflict,
+from hiveq.contract.errors import (
+    ExitCode,
     HiveqError,
-    NamespaceError,
-    NotFound,
-    PayloadTooLarge,
-    RedisUnavailable,
-    ValidationFailed,
 )
 from hiveq.queue.broker import Broker
 from hiveq.settings import Settings
@@ -50,15 +42,6 @@ def _width() -> int | None:
 # In pipes and logs, long lines stay whole (soft wrap) so each event is one greppable line.
 console = Console(highlight=False, width=_width(), soft_wrap=not sys.stdout.isatty())
 err_console = Console(stderr=True, highlight=False, width=_width())
-
-
-class ExitCode(IntEnum):
-    OK = 0
-    FAILURE = 1
-    USAGE = 2
-    NOT_FOUND = 3
-    CONFLICT = 4
-    REDIS_UNAVAILABLE = 5
 
 
 @dataclass(frozen=True)
@@ -99,13 +82,12 @@ def settings(ctx: typer.Context) -> Settings:
 
 
 def exit_code_for(exc: BaseException) -> ExitCode:
-    if isinstance(exc, NotFound):
-        return ExitCode.NOT_FOUND
-    if isinstance(exc, Conflict | NamespaceError):
-        return ExitCode.CONFLICT
-    if isinstance(exc, RedisUnavailable | rex.ConnectionError | rex.TimeoutError):
+    """hiveq errors carry their exit code (hiveq/contract/errors.py); Redis and pydantic ones map here."""
+    if isinstance(exc, HiveqError):
+        return exc.exit_code
+    if isinstance(exc, rex.ConnectionError | rex.TimeoutError):
         return ExitCode.REDIS_UNAVAILABLE
-    if isinstance(exc, ConfigError | ValidationFailed | PayloadTooLarge | PydanticError):
+    if isinstance(exc, PydanticError):
         return ExitCode.USAGE
     return ExitCode.FAILURE
 

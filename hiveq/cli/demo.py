@@ -12,15 +12,16 @@ from typing import Annotated
 
 import typer
 
-from hiveq.cli.common import ExitCode, connect, console, error_boundary, global_options, run, settings
+from hiveq.cli.common import connect, console, error_boundary, global_options, run, settings
 from hiveq.cli.stack import Stack, StackOptions
 from hiveq.cli.submit import show_plan
 from hiveq.cli.watch import custody, follow, render_summary
-from hiveq.plan import TaskRequest
+from hiveq.contract.errors import ExitCode
+from hiveq.contract.models import TaskRequest
+from hiveq.contract.states import TaskStatus
 from hiveq.queue.events import last_event_id
 from hiveq.server import free_port
 from hiveq.settings import Settings
-from hiveq.states import TaskStatus
 from hiveq.submit import submit_task
 
 SEED = "Build a user authentication system"

@@ -11,7 +11,8 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from hiveq.cli.common import ExitCode, console, print_json, run, settings
+from hiveq.cli.common import console, print_json, run, settings
+from hiveq.contract.errors import ExitCode
 from hiveq.diagnose.doctor import run_doctor
 from hiveq.diagnose.monitor import MAX_SAMPLE_S
 from hiveq.diagnose.report import DoctorReport, Verdict

@@ -9,9 +9,10 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from hiveq import __version__
 from hiveq.cli import admin, demo, doctor, submit, up, watch, worker
-from hiveq.cli.common import ExitCode, GlobalOptions, err_console
+from hiveq.cli.common import GlobalOptions, err_console
+from hiveq.contract.errors import ExitCode
+from hiveq.contract.protocol import VERSION
 
 app = typer.Typer(
     name="hiveq",
@@ -25,7 +26,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"hiveq {__version__}")
+        typer.echo(f"hiveq {VERSION}")
         raise typer.Exit()
 
 

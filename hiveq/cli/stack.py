@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hiveq.errors import ConfigError, Conflict
+from hiveq.contract.errors import ConfigError, Conflict
 from hiveq.server import ServerProcess, find_server_binary, free_port
 from hiveq.settings import Settings
 

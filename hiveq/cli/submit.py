@@ -9,9 +9,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from hiveq.cli.common import ExitCode, connect, console, fail, print_json, run, settings
+from hiveq.cli.common import connect, console, fail, print_json, run, settings
 from hiveq.cli.watch import finish, follow
-from hiveq.plan import TaskRequest
+from hiveq.contract.errors import ExitCode
+from hiveq.contract.models import TaskRequest
 from hiveq.queue.events import last_event_id
 from hiveq.submit import Submitted, submit_task
 

@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 
 from hiveq.cli.common import console, error_boundary, global_options, settings
 from hiveq.cli.stack import Stack, StackOptions, port_free
-from hiveq.errors import ConfigError, HiveqError
+from hiveq.contract.errors import ConfigError, HiveqError
 from hiveq.queue import inspect
 from hiveq.queue.broker import Broker
 from hiveq.server import free_port

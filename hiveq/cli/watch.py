@@ -18,12 +18,13 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 from rich.table import Table
 
 from hiveq.aggregate import task_view
-from hiveq.cli.common import ExitCode, connect, console, print_json, run, settings
-from hiveq.models import Event, JobRecord, TaskRecord
+from hiveq.cli.common import connect, console, print_json, run, settings
+from hiveq.contract.errors import ExitCode
+from hiveq.contract.models import Event, JobRecord, TaskRecord
+from hiveq.contract.states import TERMINAL_TASK_STATUSES, JobState, TaskStatus
 from hiveq.queue import inspect
 from hiveq.queue.broker import Broker
 from hiveq.queue.events import job_history, last_event_id, read_events
-from hiveq.states import TERMINAL_TASK_STATUSES, JobState, TaskStatus
 
 STATE_STYLE = {
     "succeeded": "green",

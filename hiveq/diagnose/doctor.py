@@ -14,13 +14,13 @@ from collections.abc import Awaitable, Callable
 
 from redis import exceptions as rex
 
+from hiveq.contract.errors import HiveqError, RedisUnavailable
 from hiveq.diagnose.consumers import consumers_check, list_clients, sample_check
 from hiveq.diagnose.monitor import sample_monitor
 from hiveq.diagnose.report import Check, DoctorReport, fail, ok, warn, when
 from hiveq.diagnose.settings_check import settings_checks
 from hiveq.diagnose.shared import namespace_check, shared_check, wrong_type_check
 from hiveq.diagnose.workers_check import liveness, worker_checks
-from hiveq.errors import HiveqError, RedisUnavailable
 from hiveq.queue.audit import Misplaced, audit
 from hiveq.queue.broker import Broker
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from hiveq import PROTOCOL_VERSION
+from hiveq.contract.protocol import PROTOCOL_VERSION
 from hiveq.diagnose.monitor import GENERIC_NAMES, GENERIC_PREFIXES
 from hiveq.diagnose.report import Check, fail, ok, warn
 from hiveq.queue.broker import Broker, expected_type

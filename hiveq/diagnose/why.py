@@ -11,13 +11,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from hiveq.contract.models import JobRecord
+from hiveq.contract.protocol import job_id_for
+from hiveq.contract.states import JobState
 from hiveq.diagnose.report import ago, when
 from hiveq.diagnose.workers_check import Liveness, liveness
-from hiveq.models import JobRecord, job_id_for
 from hiveq.queue.broker import Broker
 from hiveq.queue.events import job_history
 from hiveq.queue.inspect import PRIO_SHIFT, get_job, get_jobs
-from hiveq.states import JobState
 
 
 class Why(BaseModel):

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hiveq.contract.models import QueueDepth, WorkerInfo
 from hiveq.diagnose.report import Check, ago, fail, ok, warn, when
 from hiveq.queue.broker import Broker
-from hiveq.queue.inspect import QueueDepth, queue_depths
-from hiveq.queue.registry import WorkerInfo, list_workers
+from hiveq.queue.inspect import queue_depths
+from hiveq.queue.registry import list_workers
 
 # Per-namespace hash the doctor keeps between runs: `dead` (dead + quarantined count last seen)
 # and `at` (ms). Documented in docs/protocol.md; written only when the namespace exists.

@@ -3,11 +3,11 @@ built-in ones (`template`, `explicit`, `llm`)."""
 
 from hiveq.plan.explicit import ExplicitPlanner
 from hiveq.plan.llm import LLMPlanner
-from hiveq.plan.planner import PLANNERS, Plan, Planner, TaskRequest, get_planner, register_planner
+from hiveq.plan.planner import PLANNERS, Planner, get_planner, register_planner
 from hiveq.plan.template import TemplatePlanner
 
 register_planner(TemplatePlanner())
 register_planner(ExplicitPlanner())
 register_planner(LLMPlanner())
 
-__all__ = ["PLANNERS", "Plan", "Planner", "TaskRequest", "get_planner", "register_planner"]
+__all__ = ["PLANNERS", "Planner", "get_planner", "register_planner"]

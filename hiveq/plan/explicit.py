@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from hiveq.errors import ValidationFailed
+from hiveq.contract.errors import ValidationFailed
+from hiveq.contract.models import Plan, TaskRequest
 from hiveq.graph import validate_graph
-from hiveq.plan.planner import Plan, TaskRequest
 from hiveq.settings import Settings
 
 

@@ -9,10 +9,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hiveq.errors import HiveqError
+from hiveq.contract.errors import HiveqError
+from hiveq.contract.models import DEFAULT_AGENT, Plan, SubtaskSpec, TaskRequest
 from hiveq.graph import validate_graph
-from hiveq.models import SubtaskSpec
-from hiveq.plan.planner import DEFAULT_AGENT, Plan, TaskRequest
 from hiveq.plan.template import template_plan
 from hiveq.settings import Settings
 

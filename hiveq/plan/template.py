@@ -7,8 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from hiveq.models import SubtaskSpec
-from hiveq.plan.planner import DEFAULT_AGENT, Plan, TaskRequest
+from hiveq.contract.models import DEFAULT_AGENT, Plan, SubtaskSpec, TaskRequest
 from hiveq.settings import Settings
 
 

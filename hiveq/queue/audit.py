@@ -12,7 +12,7 @@ from typing import cast
 
 from pydantic import BaseModel
 
-from hiveq.models import Event
+from hiveq.contract.models import Event
 from hiveq.queue.broker import Broker
 from hiveq.queue.events import job_history
 from hiveq.queue.inspect import PLACES

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 from redis import exceptions as rex
 from redis.asyncio import Redis
 
-from hiveq import PROTOCOL_VERSION
-from hiveq.errors import Code, NamespaceError, RedisUnavailable, WrongTypeError
+from hiveq.contract.errors import Code, NamespaceError, RedisUnavailable, WrongTypeError
+from hiveq.contract.protocol import PROTOCOL_VERSION
 from hiveq.queue.keys import Keyspace
 from hiveq.queue.scripts import Scripts
 from hiveq.settings import Settings

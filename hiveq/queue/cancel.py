@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hiveq.errors import Code, Conflict, NotFound
+from hiveq.contract.errors import Code, Conflict, NotFound
 from hiveq.queue.broker import Broker
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from hiveq.codec import dumps_bounded
-from hiveq.errors import Code
+from hiveq.contract.errors import Code
 from hiveq.queue.broker import Broker
 
 

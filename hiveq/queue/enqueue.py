@@ -16,9 +16,10 @@ from functools import partial
 from typing import Any
 
 from hiveq.codec import dumps, dumps_bounded
-from hiveq.errors import Code, EnqueueIncomplete, ValidationFailed
+from hiveq.contract.errors import Code, EnqueueIncomplete, ValidationFailed
+from hiveq.contract.models import SubtaskSpec, TaskSubmission
+from hiveq.contract.protocol import new_task_ids
 from hiveq.graph import validate_graph
-from hiveq.models import SubtaskSpec, TaskSubmission, new_task_ids
 from hiveq.queue.broker import Broker
 
 

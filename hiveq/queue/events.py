@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any, cast
 
-from hiveq.models import Event
+from hiveq.contract.models import Event
 from hiveq.queue.broker import Broker
 
 

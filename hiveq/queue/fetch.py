@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from redis.asyncio import Redis
 
-from hiveq.models import ClaimedJob
+from hiveq.contract.models import ClaimedJob
 from hiveq.queue.broker import Broker
 
 

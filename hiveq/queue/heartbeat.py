@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from hiveq.errors import Code
+from hiveq.contract.errors import Code
 from hiveq.queue.broker import Broker
 
 

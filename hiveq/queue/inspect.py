@@ -6,12 +6,10 @@ import json
 from collections.abc import Sequence
 from typing import Any, cast
 
-from pydantic import BaseModel
-
-from hiveq.errors import NotFound
-from hiveq.models import JobRecord, TaskRecord
+from hiveq.contract.errors import NotFound
+from hiveq.contract.models import JobRecord, QueueDepth, TaskRecord
+from hiveq.contract.states import JobState, TaskStatus
 from hiveq.queue.broker import Broker
-from hiveq.states import JobState, TaskStatus
 
 PRIO_SHIFT = 2**42
 PLACES = ("blocked", "delayed", "leases", "succeeded", "dead", "cancelled", "quarantine")
@@ -133,13 +131,6 @@ async def list_tasks(
         pipe.hgetall(b.keys.task(tid))
     rows = await b.guard(pipe.execute())
     return total, [decode_task(h) for h in rows if h]
-
-
-class QueueDepth(BaseModel):
-    agent: str
-    waiting: int
-    by_priority: dict[int, int]
-    oldest_age_ms: int | None
 
 
 async def queue_depths(b: Broker) -> list[QueueDepth]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hiveq.settings import check_name
+from hiveq.contract.protocol import check_name
 
 # key suffix -> Redis type, for the fixed keys of a namespace (checked by doctor and on errors).
 FIXED_KEY_TYPES: dict[str, str] = {

@@ -8,25 +8,10 @@ import socket
 from collections.abc import Sequence
 from typing import cast
 
-from pydantic import BaseModel
-
-from hiveq import __version__
 from hiveq.codec import dumps
+from hiveq.contract.models import WorkerInfo
+from hiveq.contract.protocol import VERSION
 from hiveq.queue.broker import Broker
-
-
-class WorkerInfo(BaseModel):
-    id: str
-    host: str = ""
-    pid: int = 0
-    client: str = ""  # Redis client address of the worker's connection, as CLIENT LIST shows it
-    client_id: str = ""
-    agents: list[str] = []
-    version: str = ""
-    concurrency: int = 0
-    running: int = 0
-    started_ms: int = 0
-    last_heartbeat_ms: int = 0
 
 
 async def register_worker(b: Broker, worker_id: str, agents: Sequence[str], concurrency: int) -> WorkerInfo:
@@ -37,7 +22,7 @@ async def register_worker(b: Broker, worker_id: str, agents: Sequence[str], conc
         "client": str(info.get("addr", "")),
         "client_id": str(info.get("id", "")),
         "agents": dumps(sorted(agents)),
-        "version": __version__,
+        "version": VERSION,
         "concurrency": concurrency,
     }
     k = b.keys
@@ -49,7 +34,7 @@ async def register_worker(b: Broker, worker_id: str, agents: Sequence[str], conc
         client=str(fields["client"]),
         client_id=str(fields["client_id"]),
         agents=sorted(agents),
-        version=__version__,
+        version=VERSION,
         concurrency=concurrency,
     )
 

@@ -8,7 +8,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from hiveq.errors import Code, Conflict, NotFound
+from hiveq.contract.errors import Code, Conflict, NotFound
 from hiveq.queue.broker import Broker
 
 

@@ -9,7 +9,7 @@ import argparse
 import logging
 import sys
 
-from hiveq.errors import HiveqError
+from hiveq.contract.errors import HiveqError
 from hiveq.logs import setup_logging
 from hiveq.settings import Settings
 from hiveq.worker.main import run_worker_processes

@@ -15,8 +15,8 @@ from typing import Any
 
 from hiveq.agents.registry import AgentContext, AgentSpec, FatalError
 from hiveq.codec import dumps_bounded
-from hiveq.errors import HiveqError
-from hiveq.models import ClaimedJob
+from hiveq.contract.errors import HiveqError
+from hiveq.contract.models import ClaimedJob
 
 
 class Ending(Enum):

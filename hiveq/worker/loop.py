@@ -23,9 +23,9 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from hiveq.agents.registry import AgentContext, AgentSpec, get_agent
-from hiveq.errors import Code, RedisUnavailable
+from hiveq.contract.errors import Code, RedisUnavailable
+from hiveq.contract.models import ClaimedJob
 from hiveq.logs import ContextAdapter, bound_logger
-from hiveq.models import ClaimedJob
 from hiveq.queue import fetch, heartbeat, maintain, registry, release
 from hiveq.queue.broker import Broker
 from hiveq.queue.keys import Keyspace

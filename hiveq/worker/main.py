@@ -24,7 +24,7 @@ from multiprocessing.connection import wait as wait_sentinels
 from multiprocessing.process import BaseProcess
 
 from hiveq.agents.registry import load_modules
-from hiveq.errors import ConfigError, HiveqError
+from hiveq.contract.errors import ConfigError, HiveqError
 from hiveq.logs import JsonFormatter, setup_logging
 from hiveq.settings import Settings
 from hiveq.worker.loop import Worker

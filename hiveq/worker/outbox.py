@@ -12,7 +12,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from hiveq.models import ClaimedJob
+from hiveq.contract.models import ClaimedJob
 from hiveq.queue.retry import Failure
 from hiveq.worker.execute import Ending, Outcome
 

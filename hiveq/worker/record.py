@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
 
-from hiveq.errors import Code, HiveqError, PayloadTooLarge, RedisUnavailable, ValidationFailed
+from hiveq.contract.errors import Code, HiveqError, PayloadTooLarge, RedisUnavailable, ValidationFailed
 from hiveq.queue import retry
 from hiveq.queue.complete import complete
 from hiveq.queue.retry import Failure

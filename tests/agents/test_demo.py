@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from hiveq.agents.demo import artefact
 from hiveq.agents.registry import AgentContext
+from hiveq.contract.states import JobState
 from hiveq.queue import inspect
 from hiveq.queue.broker import Broker
 from hiveq.queue.events import job_history
-from hiveq.states import JobState
 from tests.support.waiting import until
 from tests.support.worker import submit, worker_in_process
 

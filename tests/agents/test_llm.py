@@ -6,11 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from hiveq.models import JobRecord
+from hiveq.contract.models import JobRecord
+from hiveq.contract.states import JobState
 from hiveq.queue import inspect
 from hiveq.queue.broker import Broker
 from hiveq.settings import LLMSettings, Settings
-from hiveq.states import JobState
 from tests.support.fake_openai import FakeOpenAI, Reply, fake_openai
 from tests.support.waiting import until
 from tests.support.worker import submit, worker_in_process

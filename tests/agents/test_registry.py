@@ -9,7 +9,7 @@ import pytest
 
 from hiveq import AgentContext, agent
 from hiveq.agents.registry import get_agent, load_modules, registered_agents
-from hiveq.errors import ConfigError
+from hiveq.contract.errors import ConfigError
 
 
 def test_builtin_and_decorated_agents_are_registered() -> None:

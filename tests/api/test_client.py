@@ -9,7 +9,7 @@ import pytest
 
 import hiveq
 from hiveq.client import ApiError, AsyncClient, Client, parse_events, rebuild_error
-from hiveq.errors import Conflict, NotFound, PayloadTooLarge, ValidationFailed
+from hiveq.contract.errors import Conflict, NotFound, PayloadTooLarge, Unauthorized, ValidationFailed
 from hiveq.queue import complete, fetch, registry, retry
 from hiveq.queue.broker import Broker
 from tests.api.live import live_server
@@ -70,9 +70,9 @@ async def test_errors_come_back_as_hiveq_exceptions(url: str) -> None:
         with pytest.raises(Conflict):
             await c.cancel_task(tid)
     async with AsyncClient(url, token="wrong") as bad:
-        with pytest.raises(ApiError) as denied:
+        with pytest.raises(Unauthorized) as denied:
             await bad.list_tasks()
-        assert denied.value.status_code == 401 and denied.value.code == "unauthorized"
+        assert isinstance(denied.value, Unauthorized) and denied.value.http_status == 401
 
 
 def test_error_bodies_rebuild_into_classes_with_their_fields() -> None:

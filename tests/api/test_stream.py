@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from hiveq.client import SSEParser
-from hiveq.models import Event, SubtaskSpec, TaskSubmission
+from hiveq.contract.models import Event, SubtaskSpec, TaskSubmission
 from hiveq.queue import cancel
 from hiveq.queue.broker import Broker
 from hiveq.queue.enqueue import enqueue

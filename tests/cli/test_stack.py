@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hiveq.cli.stack import Stack, port_free
-from hiveq.errors import Conflict
+from hiveq.contract.errors import Conflict
 
 
 def test_a_second_up_on_a_data_dir_in_use_is_refused_naming_the_process(tmp_path: Path) -> None:

@@ -12,13 +12,13 @@ import httpx
 from playwright.async_api import Browser, expect
 from redis.asyncio import Redis
 
+from hiveq.contract.states import TERMINAL_TASK_STATUSES, JobState, TaskStatus
 from hiveq.queue import fetch, inspect, registry, retry
 from hiveq.queue.broker import Broker
 from hiveq.queue.complete import complete as complete_jobs
 from hiveq.queue.retry import Failure
 from hiveq.server import ServerProcess, free_port
 from hiveq.settings import Settings
-from hiveq.states import TERMINAL_TASK_STATUSES, JobState, TaskStatus
 from hiveq.worker.main import run_worker
 from tests.dashboard.conftest import UI_TIMEOUT_MS, Dashboard, OpenDashboard, running_api
 from tests.support.waiting import until

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from hiveq.contract.errors import NotFound
 from hiveq.diagnose.why import why
-from hiveq.errors import NotFound
 from hiveq.queue.broker import Broker
 from hiveq.queue.cancel import cancel_task
 from hiveq.queue.complete import complete

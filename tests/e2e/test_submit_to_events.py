@@ -7,7 +7,7 @@ import asyncio
 import itertools
 
 from hiveq.client import AsyncClient
-from hiveq.models import Event
+from hiveq.contract.models import Event
 from hiveq.queue.broker import Broker
 from tests.api.live import live_server
 from tests.support.worker import worker_in_process

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from hiveq.plan import TaskRequest, get_planner
+from hiveq.contract.models import TaskRequest
+from hiveq.plan import get_planner
 from hiveq.settings import LLMSettings, Settings
 from tests.support.fake_openai import FakeOpenAI, Reply, fake_openai
 

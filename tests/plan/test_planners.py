@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from hiveq.errors import ValidationFailed
+from hiveq.contract.errors import ValidationFailed
+from hiveq.contract.models import SubtaskSpec, TaskRequest
 from hiveq.graph import validate_graph
-from hiveq.models import SubtaskSpec
-from hiveq.plan import PLANNERS, TaskRequest, get_planner
+from hiveq.plan import PLANNERS, get_planner
 from hiveq.settings import Settings
 
 SETTINGS = Settings()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hiveq.models import Event, SubtaskSpec, TaskSubmission
+from hiveq.contract.models import Event, SubtaskSpec, TaskSubmission
 from hiveq.queue.broker import Broker
 from hiveq.queue.enqueue import Enqueued, enqueue
 from hiveq.queue.events import job_history, read_events

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hiveq.errors import Code, Conflict, NotFound
+from hiveq.contract.errors import Code, Conflict, NotFound
 from hiveq.queue.broker import Broker
 from hiveq.queue.cancel import cancel_job, cancel_task
 from hiveq.queue.complete import complete

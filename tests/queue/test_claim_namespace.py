@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hiveq import PROTOCOL_VERSION
-from hiveq.errors import NamespaceError
+from hiveq.contract.errors import NamespaceError
+from hiveq.contract.protocol import PROTOCOL_VERSION
 from hiveq.queue.broker import Broker
 from hiveq.server import ServerProcess
 from tests.conftest import fresh_settings

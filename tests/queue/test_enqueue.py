@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from hiveq.errors import EnqueueIncomplete, PayloadTooLarge, ValidationFailed, WrongTypeError
+from hiveq.contract.errors import EnqueueIncomplete, PayloadTooLarge, ValidationFailed, WrongTypeError
 from hiveq.queue.broker import Broker
 from hiveq.queue.enqueue import CHUNK_JOBS, enqueue
 from hiveq.queue.events import job_history

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from hiveq.errors import Code
+from hiveq.contract.errors import Code
 from hiveq.queue.broker import Broker
 from hiveq.queue.fetch import claim
 from hiveq.queue.inspect import get_job, get_task, stats

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hiveq.errors import Code
+from hiveq.contract.errors import Code
 from hiveq.queue.broker import Broker
 from hiveq.queue.cancel import cancel_job
 from hiveq.queue.events import job_history

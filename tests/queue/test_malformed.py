@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from redis.exceptions import ResponseError
 
-from hiveq.errors import Conflict, WrongTypeError
+from hiveq.contract.errors import Conflict, WrongTypeError
 from hiveq.queue.audit import audit
 from hiveq.queue.broker import Broker
 from hiveq.queue.complete import complete

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as hs
 from redis.asyncio import Redis
 
-from hiveq.errors import Code, Conflict
+from hiveq.contract.errors import Code, Conflict
 from hiveq.queue.audit import audit
 from hiveq.queue.broker import Broker
 from hiveq.queue.cancel import cancel_task

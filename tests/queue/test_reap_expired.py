@@ -3,7 +3,7 @@ delivery limit, to the dead letters; workers that stopped heartbeating are dropp
 
 from __future__ import annotations
 
-from hiveq.errors import Code
+from hiveq.contract.errors import Code
 from hiveq.queue.broker import Broker
 from hiveq.queue.complete import complete
 from hiveq.queue.fetch import claim

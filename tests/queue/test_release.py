@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hiveq.errors import Code
+from hiveq.contract.errors import Code
 from hiveq.queue.broker import Broker
 from hiveq.queue.fetch import claim
 from hiveq.queue.inspect import get_job

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hiveq.errors import Conflict, NotFound
+from hiveq.contract.errors import Conflict, NotFound
 from hiveq.queue.broker import Broker
 from hiveq.queue.cancel import cancel_task
 from hiveq.queue.complete import complete

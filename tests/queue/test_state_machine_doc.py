@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hiveq.states import TRANSITIONS
+from hiveq.contract.states import TRANSITIONS
 
 DIAGRAM = Path(__file__).resolve().parents[2] / "docs" / "state-machine.mmd"
 

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from hiveq.models import SubtaskSpec, TaskSubmission
+from hiveq.contract.models import SubtaskSpec, TaskSubmission
 from hiveq.queue.broker import Broker
 from hiveq.queue.enqueue import Enqueued, enqueue
 from hiveq.settings import Settings

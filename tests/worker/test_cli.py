@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from hiveq.contract.states import JobState
 from hiveq.logs import bound_logger, setup_logging
 from hiveq.queue import inspect
 from hiveq.queue.broker import Broker
-from hiveq.states import JobState
 from tests.support.waiting import until
 from tests.support.worker import ROOT, spawn_worker, stop_proc, submit, worker_env
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from hiveq.contract.states import JobState
 from hiveq.queue import inspect, registry
 from hiveq.queue.audit import audit
 from hiveq.queue.broker import Broker
 from hiveq.queue.events import job_history
 from hiveq.server import ServerProcess
-from hiveq.states import JobState
 from tests.conftest import fresh_settings
 from tests.support.waiting import until
 from tests.support.worker import kill_group, spawn_worker, stop_proc, submit

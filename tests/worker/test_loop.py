@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
-from hiveq.models import SubtaskSpec, TaskSubmission
+from hiveq.contract.models import SubtaskSpec, TaskSubmission
+from hiveq.contract.states import JobState
 from hiveq.queue import cancel, inspect, registry
 from hiveq.queue.broker import Broker
 from hiveq.queue.enqueue import enqueue
 from hiveq.queue.events import job_history
-from hiveq.states import JobState
 from tests.support import agents as test_agents
 from tests.support.waiting import until
 from tests.support.worker import submit, worker_in_process

@@ -6,7 +6,7 @@ Conventions for every script:
   ARGV[3…] the script's own arguments, listed in its header.
 Fixed keys are passed in KEYS; per-record keys (job:<id>, task:<id>, q:<agent>) are derived
 from the prefix and hash to the same cluster slot because of the {app:env} hash tag.
-Return codes (hiveq/errors.py Code): 0 OK, 1 NOT_FOUND, 2 STALE_TOKEN, 3 WRONG_STATE,
+Return codes (hiveq/contract/errors.py Code): 0 OK, 1 NOT_FOUND, 2 STALE_TOKEN, 3 WRONG_STATE,
 4 DUPLICATE, 5 NAMESPACE_MISMATCH, 6 PROTOCOL_MISMATCH.
 Before its body runs, every script checks that each fixed key in KEYS, and the events stream,
 holds its documented type (or does not exist); otherwise it fails with a "WRONGTYPE hiveq key

@@ -7,34 +7,24 @@ validate data on the way in (`SubtaskSpec`, `TaskSubmission`) and decode it on t
 
 from __future__ import annotations
 
-import re
-import secrets
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hiveq.states import JobState, TaskStatus
+from hiveq.contract.limits import (
+    DEFAULT_PRIORITY,
+    MAX_ATTEMPTS_BOUND,
+    MAX_TIMEOUT_S,
+    MAX_TITLE_CHARS,
+    PRIORITY_MAX,
+    PRIORITY_MIN,
+    Limits,
+)
+from hiveq.contract.protocol import AGENT_PATTERN, SUBTASK_ID_PATTERN
+from hiveq.contract.states import JobState, TaskStatus
 
-WIRE_VERSION = 1
-SUBTASK_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
-AGENT_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
-AGENT_RE = re.compile(AGENT_PATTERN)
-# What a pattern means, for error messages (pydantic checks patterns in Rust, which is several
-# times cheaper than a Python validator; the API shows these words instead of the regex).
-PATTERN_RULES = {
-    SUBTASK_ID_PATTERN: "must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'",
-    AGENT_PATTERN: "must be 1-64 characters of a-z, 0-9, '_', '.', '-', starting with a letter or digit",
-}
-
-
-def new_task_ids(n: int) -> list[str]:
-    """`n` task ids ("t" + 16 hex digits) from one read of the OS random source, not one each."""
-    text = secrets.token_hex(8 * n)
-    return ["t" + text[i : i + 16] for i in range(0, 16 * n, 16)]
-
-
-def job_id_for(task_id: str, subtask_id: str) -> str:
-    return f"{task_id}.{subtask_id}"
+DEFAULT_AGENT = "demo"  # the agent that template and llm planned subtasks use
+DEFAULT_PLANNER = "template"
 
 
 class SubtaskSpec(BaseModel):
@@ -46,10 +36,12 @@ class SubtaskSpec(BaseModel):
     agent: str = Field(pattern=AGENT_PATTERN, description="Name of a registered agent, e.g. 'demo' or 'llm'")
     input: Any = Field(default=None, description="JSON input handed to the agent")
     depends_on: list[str] = Field(default_factory=list, description="ids of subtasks to wait for")
-    priority: int | None = Field(default=None, ge=1, le=10, description="1 most urgent; default: the task's")
-    max_attempts: int | None = Field(default=None, ge=1, le=100)
-    timeout_s: float | None = Field(default=None, gt=0, le=86400)
-    title: str | None = Field(default=None, max_length=200)
+    priority: int | None = Field(
+        default=None, ge=PRIORITY_MIN, le=PRIORITY_MAX, description="1 most urgent; default: the task's"
+    )
+    max_attempts: int | None = Field(default=None, ge=1, le=MAX_ATTEMPTS_BOUND)
+    timeout_s: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_S)
+    title: str | None = Field(default=None, max_length=MAX_TITLE_CHARS)
 
 
 class TaskSubmission(BaseModel):
@@ -58,8 +50,8 @@ class TaskSubmission(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     description: str
-    priority: int = Field(default=5, ge=1, le=10)
-    planner: str = "template"
+    priority: int = Field(default=DEFAULT_PRIORITY, ge=PRIORITY_MIN, le=PRIORITY_MAX)
+    planner: str = DEFAULT_PLANNER
     metadata: dict[str, Any] = Field(default_factory=dict)
     idempotency_key: str | None = Field(default=None, max_length=200)
     subtasks: list[SubtaskSpec]
@@ -160,3 +152,62 @@ class ClaimedJob(BaseModel):
     dependency_results: dict[str, Any] = Field(default_factory=dict)
     enqueued_ms: int | None = None
     raw_input: str | None = None  # set when `input` could not be decoded
+
+
+class TaskRequest(BaseModel):
+    """A task as a client submits it (the body of `POST /tasks`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # The bounds are checked in submit (with messages that say what to do); documented here.
+    description: str = Field(
+        description="What to do, in plain words; stored and returned as text",
+        json_schema_extra={"minLength": 1, "maxLength": Limits.max_description_chars, "pattern": "\\S"},
+    )
+    priority: int = Field(
+        default=DEFAULT_PRIORITY,
+        ge=PRIORITY_MIN,
+        le=PRIORITY_MAX,
+        description="1 is the most urgent, 10 the least",
+    )
+    planner: str | None = Field(
+        default=None,
+        description="template | explicit | llm; default: explicit when subtasks are given, "
+        "else the server's default planner",
+    )
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Free JSON kept with the task")
+    subtasks: list[SubtaskSpec] | None = Field(
+        default=None, description="For the explicit planner: the subtasks with their depends_on"
+    )
+    agent: str | None = Field(
+        default=DEFAULT_AGENT, description="The agent that template and llm planned subtasks use"
+    )
+
+
+class Plan(BaseModel):
+    """What a planner made of a request: the subtask graph, and a note (e.g. why it fell back)."""
+
+    planner: str
+    subtasks: list[SubtaskSpec]
+    note: str | None = None
+
+
+class WorkerInfo(BaseModel):
+    id: str
+    host: str = ""
+    pid: int = 0
+    client: str = ""  # Redis client address of the worker's connection, as CLIENT LIST shows it
+    client_id: str = ""
+    agents: list[str] = []
+    version: str = ""
+    concurrency: int = 0
+    running: int = 0
+    started_ms: int = 0
+    last_heartbeat_ms: int = 0
+
+
+class QueueDepth(BaseModel):
+    agent: str
+    waiting: int
+    by_priority: dict[int, int]
+    oldest_age_ms: int | None

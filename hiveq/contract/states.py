@@ -28,6 +28,19 @@ TERMINAL_JOB_STATES = frozenset({JobState.SUCCEEDED, JobState.DEAD, JobState.CAN
 PENDING_JOB_STATES = frozenset({JobState.BLOCKED, JobState.WAITING, JobState.DELAYED, JobState.ACTIVE})
 TERMINAL_TASK_STATUSES = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED})
 
+# The place (key suffix) that holds the jobs of each state, for every state but waiting, whose
+# jobs sit in one queue per agent (`q:<agent>`). docs/protocol.md has the key table.
+PLACE_OF: dict[JobState, str] = {
+    JobState.BLOCKED: "blocked",
+    JobState.DELAYED: "delayed",
+    JobState.ACTIVE: "leases",
+    JobState.SUCCEEDED: "succeeded",
+    JobState.DEAD: "dead",
+    JobState.CANCELLED: "cancelled",
+    JobState.QUARANTINED: "quarantine",
+}
+STATE_OF_PLACE: dict[str, JobState] = {place: state for state, place in PLACE_OF.items()}
+
 # (from, to) -> the one script that makes that transition. docs/state-machine.mmd draws this.
 TRANSITIONS: dict[tuple[JobState, JobState], str] = {
     (JobState.BLOCKED, JobState.WAITING): "complete (dependency released)",

@@ -1,0 +1,205 @@
+"""Every error hiveq raises, the one table that gives each its code, HTTP status and CLI exit
+code, and the closed set of script return codes.
+
+Each message names the field, key or rule and says what to do, so it can be shown to a user as
+is. The API answers `{"error": {"code", "message", "field"}}` with `http_status`; the CLI prints
+the message and exits with `exit_code`; the SDK rebuilds the class from `code`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import IntEnum
+from typing import Any, ClassVar
+
+
+class Code(IntEnum):
+    """Return codes of the Lua scripts (mirrored in queue/lua/_lib.lua)."""
+
+    OK = 0
+    NOT_FOUND = 1
+    STALE_TOKEN = 2
+    WRONG_STATE = 3
+    DUPLICATE = 4
+    NAMESPACE_MISMATCH = 5
+    PROTOCOL_MISMATCH = 6
+
+
+class ExitCode(IntEnum):
+    """Exit codes of the `hiveq` command (a script can rely on them)."""
+
+    OK = 0
+    FAILURE = 1  # a task failed, the doctor found a failure, an unexpected error
+    USAGE = 2  # bad arguments, bad configuration, bad input
+    NOT_FOUND = 3
+    CONFLICT = 4
+    REDIS_UNAVAILABLE = 5
+
+
+class HiveqError(Exception):
+    """Base class; `str(err)` is a complete, user-facing sentence."""
+
+    code: ClassVar[str] = "internal"
+    http_status: ClassVar[int] = 500
+    exit_code: ClassVar[ExitCode] = ExitCode.FAILURE
+    field: str | None = None
+
+
+class ConfigError(HiveqError):
+    code = "config_error"
+    exit_code = ExitCode.USAGE
+
+
+class ValidationFailed(HiveqError):
+    """Bad input: names the field and the rule."""
+
+    code = "validation_failed"
+    http_status = 422
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, field: str, rule: str) -> None:
+        self.field = field
+        self.rule = rule
+        super().__init__(f"{field}: {rule}")
+
+
+class PayloadTooLarge(HiveqError):
+    code = "payload_too_large"
+    http_status = 413
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, what: str, size: int, limit: int) -> None:
+        self.field = what
+        super().__init__(
+            f"{what} is {size} bytes, over the limit of {limit} bytes; "
+            "send a smaller payload or raise HIVEQ_MAX_PAYLOAD_BYTES"
+        )
+
+
+class UnsupportedMediaType(HiveqError):
+    code = "unsupported_media_type"
+    http_status = 415
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, found: str) -> None:
+        self.field = "Content-Type"
+        super().__init__(
+            f"Content-Type {found!r} is not supported; send the task as JSON with "
+            "'Content-Type: application/json'"
+        )
+
+
+class Unauthorized(HiveqError):
+    code = "unauthorized"
+    http_status = 401
+    exit_code = ExitCode.USAGE
+
+
+class NotFound(HiveqError):
+    code = "not_found"
+    http_status = 404
+    exit_code = ExitCode.NOT_FOUND
+
+    def __init__(self, kind: str, ident: str) -> None:
+        self.kind = kind
+        self.ident = ident
+        self.field = f"{kind}_id"
+        super().__init__(
+            f"unknown {kind} id {ident!r}: no such {kind} in this namespace (it may have expired)"
+        )
+
+
+class Conflict(HiveqError):
+    """The record exists but is in a state that does not allow the request."""
+
+    code = "conflict"
+    http_status = 409
+    exit_code = ExitCode.CONFLICT
+
+
+class NamespaceError(HiveqError):
+    """The namespace belongs to someone else or speaks another protocol version."""
+
+    code = "namespace_error"
+    http_status = 409
+    exit_code = ExitCode.CONFLICT
+
+
+class WrongTypeError(HiveqError):
+    """One of hiveq's keys holds another Redis type: another application wrote it."""
+
+    code = "wrong_type"
+    http_status = 409
+    exit_code = ExitCode.CONFLICT
+
+    def __init__(self, key: str, found: str, expected: str) -> None:
+        self.key = key
+        self.found = found
+        self.expected = expected
+        self.field = key
+        super().__init__(
+            f"Redis key {key!r} holds a {found}, but hiveq keeps a {expected} there. Another "
+            "application is probably using the same key name: point hiveq at another namespace "
+            "(HIVEQ_APP/HIVEQ_ENV) or database, or remove the foreign key; run `hiveq doctor`"
+        )
+
+
+class RedisUnavailable(HiveqError):
+    code = "redis_unavailable"
+    http_status = 503
+    exit_code = ExitCode.REDIS_UNAVAILABLE
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        super().__init__(
+            f"Redis at {url} is unreachable ({reason}); check that it is running and REDIS_URL is right"
+        )
+
+
+class EnqueueIncomplete(HiveqError):
+    """A many-task enqueue went out in several script calls and Redis failed part-way through."""
+
+    code = "enqueue_incomplete"
+    http_status = 503
+    exit_code = ExitCode.REDIS_UNAVAILABLE
+
+    def __init__(self, enqueued: Sequence[Any], total: int, cause: Exception) -> None:
+        self.enqueued = list(enqueued)  # the Enqueued results of the tasks that made it
+        self.cause = cause
+        super().__init__(
+            f"{len(self.enqueued)} of {total} tasks were enqueued before Redis failed ({cause}); "
+            "they are kept and will run (see .enqueued); enqueue the others again (idempotency keys "
+            "make that retry safe)"
+        )
+
+
+# The one table: error code -> exception class (its HTTP status and exit code are on the class).
+ERRORS: dict[str, type[HiveqError]] = {
+    cls.code: cls
+    for cls in (
+        HiveqError,
+        ConfigError,
+        ValidationFailed,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        Unauthorized,
+        NotFound,
+        Conflict,
+        NamespaceError,
+        WrongTypeError,
+        RedisUnavailable,
+        EnqueueIncomplete,
+    )
+}
+# Codes that the HTTP layer itself answers with (routing, methods), by status.
+HTTP_ONLY_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+def code_for_status(status: int) -> str:
+    """The error code of an HTTP error that no hiveq exception raised (Starlette's own 404/405)."""
+    if status in HTTP_ONLY_CODES:
+        return HTTP_ONLY_CODES[status]
+    for cls in ERRORS.values():
+        if cls.http_status == status and cls is not HiveqError:
+            return cls.code
+    return "http_error"

@@ -1,0 +1,26 @@
+"""Bounds on what a client may send, with their defaults: one room for every size rule.
+
+`Limits` is the configurable part (HIVEQ_MAX_* settings); the rest are fixed by the protocol.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+PRIORITY_MIN, PRIORITY_MAX, DEFAULT_PRIORITY = 1, 10, 5  # 1 is the most urgent
+MAX_TITLE_CHARS = 200
+MAX_ATTEMPTS_BOUND = 100
+MAX_TIMEOUT_S = 86_400.0
+IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, no spaces
+IDEMPOTENCY_KEY_RULE = "must be 1-200 printable ASCII characters without spaces"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Size bounds, checked once between the edge (HTTP, CLI, SDK) and enqueue."""
+
+    max_payload_bytes: int = 1_000_000  # one input, result or request body (UTF-8 bytes of JSON)
+    max_description_chars: int = 10_000
+    max_subtasks: int = 100
+    max_metadata_bytes: int = 65_536  # a task's metadata, as JSON

@@ -1,0 +1,148 @@
+"""The shapes the HTTP API answers with: a task as a user sees it, lists, health, errors.
+
+The SDK parses answers into these same classes, so a client and the server cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from hiveq.contract.models import Event, JobRecord, QueueDepth, WorkerInfo
+from hiveq.contract.states import JobState, TaskStatus
+
+
+class Progress(BaseModel):
+    done: int
+    total: int
+    fraction: float
+
+
+class SubtaskView(BaseModel):
+    id: str = Field(description="subtask id within the task")
+    job_id: str
+    agent: str
+    title: str | None = None
+    state: JobState
+    depends_on: list[str] = Field(default_factory=list)
+    attempts: int = 0
+    worker: str | None = None
+    result: Any = None
+    error: str | None = None
+    reason: str | None = None
+    progress: float | None = None
+    started_ms: int | None = None
+    finished_ms: int | None = None
+
+
+class TaskSummary(BaseModel):
+    """A task in a list: its record and progress, without its subtasks."""
+
+    id: str
+    description: str
+    priority: int
+    planner: str
+    status: TaskStatus
+    progress: Progress
+    created_ms: int | None = None
+    finished_ms: int | None = None
+
+
+class TaskView(TaskSummary):
+    plan_note: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    subtasks: list[SubtaskView] = Field(default_factory=list)
+    error: str | None = Field(
+        default=None, description="why the task failed: the first dead subtask's reason"
+    )
+    result: Any = Field(
+        default=None,
+        description="when succeeded: {final: the sink subtask's result (or {id: result} for several "
+        "sinks), sinks: [ids], subtasks: {id: result}}",
+    )
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class PlannedSubtask(BaseModel):
+    id: str
+    agent: str
+    title: str | None = None
+    depends_on: list[str] = Field(default_factory=list)
+    priority: int | None = None
+
+
+class PlanOut(BaseModel):
+    planner: str
+    note: str | None = None
+    subtasks: list[PlannedSubtask]
+
+
+class Links(BaseModel):
+    self: str
+    events: str
+    cancel: str
+
+
+class SubmitResponse(BaseModel):
+    task_id: str
+    status: TaskStatus
+    duplicate: bool
+    plan: PlanOut
+    links: Links
+
+
+class TaskList(BaseModel):
+    total: int
+    items: list[TaskSummary]
+
+
+class CancelResponse(BaseModel):
+    task_id: str
+    cancelled: int = Field(description="how many jobs were cancelled")
+
+
+class JobHistory(BaseModel):
+    job_id: str
+    events: list[Event]
+
+
+class DeadLetters(BaseModel):
+    items: list[JobRecord]
+
+
+class JobAction(BaseModel):
+    job_id: str
+    state: JobState
+
+
+class Queues(BaseModel):
+    queues: list[QueueDepth]
+    counts: dict[str, int]
+
+
+class Workers(BaseModel):
+    workers: list[WorkerInfo]
+
+
+class RedisHealth(BaseModel):
+    reachable: bool
+    version: str | None = None
+    latency_ms: float | None = None
+    error: str | None = None
+
+
+class Health(BaseModel):
+    status: str = Field(description="ok | unavailable")
+    version: str
+    redis: RedisHealth
+    namespace: str
