@@ -1,115 +1,167 @@
-"""Settings: small frozen dataclasses read from the environment, with errors that name the variable."""
+"""Settings: small frozen dataclasses read from the environment, with errors that name the variable.
+
+Each setting is declared once, as a dataclass field whose metadata names its environment
+variable and its allowed range; `from_env` reads every field through that declaration, so a
+default lives in exactly one place. The README's configuration table documents the same fields.
+"""
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, TypeVar
 
 from hiveq.contract.errors import ConfigError
+from hiveq.contract.limits import Limits
+from hiveq.contract.models import DEFAULT_PLANNER
+from hiveq.contract.protocol import check_name
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
-
-
-def check_name(kind: str, value: str) -> str:
-    """App and env names become part of every key, so only a safe, short alphabet is allowed."""
-    if not NAME_RE.match(value):
-        raise ConfigError(
-            f"{kind} {value!r} is not a valid name: use 1-32 characters of a-z, 0-9, '_' or '-', "
-            "starting with a letter or digit"
-        )
-    return value
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+G = TypeVar("G")
 
 
-def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
+def env(name: str, lo: float | None = None, hi: float | None = None, *aliases: str) -> dict[str, Any]:
+    """Field metadata: the variable (and older or common aliases) that sets a field, and its range."""
+    return {"env": (name, *aliases), "lo": lo, "hi": hi}
+
+
+def _read(e: Mapping[str, str], meta: Mapping[str, Any], default: Any) -> Any:
+    name, raw = next(((n, e[n]) for n in meta["env"] if e.get(n)), (meta["env"][0], None))
+    if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a whole number; set it to an integer") from None
-    if not lo <= value <= hi:
-        raise ConfigError(f"{name}={value} is out of range; allowed {lo}..{hi}")
-    return value
+    if isinstance(default, tuple):  # comma-separated lists
+        return tuple(t.strip() for t in raw.split(",") if t.strip())
+    if isinstance(default, bool):
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    if isinstance(default, int | float):
+        kind = type(default)
+        try:
+            value = kind(raw)
+        except ValueError:
+            what = "a whole number" if kind is int else "a number"
+            raise ConfigError(f"{name}={raw!r} is not {what}; set it to {what}") from None
+        lo, hi = meta["lo"], meta["hi"]
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise ConfigError(f"{name}={value} is out of range; allowed {lo}..{hi}")
+        return value
+    return raw
 
 
-def _float(env: Mapping[str, str], name: str, default: float, lo: float, hi: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number; set it to a number") from None
-    if not lo <= value <= hi:
-        raise ConfigError(f"{name}={value} is out of range; allowed {lo}..{hi}")
-    return value
+def load(cls: type[G], e: Mapping[str, str], **given: Any) -> G:
+    """An instance of the settings group `cls`, each declared field read from `e` (or `given`)."""
+    values = dict(given)
+    for f in fields(cls):  # type: ignore[arg-type]
+        if f.name not in values and "env" in f.metadata:
+            values[f.name] = _read(e, f.metadata, f.default)
+    return cls(**values)
 
 
-def _tokens(raw: str | None) -> tuple[str, ...]:
-    return tuple(t.strip() for t in (raw or "").split(",") if t.strip())
+@dataclass(frozen=True)
+class LeaseSettings:
+    """Leases and liveness: a dead worker's jobs run again within lease_s + reap_interval_s."""
+
+    lease_s: float = field(default=5.0, metadata=env("HIVEQ_LEASE_SECONDS", 1.0, 3600.0))
+    # Default min(1, lease/3), bounded by lease/2: set in `from_env`, which knows the lease.
+    heartbeat_s: float = 1.0
+    reap_interval_s: float = field(default=0.5, metadata=env("HIVEQ_REAP_INTERVAL", 0.05, 60.0))
+
+    @classmethod
+    def from_env(cls, e: Mapping[str, str]) -> LeaseSettings:
+        lease = load(cls, e, heartbeat_s=0.0).lease_s
+        beat = _read(e, env("HIVEQ_HEARTBEAT_SECONDS", 0.05, lease / 2), min(1.0, lease / 3))
+        return load(cls, e, heartbeat_s=beat)
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    """What happens to a failing job (each value overridable per subtask where it says so)."""
+
+    max_attempts: int = field(default=3, metadata=env("HIVEQ_MAX_ATTEMPTS", 1, 100))  # per subtask too
+    max_deliveries: int = field(default=5, metadata=env("HIVEQ_MAX_DELIVERIES", 1, 100))
+    backoff_base_s: float = field(default=1.0, metadata=env("HIVEQ_BACKOFF_BASE", 0.0, 3600.0))
+    backoff_max_s: float = field(default=300.0, metadata=env("HIVEQ_BACKOFF_MAX", 0.0, 86400.0))
+    job_timeout_s: float = field(
+        default=600.0, metadata=env("HIVEQ_JOB_TIMEOUT", 0.1, 86400.0)
+    )  # per subtask too
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    retention_s: int = field(
+        default=7 * 24 * 3600, metadata=env("HIVEQ_RETENTION_SECONDS", 1, 10 * 365 * 86400)
+    )  # finished tasks; dead letters are kept until handled
+    events_maxlen: int = field(default=100_000, metadata=env("HIVEQ_EVENTS_MAXLEN", 100, 100_000_000))
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    host: str = field(default="127.0.0.1", metadata=env("HIVEQ_HOST"))
+    port: int = field(default=8001, metadata=env("HIVEQ_PORT", 1, 65535))
+    api_tokens: tuple[str, ...] = field(
+        default=(), metadata=env("HIVEQ_API_TOKENS", None, None, "HIVEQ_API_TOKEN")
+    )
+    default_planner: str = field(default=DEFAULT_PLANNER, metadata=env("HIVEQ_PLANNER"))
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    concurrency: int = field(default=10, metadata=env("HIVEQ_CONCURRENCY", 1, 10_000))  # slots per process
+    demo_delay_s: float = field(default=0.5, metadata=env("HIVEQ_DEMO_DELAY", 0.0, 3600.0))
+    # SIGTERM: running jobs get this long before they are handed back.
+    shutdown_grace_s: float = field(default=10.0, metadata=env("HIVEQ_SHUTDOWN_GRACE", 0.0, 86400.0))
+    agent_modules: tuple[str, ...] = field(default=(), metadata=env("HIVEQ_AGENT_MODULES"))
 
 
 @dataclass(frozen=True)
 class LLMSettings:
     """An OpenAI-compatible endpoint, used by the `llm` planner and agent."""
 
-    base_url: str | None = None
-    api_key: str | None = None
-    model: str = "gpt-4o-mini"
-    timeout_s: float = 60.0
-    max_retries: int = 3
-    max_concurrency: int = 4
+    base_url: str | None = field(
+        default=None, metadata=env("HIVEQ_LLM_BASE_URL", None, None, "OPENAI_BASE_URL")
+    )
+    api_key: str | None = field(default=None, metadata=env("HIVEQ_LLM_API_KEY", None, None, "OPENAI_API_KEY"))
+    model: str = field(default="gpt-4o-mini", metadata=env("HIVEQ_LLM_MODEL"))
+    timeout_s: float = field(default=60.0, metadata=env("HIVEQ_LLM_TIMEOUT", 0.1, 3600.0))
+    max_retries: int = field(default=3, metadata=env("HIVEQ_LLM_MAX_RETRIES", 0, 20))
+    max_concurrency: int = field(default=4, metadata=env("HIVEQ_LLM_CONCURRENCY", 1, 256))
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> LLMSettings:
-        return cls(
-            base_url=env.get("HIVEQ_LLM_BASE_URL") or env.get("OPENAI_BASE_URL") or None,
-            api_key=env.get("HIVEQ_LLM_API_KEY") or env.get("OPENAI_API_KEY") or None,
-            model=env.get("HIVEQ_LLM_MODEL", "gpt-4o-mini"),
-            timeout_s=_float(env, "HIVEQ_LLM_TIMEOUT", 60.0, 0.1, 3600.0),
-            max_retries=_int(env, "HIVEQ_LLM_MAX_RETRIES", 3, 0, 20),
-            max_concurrency=_int(env, "HIVEQ_LLM_CONCURRENCY", 4, 1, 256),
-        )
+    def from_env(cls, e: Mapping[str, str]) -> LLMSettings:
+        return load(cls, e)
+
+
+LIMITS_ENV = {
+    "max_payload_bytes": env("HIVEQ_MAX_PAYLOAD_BYTES", 1024, 64_000_000),
+    "max_description_chars": env("HIVEQ_MAX_DESCRIPTION_CHARS", 1, 1_000_000),
+    "max_subtasks": env("HIVEQ_MAX_SUBTASKS", 1, 10_000),
+    "max_metadata_bytes": env("HIVEQ_MAX_METADATA_BYTES", 64, 64_000_000),
+}
+
+
+def limits_from_env(e: Mapping[str, str]) -> Limits:
+    """`Limits` live in the contract layer (no settings machinery there); their variables here."""
+    base = Limits()
+    return Limits(**{name: _read(e, meta, getattr(base, name)) for name, meta in LIMITS_ENV.items()})
+
+
+GROUPS = ("leases", "retry", "limits", "retention", "api", "worker", "llm")
 
 
 @dataclass(frozen=True)
 class Settings:
     """Everything a hiveq process needs; `Settings.from_env()` reads `HIVEQ_*` and `REDIS_URL`."""
 
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = DEFAULT_REDIS_URL
     app: str = "default"
     env: str = "dev"
-    # Leases and liveness: a dead worker's jobs run again within lease_s + reap_interval_s.
-    lease_s: float = 5.0
-    heartbeat_s: float = 1.0
-    reap_interval_s: float = 0.5
-    # Retry policy defaults (per job overridable).
-    max_attempts: int = 3
-    max_deliveries: int = 5
-    backoff_base_s: float = 1.0
-    backoff_max_s: float = 300.0
-    job_timeout_s: float = 600.0
-    # Bounds.
-    max_payload_bytes: int = 1_000_000
-    max_description_chars: int = 10_000
-    max_subtasks: int = 100
-    # Retention.
-    retention_s: int = 7 * 24 * 3600
-    events_maxlen: int = 100_000
-    # API.
-    host: str = "127.0.0.1"
-    port: int = 8001
-    api_tokens: tuple[str, ...] = ()
-    default_planner: str = "template"
-    # Worker.
-    concurrency: int = 10
-    demo_delay_s: float = 0.5
-    shutdown_grace_s: float = 10.0  # SIGTERM: running jobs get this long before they are handed back
-    agent_modules: tuple[str, ...] = ()  # user modules defining @agent functions
+    leases: LeaseSettings = field(default_factory=LeaseSettings)
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    limits: Limits = field(default_factory=Limits)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
     llm: LLMSettings = field(default_factory=LLMSettings)
 
     @property
@@ -117,43 +169,36 @@ class Settings:
         return f"{self.app}:{self.env}"
 
     def with_(self, **changes: Any) -> Settings:
-        return replace(self, **changes)
+        """A copy with some values changed, each named by its field (`with_(lease_s=2)`): the
+        field names are unique across the groups, so a name says which group it belongs to."""
+        top = {k: v for k, v in changes.items() if k in ("redis_url", "app", "env", *GROUPS)}
+        rest = {k: v for k, v in changes.items() if k not in top}
+        for group in GROUPS:
+            current = getattr(self, group)
+            mine = {f.name: rest.pop(f.name) for f in fields(current) if f.name in rest}
+            if mine:
+                top[group] = replace(current, **mine)
+        if rest:
+            raise TypeError(f"unknown settings: {', '.join(sorted(rest))}")
+        return replace(self, **top)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        e = os.environ if env is None else env
-        app = check_name("HIVEQ_APP", e.get("HIVEQ_APP", "default"))
-        envname = check_name("HIVEQ_ENV", e.get("HIVEQ_ENV", "dev"))
-        url = e.get("REDIS_URL") or e.get("HIVEQ_REDIS_URL") or cls.redis_url
-        if not url.startswith(("redis://", "rediss://", "unix://")):
+    def from_env(cls, env_: Mapping[str, str] | None = None) -> Settings:
+        e = os.environ if env_ is None else env_
+        url = e.get("REDIS_URL") or e.get("HIVEQ_REDIS_URL") or DEFAULT_REDIS_URL
+        if not url.startswith(REDIS_SCHEMES):
             raise ConfigError(
                 f"REDIS_URL={url!r} is not a Redis URL; use redis://host:port/db, rediss:// or unix://"
             )
-        lease = _float(e, "HIVEQ_LEASE_SECONDS", 5.0, 1.0, 3600.0)
         return cls(
             redis_url=url,
-            app=app,
-            env=envname,
-            lease_s=lease,
-            heartbeat_s=_float(e, "HIVEQ_HEARTBEAT_SECONDS", min(1.0, lease / 3), 0.05, lease / 2),
-            reap_interval_s=_float(e, "HIVEQ_REAP_INTERVAL", 0.5, 0.05, 60.0),
-            max_attempts=_int(e, "HIVEQ_MAX_ATTEMPTS", 3, 1, 100),
-            max_deliveries=_int(e, "HIVEQ_MAX_DELIVERIES", 5, 1, 100),
-            backoff_base_s=_float(e, "HIVEQ_BACKOFF_BASE", 1.0, 0.0, 3600.0),
-            backoff_max_s=_float(e, "HIVEQ_BACKOFF_MAX", 300.0, 0.0, 86400.0),
-            job_timeout_s=_float(e, "HIVEQ_JOB_TIMEOUT", 600.0, 0.1, 86400.0),
-            max_payload_bytes=_int(e, "HIVEQ_MAX_PAYLOAD_BYTES", 1_000_000, 1024, 64_000_000),
-            max_subtasks=_int(e, "HIVEQ_MAX_SUBTASKS", 100, 1, 10_000),
-            max_description_chars=_int(e, "HIVEQ_MAX_DESCRIPTION_CHARS", 10_000, 1, 1_000_000),
-            retention_s=_int(e, "HIVEQ_RETENTION_SECONDS", 7 * 24 * 3600, 1, 10 * 365 * 86400),
-            events_maxlen=_int(e, "HIVEQ_EVENTS_MAXLEN", 100_000, 100, 100_000_000),
-            host=e.get("HIVEQ_HOST", "127.0.0.1"),
-            port=_int(e, "HIVEQ_PORT", 8001, 1, 65535),
-            api_tokens=_tokens(e.get("HIVEQ_API_TOKENS") or e.get("HIVEQ_API_TOKEN")),
-            default_planner=e.get("HIVEQ_PLANNER", "template"),
-            concurrency=_int(e, "HIVEQ_CONCURRENCY", 10, 1, 10_000),
-            demo_delay_s=_float(e, "HIVEQ_DEMO_DELAY", 0.5, 0.0, 3600.0),
-            shutdown_grace_s=_float(e, "HIVEQ_SHUTDOWN_GRACE", 10.0, 0.0, 86400.0),
-            agent_modules=_tokens(e.get("HIVEQ_AGENT_MODULES")),
+            app=check_name("HIVEQ_APP", e.get("HIVEQ_APP", cls.app)),
+            env=check_name("HIVEQ_ENV", e.get("HIVEQ_ENV", cls.env)),
+            leases=LeaseSettings.from_env(e),
+            retry=load(RetrySettings, e),
+            limits=limits_from_env(e),
+            retention=load(RetentionSettings, e),
+            api=load(ApiSettings, e),
+            worker=load(WorkerSettings, e),
             llm=LLMSettings.from_env(e),
         )

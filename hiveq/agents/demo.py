@@ -1,6 +1,6 @@
 """The `demo` agent: deterministic, offline and honest about it.
 
-It calls no model. After `settings.demo_delay_s` (reported as a few progress steps, so a demo
+It calls no model. After `settings.worker.demo_delay_s` (reported as a few progress steps, so a demo
 shows real progress) it returns a short, plausible artefact for the subtask, built from the
 step's instructions, the task description and the results of the steps before it. Every result
 says `"demo": true` and how to get real output.
@@ -72,7 +72,7 @@ def artefact(ctx: AgentContext) -> dict[str, Any]:
 
 @agent("demo")
 async def demo(ctx: AgentContext) -> dict[str, Any]:
-    delay = ctx.settings.demo_delay_s
+    delay = ctx.settings.worker.demo_delay_s
     for i, message in enumerate(STEPS):
         await ctx.progress(i / len(STEPS), message)
         if delay:

@@ -58,7 +58,7 @@ def create_app(settings: Settings, *, sse_keepalive_s: float = 15.0) -> FastAPI:
     app.state.sse_keepalive_s = sse_keepalive_s
     app.state.metrics = Metrics()
     errors.install(app)
-    app.add_middleware(errors.BodyLimit, limit=settings.max_payload_bytes)
+    app.add_middleware(errors.BodyLimit, limit=settings.limits.max_payload_bytes)
     for router in (tasks.router, stream.router, jobs.router, system.router, system.health_router):
         app.include_router(router)
     app.include_router(doctor_router, dependencies=[Depends(require_token)])

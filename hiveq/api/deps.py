@@ -45,7 +45,7 @@ def _presented(request: Request, allow_query: bool) -> str | None:
 
 
 def _check(request: Request, allow_query: bool) -> None:
-    tokens: tuple[str, ...] = request.app.state.settings.api_tokens
+    tokens: tuple[str, ...] = request.app.state.settings.api.api_tokens
     if tokens and not token_ok(tokens, _presented(request, allow_query)):
         raise HTTPException(
             401,

@@ -23,7 +23,7 @@ def is_loopback(host: str) -> bool:
 
 def check_bind(settings: Settings, host: str, insecure: bool) -> str | None:
     """The refusal message, or None when binding is allowed."""
-    if is_loopback(host) or settings.api_tokens or insecure:
+    if is_loopback(host) or settings.api.api_tokens or insecure:
         return None
     return (
         f"refusing to listen on {host} without an API token: anyone who can reach it could submit and "

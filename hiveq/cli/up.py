@@ -50,7 +50,7 @@ def redis_given(ctx: typer.Context) -> bool:
 
 def grace_of(s: Settings) -> float:
     """How long workers may take to stop: their own grace plus a margin for start-up and release."""
-    return s.shutdown_grace_s + 10.0
+    return s.worker.shutdown_grace_s + 10.0
 
 
 async def leftover(s: Settings) -> dict[str, int]:
@@ -79,7 +79,7 @@ def print_banner(stack: Stack, embedded: bool) -> None:
         if embedded
         else "given"
     )
-    slots = o.concurrency or s.concurrency
+    slots = o.concurrency or s.worker.concurrency
     # One print, so a reader of the output (a person or a test) never sees half a banner.
     console.print(
         "\n".join(
@@ -175,8 +175,8 @@ def up_cmd(
     poll = reload_poll or os.environ.get("WATCHFILES_FORCE_POLLING", "").lower() in ("1", "true", "yes")
     options = StackOptions(
         data_dir=data_dir if embedded else None,
-        host=host or s.host,
-        port=port or s.port,
+        host=host or s.api.host,
+        port=port or s.api.port,
         redis_port=redis_port or 0,
         workers=workers,
         concurrency=concurrency,
@@ -217,7 +217,7 @@ def serve_cmd(
 
     s = settings(ctx)
     with error_boundary(global_options(ctx).debug):
-        serve(s, host=host or s.host, port=port or s.port, insecure=insecure, reload=reload)
+        serve(s, host=host or s.api.host, port=port or s.api.port, insecure=insecure, reload=reload)
 
 
 def register(app: typer.Typer) -> None:

@@ -40,7 +40,7 @@ async def now_ms(b: Broker) -> int:
 def stale_after_ms(b: Broker) -> int:
     """A worker that missed about three heartbeats (and at least a lease) is not alive."""
     s = b.settings
-    return int(max(3 * s.heartbeat_s, s.lease_s) * 1000)
+    return int(max(3 * s.leases.heartbeat_s, s.leases.lease_s) * 1000)
 
 
 async def liveness(b: Broker) -> Liveness:
@@ -92,7 +92,7 @@ def agents_check(depths: list[QueueDepth], lv: Liveness) -> Check:
 
 async def leases_check(b: Broker, lv: Liveness) -> Check:
     name = "expired leases"
-    grace = int((2 * b.settings.reap_interval_s + 0.5) * 1000)
+    grace = int((2 * b.settings.leases.reap_interval_s + 0.5) * 1000)
     raw = await b.guard(b.redis.zrangebyscore(b.keys.leases, "-inf", lv.now_ms - grace, withscores=True))
     rows = [(str(r[0]), float(r[1])) for r in raw]
     if not rows:
@@ -112,7 +112,7 @@ async def leases_check(b: Broker, lv: Liveness) -> Check:
         "until a worker of this namespace runs maintenance",
         evidence,
         fix="Start any `hiveq worker` for this namespace: every worker reaps expired leases within "
-        f"{b.settings.reap_interval_s} s, and the jobs run again (after max deliveries they are "
+        f"{b.settings.leases.reap_interval_s} s, and the jobs run again (after max deliveries they are "
         "dead-lettered instead).",
     )
 

@@ -1,10 +1,9 @@
-"""The explicit planner: the client sends the subtasks itself; we only validate the graph."""
+"""The explicit planner: the client sends the subtasks itself (enqueue validates the graph)."""
 
 from __future__ import annotations
 
 from hiveq.contract.errors import ValidationFailed
 from hiveq.contract.models import Plan, TaskRequest
-from hiveq.graph import validate_graph
 from hiveq.settings import Settings
 
 
@@ -16,5 +15,4 @@ class ExplicitPlanner:
             raise ValidationFailed(
                 "subtasks", "the explicit planner needs a non-empty list of subtasks (id, agent, depends_on)"
             )
-        validate_graph(request.subtasks, settings.max_subtasks)
         return Plan(planner="explicit", subtasks=list(request.subtasks))

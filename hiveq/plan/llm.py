@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hiveq.contract.errors import HiveqError
 from hiveq.contract.models import DEFAULT_AGENT, Plan, SubtaskSpec, TaskRequest
-from hiveq.graph import validate_graph
+from hiveq.contract.validate import validate_graph
 from hiveq.plan.template import template_plan
 from hiveq.settings import Settings
 
@@ -60,7 +60,7 @@ def parse_llm_plan(text: str, request: TaskRequest, settings: Settings) -> list[
         where = ".".join(str(p) for p in first["loc"])
         raise ValueError(f"the answer does not match the plan schema ({where}: {first['msg']})") from None
     try:
-        validate_graph(subtasks, settings.max_subtasks)
+        validate_graph(subtasks, settings.limits.max_subtasks)
     except HiveqError as exc:
         raise ValueError(f"the planned graph is invalid ({exc})") from None
     return subtasks

@@ -103,7 +103,7 @@ class Broker:
 
     async def run(self, script: str, keys: list[str], args: list[Any]) -> Any:
         """Run one transition script; translate Redis errors into hiveq's."""
-        full = [self.keys.prefix, self.settings.events_maxlen, *args]
+        full = [self.keys.prefix, self.settings.retention.events_maxlen, *args]
         return await self.guard(self.scripts.run(script, keys, full))
 
     async def guard(self, op: Awaitable[T]) -> T:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from hiveq.codec import dumps_bounded
+from hiveq.contract.codec import dumps_bounded
 from hiveq.contract.errors import Code
 from hiveq.queue.broker import Broker
 
@@ -21,6 +21,10 @@ async def complete(b: Broker, worker_id: str, done: Sequence[tuple[str, str, Any
     k = b.keys
     args: list[object] = [worker_id]
     for job_id, token, result in done:
-        args += [job_id, token, dumps_bounded(result, f"result of {job_id}", b.settings.max_payload_bytes)]
+        args += [
+            job_id,
+            token,
+            dumps_bounded(result, f"result of {job_id}", b.settings.limits.max_payload_bytes),
+        ]
     res = await b.run("complete", [k.leases, k.succeeded, k.stats], args)
     return [Code(int(c)) for c in res]

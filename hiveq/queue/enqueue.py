@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from hiveq.codec import dumps, dumps_bounded
-from hiveq.contract.errors import Code, EnqueueIncomplete, ValidationFailed
+from hiveq.contract.codec import dumps, dumps_bounded
+from hiveq.contract.errors import Code, EnqueueIncomplete
 from hiveq.contract.models import SubtaskSpec, TaskSubmission
 from hiveq.contract.protocol import new_task_ids
-from hiveq.graph import validate_graph
+from hiveq.contract.validate import check_fields, validate_graph
 from hiveq.queue.broker import Broker
 
 
@@ -34,24 +34,19 @@ INPUT_FIELD = "subtasks[{}].input"
 TaskRow = tuple[Any, ...]  # one task in enqueue.lua's positional form
 
 
-def _task_payload(b: Broker, sub: TaskSubmission, task_id: str) -> TaskRow:
+def _task_payload(b: Broker, sub: TaskSubmission, task_id: str, prechecked: bool) -> TaskRow:
     """One task in enqueue.lua's positional form (see its header); validates as it goes.
 
     This runs for every task before any is sent, so it is kept lean (a few µs per task). Rows
     are tuples of plain values: the garbage collector stops tracking them after one pass,
     which matters when a producer holds many thousands."""
-    s = b.settings
-    description = sub.description
-    if len(description) > s.max_description_chars:
-        raise ValidationFailed(
-            "description", f"{len(description)} characters is over the limit of {s.max_description_chars}"
-        )
-    if not description.strip():
-        raise ValidationFailed("description", "must not be empty")
+    limits = b.settings.limits
+    if not prechecked:
+        check_fields(sub.description, sub.metadata, sub.idempotency_key, limits)
     subtasks = sub.subtasks
-    validate_graph(subtasks, s.max_subtasks)
+    validate_graph(subtasks, limits.max_subtasks)
     prefix = task_id + "."
-    limit = s.max_payload_bytes
+    limit = limits.max_payload_bytes
     dependents: dict[str, list[str]] = {}
     for st in subtasks:
         if st.depends_on:
@@ -62,10 +57,10 @@ def _task_payload(b: Broker, sub: TaskSubmission, task_id: str) -> TaskRow:
         text = dumps_bounded(st.input, partial(INPUT_FIELD.format, i), limit)
         opts = _job_options(st, prefix, dependents.get(st.id) if dependents else None)
         jobs.append((st.id, st.agent, text) if opts is None else (st.id, st.agent, text, opts))
-    row: TaskRow = (task_id, description, sub.priority, sub.planner, tuple(jobs))
+    row: TaskRow = (task_id, sub.description, sub.priority, sub.planner, tuple(jobs))
     if sub.metadata or sub.idempotency_key or sub.plan_note:
         extra = {
-            "metadata": dumps_bounded(sub.metadata, "metadata", limit) if sub.metadata else None,
+            "metadata": dumps(sub.metadata) if sub.metadata else None,  # checked by check_fields
             "idem": sub.idempotency_key,
             "plan_note": sub.plan_note,
         }
@@ -185,11 +180,11 @@ class Coalescer:
                 [k.seq, k.jobs, k.tasks, k.blocked, k.agents, k.stats, k.events],
                 [
                     "[" + ",".join(p.text for p in batch) + "]",
-                    s.retention_s,
+                    s.retention.retention_s,
                     self.b.identity,
-                    s.max_deliveries,
-                    s.max_attempts,
-                    s.job_timeout_s,
+                    s.retry.max_deliveries,
+                    s.retry.max_attempts,
+                    s.retry.job_timeout_s,
                     *agents,
                 ],
             )
@@ -213,9 +208,14 @@ def coalescer(b: Broker) -> Coalescer:
 
 
 async def enqueue(
-    b: Broker, submissions: Sequence[TaskSubmission], task_ids: Sequence[str] | None = None
+    b: Broker,
+    submissions: Sequence[TaskSubmission],
+    task_ids: Sequence[str] | None = None,
+    *,
+    prechecked: bool = False,
 ) -> list[Enqueued]:
-    """Enqueue whole tasks, each atomically, in order. Every task is validated before any is sent.
+    """Enqueue whole tasks, each atomically, in order. Every task is validated before any is sent
+    (`prechecked`: the caller already ran `check_fields` on each, as `submit` does).
 
     Raises the Redis error when nothing was enqueued, or `EnqueueIncomplete` (with the tasks
     that were) when Redis failed part-way through a many-chunk call.
@@ -223,7 +223,7 @@ async def enqueue(
     if not submissions:
         return []
     ids = list(task_ids) if task_ids else new_task_ids(len(submissions))
-    payload = [_task_payload(b, sub, tid) for sub, tid in zip(submissions, ids, strict=True)]
+    payload = [_task_payload(b, sub, tid, prechecked) for sub, tid in zip(submissions, ids, strict=True)]
     agents = frozenset(j[1] for t in payload for j in t[JOBS])
     c = coalescer(b)
     chunks = _chunks(payload)

@@ -62,7 +62,7 @@ async def claim(
     if count <= 0 or not agents:
         return []
     k = b.keys
-    lease_ms = int(b.settings.lease_s * 1000)
+    lease_ms = int(b.settings.leases.lease_s * 1000)
     raw = await b.run(
         "claim", [k.leases, k.stats], [worker_id, token or new_token(), count, lease_ms, *agents]
     )

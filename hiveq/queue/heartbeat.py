@@ -19,7 +19,7 @@ class Beat:
 async def heartbeat(b: Broker, worker_id: str, leases: Mapping[str, str], running: int) -> Beat:
     """`leases` maps job id -> lease token for every job the worker is running."""
     k = b.keys
-    args: list[object] = [worker_id, int(b.settings.lease_s * 1000), running]
+    args: list[object] = [worker_id, int(b.settings.leases.lease_s * 1000), running]
     for job_id, token in leases.items():
         args += [job_id, token]
     res = await b.run("heartbeat", [k.leases, k.workers], args)

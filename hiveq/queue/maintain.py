@@ -23,7 +23,7 @@ async def promote_due(b: Broker, limit: int = 1000) -> int:
 
 
 async def reap_expired(b: Broker, limit: int = 1000) -> tuple[int, int, int]:
-    stale_ms = int(max(b.settings.lease_s * 3, b.settings.heartbeat_s * 10) * 1000)
+    stale_ms = int(max(b.settings.leases.lease_s * 3, b.settings.leases.heartbeat_s * 10) * 1000)
     res = await b.run("reap_expired", [b.keys.leases, b.keys.workers], [limit, stale_ms])
     return int(res[0]), int(res[1]), int(res[2])
 
@@ -34,7 +34,7 @@ async def expire_finished(b: Broker, limit: int = 200) -> int:
         await b.run(
             "expire_finished",
             [k.finished, k.tasks, k.jobs, k.succeeded, k.cancelled],
-            [b.settings.retention_s * 1000, limit],
+            [b.settings.retention.retention_s * 1000, limit],
         )
     )
 

@@ -8,7 +8,7 @@ import socket
 from collections.abc import Sequence
 from typing import cast
 
-from hiveq.codec import dumps
+from hiveq.contract.codec import dumps
 from hiveq.contract.models import WorkerInfo
 from hiveq.contract.protocol import VERSION
 from hiveq.queue.broker import Broker

@@ -24,7 +24,7 @@ async def fail(b: Broker, worker_id: str, failures: Sequence[Failure]) -> list[C
     if not failures:
         return []
     s, k = b.settings, b.keys
-    args: list[object] = [worker_id, int(s.backoff_base_s * 1000), int(s.backoff_max_s * 1000)]
+    args: list[object] = [worker_id, int(s.retry.backoff_base_s * 1000), int(s.retry.backoff_max_s * 1000)]
     for f in failures:
         args += [f.job_id, f.token, f.error[:2000], "fatal" if f.fatal else "retry", random.random()]
     res = await b.run("fail", [k.leases, k.delayed, k.stats], args)

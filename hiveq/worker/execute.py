@@ -14,7 +14,7 @@ from enum import Enum
 from typing import Any
 
 from hiveq.agents.registry import AgentContext, AgentSpec, FatalError
-from hiveq.codec import dumps_bounded
+from hiveq.contract.codec import dumps_bounded
 from hiveq.contract.errors import HiveqError
 from hiveq.contract.models import ClaimedJob
 

@@ -296,11 +296,11 @@ class Worker:
 
     # -- heartbeat -----------------------------------------------------------------------------
     async def _heartbeat_loop(self) -> None:
-        backoff = Backoff(cap=self.settings.heartbeat_s)
-        delay = self.settings.heartbeat_s
+        backoff = Backoff(cap=self.settings.leases.heartbeat_s)
+        delay = self.settings.leases.heartbeat_s
         while True:
             await asyncio.sleep(delay)
-            delay = self.settings.heartbeat_s
+            delay = self.settings.leases.heartbeat_s
             leases = {jid: r.job.token for jid, r in self.running.items() if not r.abandoned}
             leases.update(self.outbox.leases())
             try:
@@ -333,7 +333,7 @@ class Worker:
     # -- maintain ------------------------------------------------------------------------------
     async def _maintain_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.settings.reap_interval_s)
+            await asyncio.sleep(self.settings.leases.reap_interval_s)
             # After an outage, reap only once our own leases were extended: never reclaim our jobs.
             if not self.link.up or self.hb_generation != self.link.generation:
                 continue
@@ -352,7 +352,7 @@ class Worker:
 
     # -- shutdown ------------------------------------------------------------------------------
     async def _drain(self) -> None:
-        grace = self.settings.shutdown_grace_s
+        grace = self.settings.worker.shutdown_grace_s
         tasks = [r.task for r in self.running.values() if r.task is not None]
         if tasks:
             self.log.info("stopping: no new jobs; %d running jobs get %g s to finish", len(tasks), grace)

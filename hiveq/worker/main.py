@@ -38,7 +38,7 @@ def new_worker_id() -> str:
 
 def resolve_agents(settings: Settings, agents: Sequence[str] | None, modules: Sequence[str]) -> list[str]:
     """Load user modules and check the agents asked for exist (None = every registered agent)."""
-    known = load_modules([*settings.agent_modules, *modules])
+    known = load_modules([*settings.worker.agent_modules, *modules])
     wanted = [a.strip() for a in agents if a.strip()] if agents is not None else known
     missing = [a for a in wanted if a not in known]
     if missing:
@@ -62,7 +62,7 @@ async def run_worker(
 ) -> None:
     """Run one worker until `stop` is set (or SIGTERM/SIGINT when no `stop` is given)."""
     names = resolve_agents(settings, agents, modules)
-    slots = concurrency or settings.concurrency
+    slots = concurrency or settings.worker.concurrency
     if slots < 1:
         raise ConfigError(f"--concurrency={slots} is not allowed; use 1 or more")
     own_signals = stop is None
@@ -113,7 +113,7 @@ def run_worker_processes(
     names = resolve_agents(settings, agents, modules)  # fail fast, before any child starts
     if processes < 1:
         raise ConfigError(f"--processes={processes} is not allowed; use 1 or more")
-    slots = concurrency or settings.concurrency
+    slots = concurrency or settings.worker.concurrency
     if processes == 1:
         try:
             asyncio.run(run_worker(settings, agents=names, concurrency=slots, modules=modules))

@@ -85,7 +85,7 @@ class Recorder:
         except (ValidationFailed, PayloadTooLarge):
             good = []
             for job_id, token, result in batch.done:
-                why = check_result(job_id, result, self.w.settings.max_payload_bytes)
+                why = check_result(job_id, result, self.w.settings.limits.max_payload_bytes)
                 if why is None:
                     good.append((job_id, token, result))
                 else:
@@ -106,7 +106,7 @@ class Recorder:
 
     async def final_flush(self) -> None:
         """On the way out: record what finished. If Redis stays away, the leases expire instead."""
-        deadline = time.monotonic() + max(5.0, self.w.settings.lease_s)
+        deadline = time.monotonic() + max(5.0, self.w.settings.leases.lease_s)
         backoff = Backoff()
         while len(self.w.outbox.pending) and time.monotonic() < deadline:
             batch = self.w.outbox.take()

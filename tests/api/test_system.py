@@ -160,7 +160,7 @@ def test_serve_refuses_to_bind_beyond_loopback_without_a_token(
 ) -> None:
     from hiveq.api.serve import check_bind
 
-    msg = check_bind(Settings(api_tokens=tokens), host, insecure)
+    msg = check_bind(Settings().with_(api_tokens=tokens), host, insecure)
     assert (msg is not None) == refused
     if msg:
         assert "HIVEQ_API_TOKENS" in msg and "--insecure" in msg

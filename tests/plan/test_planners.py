@@ -6,7 +6,7 @@ import pytest
 
 from hiveq.contract.errors import ValidationFailed
 from hiveq.contract.models import SubtaskSpec, TaskRequest
-from hiveq.graph import validate_graph
+from hiveq.contract.validate import validate_graph
 from hiveq.plan import PLANNERS, get_planner
 from hiveq.settings import Settings
 
@@ -64,19 +64,24 @@ async def test_explicit_planner_keeps_the_clients_subtasks() -> None:
         ([("a", ["nope"])], "subtasks[0].depends_on", "unknown subtask 'nope'"),
         ([("a", []), ("a", [])], "subtasks[1].id", "duplicate"),
         ([(f"s{i}", []) for i in range(4)], "subtasks", "over the limit of 3"),
-        ([], "subtasks", "non-empty"),
+        ([], "subtasks", "at least one subtask"),
     ],
 )
-async def test_explicit_planner_refuses_bad_graphs_naming_field_and_rule(
+def test_bad_graphs_are_refused_naming_field_and_rule(
     subtasks: list[tuple[str, list[str]]], field: str, rule: str
 ) -> None:
+    """The one graph check (enqueue runs it for every planner's plan)."""
     specs = [SubtaskSpec(id=i, agent="demo", depends_on=d) for i, d in subtasks]
     with pytest.raises(ValidationFailed) as err:
-        await get_planner("explicit").plan(
-            TaskRequest(description="x", subtasks=specs), SETTINGS.with_(max_subtasks=3)
-        )
+        validate_graph(specs, 3)
     assert err.value.field == field
     assert rule in err.value.rule
+
+
+async def test_explicit_planner_refuses_a_request_without_subtasks() -> None:
+    with pytest.raises(ValidationFailed) as err:
+        await get_planner("explicit").plan(TaskRequest(description="x", subtasks=[]), SETTINGS)
+    assert (err.value.field, "non-empty" in err.value.rule) == ("subtasks", True)
 
 
 def test_unknown_planner_is_refused_naming_the_known_ones() -> None:

@@ -218,4 +218,4 @@ async def test_a_subtasks_own_settings_are_kept_and_the_rest_come_from_the_produ
     own, plain = await get_jobs(b, res.job_ids)
     assert (own.priority, own.max_attempts, own.timeout_s, own.title) == (2, 7, 1.5, "Mine")
     assert (plain.priority, plain.max_attempts, plain.timeout_s, plain.title) == (6, 4, 90.0, None)
-    assert own.max_deliveries == plain.max_deliveries == b.settings.max_deliveries
+    assert own.max_deliveries == plain.max_deliveries == b.settings.retry.max_deliveries

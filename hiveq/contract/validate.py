@@ -1,11 +1,43 @@
-"""Validation of a task's subtask graph: unique ids, known references, no cycles, bounded size."""
+"""The rules a task must pass before it is enqueued, with one set of limits (`Limits`).
+
+Every submission passes them exactly once: `submit` runs `check_fields` before planning (so a
+planner never spends an LLM call on a task that would be refused) and enqueue runs the graph and
+payload checks; a direct `enqueue` caller gets `check_fields` run by enqueue itself.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+from hiveq.contract.codec import dumps_bounded
 from hiveq.contract.errors import ValidationFailed
+from hiveq.contract.limits import IDEMPOTENCY_KEY_RE, IDEMPOTENCY_KEY_RULE, Limits
 from hiveq.contract.models import SubtaskSpec
+
+
+def check_fields(
+    description: str, metadata: dict[str, Any], idempotency_key: str | None, limits: Limits
+) -> None:
+    """The task-level fields: a non-empty, bounded description, bounded metadata, a sane key."""
+    if not description.strip():
+        raise ValidationFailed("description", "must not be empty; say what the task should do")
+    if len(description) > limits.max_description_chars:
+        raise ValidationFailed(
+            "description",
+            f"{len(description)} characters is over the limit of {limits.max_description_chars} "
+            "(HIVEQ_MAX_DESCRIPTION_CHARS); shorten it or put large inputs in subtask input",
+        )
+    if metadata:
+        size = len(dumps_bounded(metadata, "metadata", limits.max_payload_bytes).encode())
+        if size > limits.max_metadata_bytes:
+            raise ValidationFailed(
+                "metadata",
+                f"{size} bytes of JSON is over the limit of {limits.max_metadata_bytes} bytes "
+                "(HIVEQ_MAX_METADATA_BYTES); keep metadata small and put large data in subtask input",
+            )
+    if idempotency_key is not None and not IDEMPOTENCY_KEY_RE.match(idempotency_key):
+        raise ValidationFailed("Idempotency-Key", IDEMPOTENCY_KEY_RULE)
 
 
 def validate_graph(subtasks: Sequence[SubtaskSpec], max_subtasks: int) -> list[str]:

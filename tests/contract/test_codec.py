@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from hiveq.codec import dumps, dumps_bounded
+from hiveq.contract.codec import dumps, dumps_bounded
 from hiveq.contract.errors import PayloadTooLarge, ValidationFailed
 
 

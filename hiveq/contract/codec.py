@@ -53,9 +53,3 @@ def dumps_bounded(value: Any, field: str | Callable[[], str], limit: int) -> str
 
 def _name(field: str | Callable[[], str]) -> str:
     return field if isinstance(field, str) else field()
-
-
-def loads(text: str | bytes | None) -> Any:
-    if text is None or text == "":
-        return None
-    return json.loads(text)
