@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from hiveq.contract.models import JobRecord
 from hiveq.contract.protocol import job_id_for
-from hiveq.contract.states import JobState
+from hiveq.contract.states import PLACE_OF, JobState
 from hiveq.diagnose.report import ago, when
 from hiveq.diagnose.workers_check import Liveness, liveness
 from hiveq.queue.broker import Broker
@@ -28,18 +28,18 @@ class Why(BaseModel):
     details: dict[str, Any]
 
 
-PLACE = {JobState.BLOCKED: "blocked", JobState.DELAYED: "delayed", JobState.ACTIVE: "leases"}
+PENDING_PLACES = (JobState.BLOCKED, JobState.DELAYED, JobState.ACTIVE)  # and waiting: q:<agent>
 
 
 def _place_key(b: Broker, job: JobRecord) -> str:
     if job.state == JobState.WAITING:
         return b.keys.queue(job.agent)
-    return b.keys.key(PLACE[job.state])
+    return b.keys.key(PLACE_OF[job.state])
 
 
 async def _vanished(b: Broker, job: JobRecord) -> Why | None:
     """A pending job whose record names a place it is not in: it left without a hiveq step."""
-    if job.state not in (*PLACE, JobState.WAITING):
+    if job.state not in (*PENDING_PLACES, JobState.WAITING):
         return None
     key = _place_key(b, job)
     if await b.guard(b.redis.zscore(key, job.id)) is not None:

@@ -13,11 +13,9 @@ from typing import cast
 from pydantic import BaseModel
 
 from hiveq.contract.models import Event
+from hiveq.contract.states import PLACE_OF
 from hiveq.queue.broker import Broker
 from hiveq.queue.events import job_history
-from hiveq.queue.inspect import PLACES
-
-PLACE_NAMES = {"leases": "active", "quarantine": "quarantined"}
 
 
 class Misplaced(BaseModel):
@@ -43,7 +41,7 @@ class AuditReport(BaseModel):
 async def audit(b: Broker, *, with_history: bool = True) -> AuditReport:
     k = b.keys
     agents = sorted(cast("set[str]", await b.guard(b.redis.smembers(k.agents))))
-    place_keys = [k.key(place) for place in PLACES] + [k.queue(a) for a in agents]
+    place_keys = [k.key(place) for place in PLACE_OF.values()] + [k.queue(a) for a in agents]
     pipe = b.redis.pipeline(transaction=True)
     pipe.zrange(k.jobs, 0, -1)
     for key in place_keys:
@@ -55,7 +53,7 @@ async def audit(b: Broker, *, with_history: bool = True) -> AuditReport:
     where: dict[str, list[str]] = {}
     by_place: dict[str, int] = {}
     foreign: dict[str, str] = {}
-    names = [PLACE_NAMES.get(p, p) for p in PLACES] + [f"waiting:{a}" for a in agents]
+    names = [state.value for state in PLACE_OF] + [f"waiting:{a}" for a in agents]
     for name, key, members in zip(names, place_keys, res[1:], strict=True):
         if isinstance(members, Exception):
             if "WRONGTYPE" not in str(members):

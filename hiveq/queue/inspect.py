@@ -8,11 +8,10 @@ from typing import Any, cast
 
 from hiveq.contract.errors import NotFound
 from hiveq.contract.models import JobRecord, QueueDepth, TaskRecord
-from hiveq.contract.states import JobState, TaskStatus
+from hiveq.contract.states import PLACE_OF, JobState, TaskStatus
 from hiveq.queue.broker import Broker
 
 PRIO_SHIFT = 2**42
-PLACES = ("blocked", "delayed", "leases", "succeeded", "dead", "cancelled", "quarantine")
 
 
 def _json(text: str | None, default: Any) -> Any:
@@ -160,17 +159,14 @@ async def counts(b: Broker) -> dict[str, int]:
     """Jobs per place: waiting (all agents), blocked, delayed, active, succeeded, dead, …"""
     agents = sorted(cast("set[str]", await b.guard(b.redis.smembers(b.keys.agents))))
     pipe = b.redis.pipeline(transaction=True)
-    for place in PLACES:
+    for place in PLACE_OF.values():
         pipe.zcard(b.keys.key(place))
     for a in agents:
         pipe.zcard(b.keys.queue(a))
     pipe.zcard(b.keys.workers)
     res = await b.guard(pipe.execute())
-    out = {
-        ("active" if p == "leases" else "quarantined" if p == "quarantine" else p): int(n)
-        for p, n in zip(PLACES, res, strict=False)
-    }
-    out["waiting"] = sum(int(n) for n in res[len(PLACES) : -1])
+    out = {state.value: int(n) for state, n in zip(PLACE_OF, res, strict=False)}
+    out["waiting"] = sum(int(n) for n in res[len(PLACE_OF) : -1])
     out["workers"] = int(res[-1])
     return out
 

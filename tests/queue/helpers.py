@@ -5,12 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from hiveq.contract.models import Event, SubtaskSpec, TaskSubmission
+from hiveq.contract.states import PLACE_OF, STATE_OF_PLACE
 from hiveq.queue.broker import Broker
 from hiveq.queue.enqueue import Enqueued, enqueue
 from hiveq.queue.events import job_history, read_events
-from hiveq.queue.inspect import PLACES
-
-PLACE_STATE = {"leases": "active", "quarantine": "quarantined"}
 
 
 def st(sid: str, agent: str = "a", deps: tuple[str, ...] = (), **kw: Any) -> SubtaskSpec:
@@ -41,9 +39,9 @@ async def state_of(b: Broker, job_id: str) -> str | None:
 async def places_of(b: Broker, job_id: str) -> list[str]:
     """Every place (as a job state name) that holds `job_id` right now."""
     found = []
-    for place in PLACES:
+    for place in PLACE_OF.values():
         if await b.redis.zscore(b.keys.key(place), job_id) is not None:
-            found.append(PLACE_STATE.get(place, place))
+            found.append(STATE_OF_PLACE[place].value)
     for agent in sorted(str(a) for a in await b.redis.smembers(b.keys.agents)):
         q = b.keys.queue(agent)
         if await b.redis.type(q) == "zset" and await b.redis.zscore(q, job_id) is not None:

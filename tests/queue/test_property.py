@@ -13,19 +13,19 @@ from hypothesis import strategies as hs
 from redis.asyncio import Redis
 
 from hiveq.contract.errors import Code, Conflict
+from hiveq.contract.states import PLACE_OF, STATE_OF_PLACE
 from hiveq.queue.audit import audit
 from hiveq.queue.broker import Broker
 from hiveq.queue.cancel import cancel_task
 from hiveq.queue.complete import complete
 from hiveq.queue.fetch import claim
 from hiveq.queue.heartbeat import heartbeat
-from hiveq.queue.inspect import PLACES
 from hiveq.queue.maintain import maintain
 from hiveq.queue.purge import purge_namespace
 from hiveq.queue.retry import Failure, discard_dead, fail, retry_dead
 from hiveq.server import ServerProcess
 from tests.conftest import fresh_settings
-from tests.queue.helpers import PLACE_STATE, enqueue_task, hash_of, members, st, variant
+from tests.queue.helpers import enqueue_task, hash_of, members, st, variant
 
 AGENTS = ["a", "b"]
 PENDING = {"blocked", "waiting", "delayed", "active"}
@@ -110,9 +110,9 @@ class Run:
         report = await audit(b, with_history=False)
         assert report.ok, report
         place: dict[str, str] = {}
-        for p in PLACES:
+        for p in PLACE_OF.values():
             for m in await members(b, b.keys.key(p)):
-                place[m] = PLACE_STATE.get(p, p)
+                place[m] = STATE_OF_PLACE[p].value
         for a in AGENTS:
             for m in await members(b, b.keys.queue(a)):
                 place[m] = "waiting"
