@@ -21,6 +21,7 @@ from hiveq.aggregate import task_view
 from hiveq.cli.common import connect, console, print_json, run, settings
 from hiveq.contract.errors import ExitCode
 from hiveq.contract.models import Event, JobRecord, TaskRecord
+from hiveq.contract.protocol import subtask_of
 from hiveq.contract.states import TERMINAL_TASK_STATUSES, JobState, TaskStatus
 from hiveq.queue import inspect
 from hiveq.queue.broker import Broker
@@ -59,7 +60,7 @@ class Snapshot:
         return self.task.status in TERMINAL_TASK_STATUSES
 
     def label(self, job_id: str | None) -> str:
-        return (job_id or "").removeprefix(self.task.id + ".")
+        return subtask_of(job_id or "") or (job_id or "")
 
 
 async def snapshot(b: Broker, task_id: str) -> Snapshot:

@@ -50,3 +50,13 @@ def job_id_for(task_id: str, subtask_id: str) -> str:
 def task_of(job_id: str) -> str:
     """The task id inside a job id."""
     return job_id.partition(".")[0]
+
+
+def subtask_of(job_id: str) -> str:
+    """The subtask id inside a job id."""
+    return job_id.partition(".")[2]
+
+
+def job_prefix(task_id: str) -> str:
+    """What every job id of the task starts with (for building many ids on a hot path)."""
+    return task_id + "."

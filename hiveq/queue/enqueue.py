@@ -18,7 +18,7 @@ from typing import Any
 from hiveq.contract.codec import dumps, dumps_bounded
 from hiveq.contract.errors import Code, EnqueueIncomplete
 from hiveq.contract.models import SubtaskSpec, TaskSubmission
-from hiveq.contract.protocol import new_task_ids
+from hiveq.contract.protocol import job_prefix, new_task_ids
 from hiveq.contract.validate import check_fields, validate_graph
 from hiveq.queue.broker import Broker
 
@@ -45,7 +45,7 @@ def _task_payload(b: Broker, sub: TaskSubmission, task_id: str, prechecked: bool
         check_fields(sub.description, sub.metadata, sub.idempotency_key, limits)
     subtasks = sub.subtasks
     validate_graph(subtasks, limits.max_subtasks)
-    prefix = task_id + "."
+    prefix = job_prefix(task_id)
     limit = limits.max_payload_bytes
     dependents: dict[str, list[str]] = {}
     for st in subtasks:
@@ -254,7 +254,8 @@ async def enqueue(
 def _expected(chunk: list[TaskRow]) -> list[Enqueued]:
     """The chunk's results if every task goes in (built before the reply, while Redis works)."""
     return [
-        Enqueued(task_id=t[0], job_ids=[f"{t[0]}.{j[0]}" for j in t[JOBS]], duplicate=False) for t in chunk
+        Enqueued(task_id=t[0], job_ids=[job_prefix(t[0]) + j[0] for j in t[JOBS]], duplicate=False)
+        for t in chunk
     ]
 
 

@@ -13,6 +13,7 @@ import json
 from typing import Any, cast
 
 from hiveq.contract.models import Event
+from hiveq.contract.protocol import task_of
 from hiveq.queue.broker import Broker
 
 
@@ -93,7 +94,7 @@ async def job_history(b: Broker, job_id: str) -> list[Event]:
     """Every custody event of one job, oldest first (kept as long as the job itself): its
     enqueue, rebuilt from the task's record, then the job's custody log. One round trip: a job
     id is `<task id>.<subtask id>`, and the job's own `task` field confirms it."""
-    task_id = job_id.partition(".")[0]
+    task_id = task_of(job_id)
     pipe = b.redis.pipeline(transaction=True)
     pipe.hmget(b.keys.job(job_id), ["task", "deps"])
     pipe.hmget(b.keys.task(task_id), ["eid", "by", "created"])

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from redis.asyncio import Redis
 
 from hiveq.contract.models import ClaimedJob
+from hiveq.contract.protocol import subtask_of
 from hiveq.queue.broker import Broker
 
 
@@ -26,7 +27,7 @@ def _decode(raw: str) -> ClaimedJob:
         value, raw_input = None, text_input
     deps: dict[str, object] = {}
     for job_id, result in (d.get("deps") or {}).items():
-        sub = job_id.removeprefix(d["task"] + ".")
+        sub = subtask_of(job_id)
         try:
             deps[sub] = json.loads(result)
         except ValueError:

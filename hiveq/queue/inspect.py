@@ -8,6 +8,7 @@ from typing import Any, cast
 
 from hiveq.contract.errors import NotFound
 from hiveq.contract.models import JobRecord, QueueDepth, TaskRecord
+from hiveq.contract.protocol import subtask_of
 from hiveq.contract.states import PLACE_OF, JobState, TaskStatus
 from hiveq.queue.broker import Broker
 
@@ -38,8 +39,8 @@ def decode_job(h: dict[str, str]) -> JobRecord:
         state=JobState(h.get("state", "quarantined")),
         priority=int(h.get("prio") or 5),
         input=_json(h.get("input"), None),
-        depends_on=[d.removeprefix(task + ".") for d in _json(h.get("deps"), [])],
-        dependents=[d.removeprefix(task + ".") for d in _json(h.get("dependents"), [])],
+        depends_on=[subtask_of(d) for d in _json(h.get("deps"), [])],
+        dependents=[subtask_of(d) for d in _json(h.get("dependents"), [])],
         pending_deps=int(h.get("pending") or 0),
         attempts=int(h.get("attempts") or 0),
         failures=int(h.get("failures") or 0),
