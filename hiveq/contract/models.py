@@ -150,7 +150,6 @@ class ClaimedJob(BaseModel):
     description: str = ""
     metadata: dict[str, Any] = Field(default_factory=dict)
     dependency_results: dict[str, Any] = Field(default_factory=dict)
-    enqueued_ms: int | None = None
     raw_input: str | None = None  # set when `input` could not be decoded
 
 

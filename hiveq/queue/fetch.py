@@ -52,7 +52,6 @@ def _decode(raw: str) -> ClaimedJob:
         description=d.get("description") or "",
         metadata=metadata if isinstance(metadata, dict) else {},
         dependency_results=deps,
-        enqueued_ms=d.get("enq"),
     )
 
 
