@@ -45,8 +45,5 @@ class Scripts:
             name: redis.register_script(script_source(name)) for name in SCRIPT_NAMES
         }
 
-    def __getitem__(self, name: str) -> AsyncScript:
-        return self._scripts[name]
-
     async def run(self, name: str, keys: list[str], args: list[Any], client: Any = None) -> Any:
         return await self._scripts[name](keys=keys, args=args, client=client)
