@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 
 from hiveq.contract.models import SubtaskSpec, TaskSubmission
 from hiveq.queue.broker import Broker
-from hiveq.queue.complete import complete
+from hiveq.queue.complete import Completion, complete
 from hiveq.queue.enqueue import enqueue
 from hiveq.queue.fetch import claim
 from hiveq.queue.purge import purge_namespace
@@ -112,7 +112,7 @@ async def drain(b: Broker) -> None:
         got = await claim(b, "bench-worker", ["noop"], 100)
         if not got:
             return
-        await complete(b, "bench-worker", [(j.id, j.token, None) for j in got])
+        await complete(b, [Completion(j.lease, None) for j in got])
 
 
 async def run(url: str, jobs: int, ceiling: float) -> dict[str, float]:
@@ -156,7 +156,7 @@ async def memory_per_task(b: Broker, tasks: int = 2000) -> float:
         got = await claim(b, "bench-worker", ["noop"], 100)
         if not got:
             break
-        await complete(b, "bench-worker", [(j.id, j.token, {"ok": True}) for j in got])
+        await complete(b, [Completion(j.lease, {"ok": True}) for j in got])
     after = int((await b.redis.info("memory"))["used_memory"])
     finished = int(await b.redis.zcard(b.keys.finished))
     assert finished == tasks, f"only {finished} of {tasks} tasks finished"

@@ -6,6 +6,7 @@ other hiveq module is imported from here (tests/test_layers.py keeps that true).
 - `errors`: every exception, the one table of error codes with HTTP status and CLI exit code,
   and the scripts' return codes;
 - `states`: job states, task statuses, the place (key) of each state, the transitions table;
+- `lease`: the (job id, token, worker id) every lease-holding script checks;
 - `limits`: bounds on what a client may send, with their defaults;
 - `models`: what clients send (requests, subtasks) and the records read back;
 - `views`: the shapes the HTTP API answers with (the SDK parses the same classes).

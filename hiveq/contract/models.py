@@ -7,10 +7,12 @@ validate data on the way in (`SubtaskSpec`, `TaskSubmission`) and decode it on t
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hiveq.contract.lease import Lease
 from hiveq.contract.limits import (
     DEFAULT_PRIORITY,
     MAX_ATTEMPTS_BOUND,
@@ -146,11 +148,17 @@ class ClaimedJob(BaseModel):
     max_attempts: int
     timeout_s: float
     token: str
+    worker_id: str  # who claimed it (the claim's caller; not in the script's reply)
     lease_deadline_ms: int
     description: str = ""
     metadata: dict[str, Any] = Field(default_factory=dict)
     dependency_results: dict[str, Any] = Field(default_factory=dict)
     raw_input: str | None = None  # set when `input` could not be decoded
+
+    @cached_property
+    def lease(self) -> Lease:
+        """What heartbeat, progress, complete, fail, quarantine and release take back."""
+        return Lease(self.id, self.token, self.worker_id)
 
 
 class TaskRequest(BaseModel):

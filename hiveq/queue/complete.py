@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from hiveq.contract.codec import dumps_bounded
 from hiveq.contract.errors import Code
+from hiveq.contract.lease import Lease, holder
 from hiveq.queue.broker import Broker
 
 
-async def complete(b: Broker, worker_id: str, done: Sequence[tuple[str, str, Any]]) -> list[Code]:
-    """`done` holds (job id, lease token, JSON-able result). One code per job, in order.
+@dataclass(frozen=True, slots=True)
+class Completion:
+    lease: Lease
+    result: Any  # JSON-able, at most max_payload_bytes once encoded
+
+
+async def complete(b: Broker, done: Sequence[Completion]) -> list[Code]:
+    """Record each job's result; all leases belong to one worker. One code per job, in order.
 
     Code.STALE_TOKEN means the lease was lost (expired and reclaimed, or cancelled): the result
     is not recorded and the job is not counted twice.
@@ -19,12 +27,10 @@ async def complete(b: Broker, worker_id: str, done: Sequence[tuple[str, str, Any
     if not done:
         return []
     k = b.keys
-    args: list[object] = [worker_id]
-    for job_id, token, result in done:
-        args += [
-            job_id,
-            token,
-            dumps_bounded(result, f"result of {job_id}", b.settings.limits.max_payload_bytes),
-        ]
+    args: list[object] = [holder(c.lease for c in done)]
+    limit = b.settings.limits.max_payload_bytes
+    for c in done:
+        job_id = c.lease.job_id
+        args += [job_id, c.lease.token, dumps_bounded(c.result, f"result of {job_id}", limit)]
     res = await b.run("complete", [k.leases, k.succeeded, k.stats], args)
     return [Code(int(c)) for c in res]

@@ -17,7 +17,7 @@ def new_token() -> str:
     return secrets.token_hex(8)
 
 
-def _decode(raw: str) -> ClaimedJob:
+def _decode(raw: str, worker_id: str) -> ClaimedJob:
     d = json.loads(raw)
     text_input = d.get("input")
     raw_input: str | None = None
@@ -48,6 +48,7 @@ def _decode(raw: str) -> ClaimedJob:
         max_attempts=d["max_attempts"],
         timeout_s=d["timeout"],
         token=d["token"],
+        worker_id=worker_id,
         lease_deadline_ms=d["deadline"],
         description=d.get("description") or "",
         metadata=metadata if isinstance(metadata, dict) else {},
@@ -66,7 +67,7 @@ async def claim(
     raw = await b.run(
         "claim", [k.leases, k.stats], [worker_id, token or new_token(), count, lease_ms, *agents]
     )
-    return [_decode(r) for r in raw]
+    return [_decode(r, worker_id) for r in raw]
 
 
 async def wait_for_work(

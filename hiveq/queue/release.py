@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection
 
 from hiveq.contract.errors import Code
+from hiveq.contract.lease import Lease, holder
 from hiveq.queue.broker import Broker
 
 
-async def release(
-    b: Broker, worker_id: str, leases: Mapping[str, str], reason: str = "worker shutting down"
-) -> list[Code]:
-    """`leases` maps job id -> token. The jobs return to the head of their priority."""
+async def release(b: Broker, leases: Collection[Lease], reason: str = "worker shutting down") -> list[Code]:
+    """Hand `leases` (all of one worker) back: the jobs return to the head of their priority.
+    One code per lease, in order."""
     if not leases:
         return []
-    args: list[object] = [worker_id, reason]
-    for job_id, token in leases.items():
-        args += [job_id, token]
+    args: list[object] = [holder(leases), reason]
+    for lease in leases:
+        args += [lease.job_id, lease.token]
     res = await b.run("release", [b.keys.leases], args)
     return [Code(int(c)) for c in res]

@@ -9,31 +9,42 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hiveq.contract.errors import Code, Conflict, NotFound
+from hiveq.contract.lease import Lease, holder
 from hiveq.queue.broker import Broker
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Failure:
-    job_id: str
-    token: str
+    lease: Lease
     error: str
     fatal: bool = False  # True: dead-letter now, no retries
 
 
-async def fail(b: Broker, worker_id: str, failures: Sequence[Failure]) -> list[Code]:
+@dataclass(frozen=True, slots=True)
+class Quarantine:
+    lease: Lease
+    reason: str  # why no worker can run it (undecodable input, unknown agent)
+
+
+async def fail(b: Broker, failures: Sequence[Failure]) -> list[Code]:
+    """Retry each job later or dead-letter it; all leases belong to one worker. One code per job."""
     if not failures:
         return []
     s, k = b.settings, b.keys
+    worker_id = holder(f.lease for f in failures)
     args: list[object] = [worker_id, int(s.retry.backoff_base_s * 1000), int(s.retry.backoff_max_s * 1000)]
     for f in failures:
-        args += [f.job_id, f.token, f.error[:2000], "fatal" if f.fatal else "retry", random.random()]
+        lease = f.lease
+        args += [lease.job_id, lease.token, f.error[:2000], "fatal" if f.fatal else "retry", random.random()]
     res = await b.run("fail", [k.leases, k.delayed, k.stats], args)
     return [Code(int(c)) for c in res]
 
 
-async def quarantine(b: Broker, worker_id: str, job_id: str, token: str, reason: str) -> Code:
+async def quarantine(b: Broker, q: Quarantine) -> Code:
     k = b.keys
-    res = await b.run("quarantine", [k.leases, k.quarantine], [worker_id, job_id, token, reason[:2000]])
+    lease = q.lease
+    args = [lease.worker_id, lease.job_id, lease.token, q.reason[:2000]]
+    res = await b.run("quarantine", [k.leases, k.quarantine], args)
     return Code(int(res[0]))
 
 

@@ -30,9 +30,9 @@ from hiveq.queue import fetch, heartbeat, maintain, registry, release
 from hiveq.queue.broker import Broker
 from hiveq.queue.keys import Keyspace
 from hiveq.settings import Settings
-from hiveq.worker.backoff import Backoff, Link
 from hiveq.worker.execute import Outcome, execute, precheck
 from hiveq.worker.outbox import Outbox
+from hiveq.worker.reconnect import Link, ReconnectDelay
 from hiveq.worker.record import Recorder
 
 IDLE_WAIT_S = 5.0  # a safety net only: enqueue/requeue/promote always set a wake marker
@@ -74,7 +74,7 @@ class Worker:
         self.resources: dict[str, Any] = {}
         self.executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="hiveq-agent")
         self.hb_generation = 0
-        self.recorder = Recorder(self)
+        self.recorder = Recorder(lambda: self.b, self.outbox, self.link, self.log)
         self._b: Broker | None = None
         self._wait_conns: list[Redis] = []
         self._abandoned_waits: list[asyncio.Future[bool]] = []
@@ -110,7 +110,7 @@ class Worker:
 
     async def _connect(self) -> bool:
         """Connect and register; while Redis is unreachable, retry with backoff until stopped."""
-        backoff = Backoff(cap=5.0)
+        delay = ReconnectDelay(cap=5.0)
         while not self.stop.is_set():
             try:
                 self._b = await Broker.connect(self.settings, role="worker", ident=self.id)
@@ -120,7 +120,7 @@ class Worker:
                     await self._b.close()
                     self._b = None
                 await self.link.failed(str(exc))
-                await self._sleep_or_stop(backoff.next_delay())
+                await self._sleep_or_stop(delay.next_delay())
                 continue
             self.link.restored()
             keys = self.b.keys
@@ -174,7 +174,7 @@ class Worker:
 
     # -- claim ---------------------------------------------------------------------------------
     async def _claim_loop(self, n: int) -> None:
-        backoff = Backoff()
+        delay = ReconnectDelay()
         slot_freed = self.slot_events[n]
         share = -(-self.concurrency // self.claimers)
         while not self.stop.is_set():
@@ -195,9 +195,9 @@ class Worker:
                     await self._wait_for_work(self._wait_conns[n])
             except RedisUnavailable as exc:
                 await self.link.failed(str(exc))
-                await self._sleep_or_stop(backoff.next_delay())
+                await self._sleep_or_stop(delay.next_delay())
                 continue
-            backoff.reset()
+            delay.reset()
             self.link.restored()
 
     async def _wait_event(self, event: asyncio.Event) -> None:
@@ -285,7 +285,7 @@ class Worker:
     def _progress_fn(self, job: ClaimedJob) -> Any:
         async def report(fraction: float, message: str) -> None:
             try:
-                code = await heartbeat.progress(self.b, self.id, job.id, job.token, fraction, message)
+                code = await heartbeat.progress(self.b, job.lease, fraction, message)
             except RedisUnavailable as exc:
                 await self.link.failed(str(exc))
                 return
@@ -296,13 +296,13 @@ class Worker:
 
     # -- heartbeat -----------------------------------------------------------------------------
     async def _heartbeat_loop(self) -> None:
-        backoff = Backoff(cap=self.settings.leases.heartbeat_s)
+        retry_delay = ReconnectDelay(cap=self.settings.leases.heartbeat_s)
         delay = self.settings.leases.heartbeat_s
         while True:
             await asyncio.sleep(delay)
             delay = self.settings.leases.heartbeat_s
-            leases = {jid: r.job.token for jid, r in self.running.items() if not r.abandoned}
-            leases.update(self.outbox.leases())
+            leases = [r.job.lease for r in self.running.values() if not r.abandoned]
+            leases += self.outbox.leases()
             try:
                 beat = await heartbeat.heartbeat(self.b, self.id, leases, len(self.running))
                 if not beat.registered:
@@ -310,9 +310,9 @@ class Worker:
                     await registry.register_worker(self.b, self.id, self.agents, self.concurrency)
             except RedisUnavailable as exc:
                 await self.link.failed(str(exc))
-                delay = backoff.next_delay()
+                delay = retry_delay.next_delay()
                 continue
-            backoff.reset()
+            retry_delay.reset()
             self.link.restored()
             self.hb_generation = self.link.generation
             for job_id in beat.lost:
@@ -365,11 +365,12 @@ class Worker:
             r.ctx.cancelled.set()
             if r.task is not None:
                 r.task.cancel()
-        leases = {r.job.id: r.job.token for r in left}
+        leases = [r.job.lease for r in left]
         reason = f"worker {self.id} shutting down: not finished within the {grace:g} s grace period"
         try:
-            await release.release(self.b, self.id, leases, reason)
-            self.log.info("handed back %d unfinished jobs: %s", len(leases), ", ".join(sorted(leases)))
+            await release.release(self.b, leases, reason)
+            ids = sorted(lease.job_id for lease in leases)
+            self.log.info("handed back %d unfinished jobs: %s", len(leases), ", ".join(ids))
         except RedisUnavailable as exc:
             self.log.warning(
                 "could not hand back %d jobs (%s); they run again when their leases expire", len(leases), exc

@@ -10,27 +10,29 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
 
+from hiveq.contract.lease import Lease
 from hiveq.contract.models import ClaimedJob
-from hiveq.queue.retry import Failure
+from hiveq.queue.complete import Completion
+from hiveq.queue.retry import Failure, Quarantine
 from hiveq.worker.execute import Ending, Outcome
 
 
 @dataclass
 class Batch:
-    done: list[tuple[str, str, Any]] = field(default_factory=list)
+    done: list[Completion] = field(default_factory=list)
     failed: list[Failure] = field(default_factory=list)
-    quarantined: list[tuple[str, str, str]] = field(default_factory=list)  # job id, token, reason
+    quarantined: list[Quarantine] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.done) + len(self.failed) + len(self.quarantined)
 
-    def leases(self) -> dict[str, str]:
-        out = {j: t for j, t, _ in self.done}
-        out.update({f.job_id: f.token for f in self.failed})
-        out.update({j: t for j, t, _ in self.quarantined})
-        return out
+    def leases(self) -> list[Lease]:
+        return [
+            *(c.lease for c in self.done),
+            *(f.lease for f in self.failed),
+            *(q.lease for q in self.quarantined),
+        ]
 
 
 class Outbox:
@@ -43,11 +45,11 @@ class Outbox:
     def add(self, job: ClaimedJob, outcome: Outcome) -> None:
         p = self.pending
         if outcome.ending is Ending.OK:
-            p.done.append((job.id, job.token, outcome.result))
+            p.done.append(Completion(job.lease, outcome.result))
         elif outcome.ending is Ending.FAILED:
-            p.failed.append(Failure(job.id, job.token, outcome.error, fatal=outcome.fatal))
+            p.failed.append(Failure(job.lease, outcome.error, fatal=outcome.fatal))
         else:
-            p.quarantined.append((job.id, job.token, outcome.error))
+            p.quarantined.append(Quarantine(job.lease, outcome.error))
         self.ready.set()
 
     def take(self) -> Batch:
@@ -73,11 +75,9 @@ class Outbox:
     def sent(self) -> None:
         self.in_flight = Batch()
 
-    def leases(self) -> dict[str, str]:
+    def leases(self) -> list[Lease]:
         """Leases of jobs finished but not yet recorded: heartbeats keep them alive."""
-        out = self.in_flight.leases()
-        out.update(self.pending.leases())
-        return out
+        return self.in_flight.leases() + self.pending.leases()
 
     def __len__(self) -> int:
         return len(self.pending) + len(self.in_flight)

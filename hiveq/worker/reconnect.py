@@ -1,14 +1,14 @@
-"""backoff: how a worker lives through a Redis outage.
+"""reconnect: how a worker lives through a Redis outage.
 
 Every loop of the worker (claim, flush, heartbeat, maintain) reports success or a
 `RedisUnavailable` to one shared `Link`. The link logs exactly one line when Redis is lost and
-one when it is back, and hands out growing, jittered delays so that the loops retry without
-hammering a restarting server.
+one when it is back; each loop waits growing, jittered `ReconnectDelay`s between its attempts
+so that the loops retry without hammering a restarting server. (A failed job's retry backoff is
+another thing, computed inside fail.lua.)
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import time
@@ -18,8 +18,9 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 
-class Backoff:
-    """Exponential delays with full jitter: base, 2*base, ... capped at `cap`."""
+class ReconnectDelay:
+    """How long a loop waits before it tries Redis again: base, 2*base, ... capped at `cap`, each
+    jittered down to half, so loops that failed together do not retry together."""
 
     def __init__(self, base: float = 0.05, cap: float = 2.0) -> None:
         self.base = base
@@ -32,10 +33,8 @@ class Backoff:
         return delay * (0.5 + random.random() / 2)
 
     def reset(self) -> None:
+        """Redis answered: the next outage starts again from `base`."""
         self.attempt = 0
-
-    async def sleep(self) -> None:
-        await asyncio.sleep(self.next_delay())
 
 
 async def reachable(url: str, client_name: str) -> bool:

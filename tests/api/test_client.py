@@ -35,13 +35,13 @@ async def test_async_client_covers_the_api(url: str, broker: Broker) -> None:
         await registry.register_worker(broker, "w-1", ["demo"], concurrency=1)
         assert [w.id for w in await c.workers()] == ["w-1"]
         (job,) = await fetch.claim(broker, "w-1", ["demo"], 1)
-        await retry.fail(broker, "w-1", [retry.Failure(job.id, job.token, "boom", fatal=True)])
+        await retry.fail(broker, [retry.Failure(job.lease, "boom", fatal=True)])
         assert [j.id for j in await c.dlq()] == [job.id]
         assert (await c.job(job.id)).state == "dead"
         assert [e.to for e in await c.job_history(job.id)] == ["waiting", "active", "dead"]
         assert (await c.retry_dead(job.id)).state == "waiting"
         (job,) = await fetch.claim(broker, "w-1", ["demo"], 1)
-        await complete.complete(broker, "w-1", [(job.id, job.token, {"ok": True})])
+        await complete.complete(broker, [complete.Completion(job.lease, {"ok": True})])
         done = await c.wait(sub.task_id, timeout=20)
         assert done.status == "succeeded" and done.result["final"] == {"ok": True}
 
@@ -51,7 +51,7 @@ async def test_async_wait_follows_the_event_stream_until_the_task_finishes(url: 
         sub = await c.submit("x", subtasks=[{"id": "a", "agent": "demo"}])
         waiter = asyncio.create_task(c.wait(sub.task_id, timeout=20))
         (job,) = await fetch.claim(broker, "w-1", ["demo"], 1)
-        await complete.complete(broker, "w-1", [(job.id, job.token, 42)])
+        await complete.complete(broker, [complete.Completion(job.lease, 42)])
         assert (await waiter).result["final"] == 42
         with pytest.raises(TimeoutError):
             await c.wait((await c.submit("y")).task_id, timeout=0.5)

@@ -22,7 +22,7 @@ async def kill_first_job(api: httpx.AsyncClient, b: Broker) -> str:
     tid: str = (await api.post("/tasks", json=PIPELINE)).json()["task_id"]
     (job,) = await fetch.claim(b, "w-test", ["demo"], 1)
     assert job.id == f"{tid}.a"
-    await retry.fail(b, "w-test", [retry.Failure(job.id, job.token, "disk full", fatal=True)])
+    await retry.fail(b, [retry.Failure(job.lease, "disk full", fatal=True)])
     return tid
 
 
@@ -55,7 +55,7 @@ async def test_retrying_the_dead_letter_revives_the_task_to_success(
     for expected in ("a", "b", "c"):
         (job,) = await fetch.claim(broker, "w-test", ["demo"], 1)
         assert job.subtask_id == expected
-        await complete.complete(broker, "w-test", [(job.id, job.token, {"step": expected})])
+        await complete.complete(broker, [complete.Completion(job.lease, {"step": expected})])
     view = (await api.get(f"/tasks/{tid}")).json()
     assert view["status"] == "succeeded"
     assert view["progress"] == {"done": 3, "total": 3, "fraction": 1.0}

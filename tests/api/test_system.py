@@ -53,7 +53,7 @@ async def test_metrics_expose_depth_states_throughput_latency_dead_and_workers(
     await api.post("/tasks", json={"description": "Build it", "priority": 3})
     await registry.register_worker(broker, "w-1", ["demo"], concurrency=1)
     (job,) = await fetch.claim(broker, "w-1", ["demo"], 1)
-    await complete.complete(broker, "w-1", [(job.id, job.token, "ok")])
+    await complete.complete(broker, [complete.Completion(job.lease, "ok")])
     r = await api.get("/metrics")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     text = r.text

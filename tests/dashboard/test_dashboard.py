@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from hiveq.contract.states import TERMINAL_TASK_STATUSES, JobState, TaskStatus
 from hiveq.queue import fetch, inspect, registry, retry
 from hiveq.queue.broker import Broker
+from hiveq.queue.complete import Completion
 from hiveq.queue.complete import complete as complete_jobs
 from hiveq.queue.retry import Failure
 from hiveq.server import ServerProcess, free_port
@@ -58,14 +59,14 @@ async def run_jobs_until_done(b: Broker, task_id: str, worker_id: str = "w-engin
             if not jobs:
                 await fetch.wait_for_work(b, ["demo"], 0.2)
                 continue
-            await complete_jobs(b, worker_id, [(j.id, j.token, {"done": j.subtask_id}) for j in jobs])
+            await complete_jobs(b, [Completion(j.lease, {"done": j.subtask_id}) for j in jobs])
 
 
 async def dead_letter(b: Broker, job_id: str) -> None:
     """Claim one job and fail it fatally, so it lands in the dead-letter set."""
     jobs = await fetch.claim(b, "w-dlq", ["demo"], 1)
     assert [j.id for j in jobs] == [job_id]
-    await retry.fail(b, "w-dlq", [Failure(job_id, jobs[0].token, "boom: agent crashed", fatal=True)])
+    await retry.fail(b, [Failure(jobs[0].lease, "boom: agent crashed", fatal=True)])
     assert (await inspect.get_job(b, job_id)).state == JobState.DEAD
 
 

@@ -8,7 +8,7 @@ from hiveq.contract.errors import NotFound
 from hiveq.diagnose.why import why
 from hiveq.queue.broker import Broker
 from hiveq.queue.cancel import cancel_task
-from hiveq.queue.complete import complete
+from hiveq.queue.complete import Completion, complete
 from hiveq.queue.fetch import claim
 from hiveq.queue.registry import register_worker
 from hiveq.queue.retry import Failure, fail
@@ -24,7 +24,7 @@ async def test_a_blocked_job_names_its_pending_dependencies_and_their_states(bro
     assert answer.state == "blocked"
     assert answer.summary.startswith("waiting on dependencies a (active) and b (waiting)")
     assert answer.details["dependencies"] == {"a": "active", "b": "waiting"}
-    await complete(broker, "w", [(first.id, first.token, {"ok": 1})])
+    await complete(broker, [Completion(first.lease, {"ok": 1})])
     assert (await why(broker, res.job_ids[2])).summary.startswith("waiting on dependencies b (waiting)")
 
 
@@ -52,7 +52,7 @@ async def test_a_delayed_job_gives_its_due_time_retry_number_and_last_error(brok
     b = variant(broker, backoff_base_s=600)
     res = await enqueue_task(b, st("x", max_attempts=4))
     [job] = await claim(b, "w", ["a"], 1)
-    await fail(b, "w", [Failure(job.id, job.token, "rate limited")])
+    await fail(b, [Failure(job.lease, "rate limited")])
     answer = await why(b, res.job_ids[0])
     assert answer.state == "delayed"
     assert answer.summary.startswith("delayed until 20") and "UTC" in answer.summary
@@ -78,8 +78,8 @@ async def test_a_leased_job_names_its_worker_host_pid_and_an_expired_lease(broke
 async def test_finished_jobs_say_how_they_ended(broker: Broker) -> None:
     res = await enqueue_task(broker, st("ok"), st("bad"), st("never", deps=("bad",)), st("stop", agent="z"))
     ok_job, bad_job = await claim(broker, "w", ["a"], 2)
-    await complete(broker, "w", [(ok_job.id, ok_job.token, 1)])
-    await fail(broker, "w", [Failure(bad_job.id, bad_job.token, "bad input", fatal=True)])
+    await complete(broker, [Completion(ok_job.lease, 1)])
+    await fail(broker, [Failure(bad_job.lease, "bad input", fatal=True)])
     await cancel_task(broker, res.task_id)
     done, dead, cascaded, stopped = [await why(broker, j) for j in res.job_ids]
     assert done.summary.startswith("succeeded at") and "on worker w" in done.summary

@@ -43,7 +43,7 @@ async def test_a_live_worker_with_fresh_leases_is_not_reported(broker: Broker) -
     await enqueue_task(b, st("x", agent="demo"))
     await register_worker(b, "w-ok", ["demo"], 2)
     [job] = await claim(b, "w-ok", ["demo"], 1)
-    await heartbeat(b, "w-ok", {job.id: job.token}, 1)
+    await heartbeat(b, "w-ok", [job.lease], 1)
     report = await run_doctor(b, remember=False)
     for name in ("expired leases", "workers", "unserved queues"):
         assert report.check(name).verdict == Verdict.OK, report.check(name)
@@ -67,7 +67,7 @@ async def test_dead_letters_are_counted_and_their_growth_since_the_last_run_repo
     assert first.check("dead letters").verdict == Verdict.OK
     await enqueue_task(broker, st("x"), st("y"))
     jobs = await claim(broker, "w", ["a"], 2)
-    await fail(broker, "w", [Failure(j.id, j.token, "boom", fatal=True) for j in jobs])
+    await fail(broker, [Failure(j.lease, "boom", fatal=True) for j in jobs])
     second = await run_doctor(broker)
     dead = second.check("dead letters")
     assert dead.verdict == Verdict.WARN

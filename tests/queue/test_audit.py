@@ -5,7 +5,7 @@ from __future__ import annotations
 from hiveq.diagnose.doctor import audit_check
 from hiveq.queue.audit import audit
 from hiveq.queue.broker import Broker
-from hiveq.queue.complete import complete
+from hiveq.queue.complete import Completion, complete
 from hiveq.queue.fetch import claim
 from hiveq.queue.retry import Failure, fail
 from tests.queue.helpers import enqueue_task, st
@@ -16,8 +16,8 @@ async def test_a_clean_namespace_audits_ok_with_every_job_counted_once(any_broke
     assert (await audit(b)).ok
     await enqueue_task(b, st("w1"), st("w2"), st("blk", deps=("w1",)), st("d"), st("s"))
     jobs = {j.subtask_id: j for j in await claim(b, "w", ["a"], 4)}
-    await complete(b, "w", [(jobs["s"].id, jobs["s"].token, 1)])
-    await fail(b, "w", [Failure(jobs["d"].id, jobs["d"].token, "e")])
+    await complete(b, [Completion(jobs["s"].lease, 1)])
+    await fail(b, [Failure(jobs["d"].lease, "e")])
     report = await audit(b)
     assert report.ok and report.total == 5
     assert {k: v for k, v in report.by_place.items() if v} == {

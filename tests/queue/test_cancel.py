@@ -7,7 +7,7 @@ import pytest
 from hiveq.contract.errors import Code, Conflict, NotFound
 from hiveq.queue.broker import Broker
 from hiveq.queue.cancel import cancel_job, cancel_task
-from hiveq.queue.complete import complete
+from hiveq.queue.complete import Completion, complete
 from hiveq.queue.fetch import claim
 from hiveq.queue.heartbeat import heartbeat
 from hiveq.queue.inspect import get_job, get_task, stats
@@ -23,7 +23,7 @@ async def test_cancel_of_a_running_task_revokes_the_lease_and_refuses_its_comple
     jrun, jwait, jlater, jdone = res.job_ids
     jobs = {j.subtask_id: j for j in await claim(b, "w", ["a"], 2)}  # run and wait are taken
     [done] = await claim(b, "w", ["a"], 1)
-    await complete(b, "w", [(done.id, done.token, "ok")])
+    await complete(b, [Completion(done.lease, "ok")])
     run = jobs["run"]
     assert (await get_job(b, jobs["wait"].id)).state == "active"
     assert await cancel_task(b, res.task_id, "user changed their mind") == 3
@@ -34,9 +34,9 @@ async def test_cancel_of_a_running_task_revokes_the_lease_and_refuses_its_comple
     assert (ev.frm, ev.to, ev.worker, ev.reason) == ("active", "cancelled", "w", "user changed their mind")
     assert (await last_event(b, jlater)).frm == "blocked"
     # The running worker learns at its next heartbeat, and its late result is not recorded.
-    assert (await heartbeat(b, "w", {run.id: run.token}, 1)).lost == [run.id]
-    assert await complete(b, "w", [(run.id, run.token, "late")]) == [Code.STALE_TOKEN]
-    assert await fail(b, "w", [Failure(run.id, run.token, "late")]) == [Code.STALE_TOKEN]
+    assert (await heartbeat(b, "w", [run.lease], 1)).lost == [run.id]
+    assert await complete(b, [Completion(run.lease, "late")]) == [Code.STALE_TOKEN]
+    assert await fail(b, [Failure(run.lease, "late")]) == [Code.STALE_TOKEN]
     assert (await get_job(b, jrun)).result is None
     task = await get_task(b, res.task_id)
     assert (task.status, task.cancelled, task.succeeded) == ("cancelled", 3, 1)
@@ -50,7 +50,7 @@ async def test_cancel_of_a_finished_task_is_a_conflict_and_unknown_ids_are_not_f
     b = any_broker
     res = await enqueue_task(b, st("x"))
     [job] = await claim(b, "w", ["a"], 1)
-    await complete(b, "w", [(job.id, job.token, 1)])
+    await complete(b, [Completion(job.lease, 1)])
     with pytest.raises(Conflict, match="already finished"):
         await cancel_task(b, res.task_id)
     with pytest.raises(Conflict):
@@ -76,7 +76,7 @@ async def test_cancel_of_one_job_cancels_what_depends_on_it_and_nothing_else(any
     task = await get_task(b, res.task_id)
     assert (task.status, task.cancelled) == ("queued", 3)
     [free] = await claim(b, "w", ["a"], 5)
-    await complete(b, "w", [(free.id, free.token, 1)])
+    await complete(b, [Completion(free.lease, 1)])
     assert (await get_task(b, res.task_id)).status == "cancelled"
 
 
@@ -84,7 +84,7 @@ async def test_cancel_of_a_delayed_job_removes_it_from_delayed(any_broker: Broke
     b = any_broker
     await enqueue_task(b, st("x"))
     [job] = await claim(b, "w", ["a"], 1)
-    await fail(b, "w", [Failure(job.id, job.token, "e")])
+    await fail(b, [Failure(job.lease, "e")])
     await cancel_job(b, job.id)
     assert await places_of(b, job.id) == ["cancelled"]
     assert (await last_event(b, job.id)).frm == "delayed"

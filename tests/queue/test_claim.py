@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from hiveq.queue.broker import Broker
-from hiveq.queue.complete import complete
+from hiveq.queue.complete import Completion, complete
 from hiveq.queue.enqueue import enqueue
 from hiveq.queue.fetch import claim, wait_for_work
 from hiveq.queue.inspect import get_job, get_task
@@ -80,7 +80,7 @@ async def test_claim_hands_dependency_results_to_the_dependent_job(any_broker: B
     b = any_broker
     await enqueue_task(b, st("a"), st("b", deps=("a",)))
     [ja] = await claim(b, "w", ["a"], 1)
-    await complete(b, "w", [(ja.id, ja.token, {"answer": 42})])
+    await complete(b, [Completion(ja.lease, {"answer": 42})])
     [jb] = await claim(b, "w", ["a"], 1)
     assert jb.subtask_id == "b" and jb.dependency_results == {"a": {"answer": 42}}
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from hiveq.contract.errors import Code
+from hiveq.contract.lease import Lease
 from hiveq.queue.broker import Broker
-from hiveq.queue.complete import complete
+from hiveq.queue.complete import Completion, complete
 from hiveq.queue.fetch import claim
 from hiveq.queue.inspect import get_job, get_task, stats
 from tests.queue.helpers import enqueue_task, last_event, places_of, st, stream_events
@@ -14,7 +15,7 @@ async def test_complete_stores_the_result_and_finishes_the_task(any_broker: Brok
     b = any_broker
     res = await enqueue_task(b, st("only"))
     [job] = await claim(b, "w", ["a"], 1)
-    assert await complete(b, "w", [(job.id, job.token, {"ok": True})]) == [Code.OK]
+    assert await complete(b, [Completion(job.lease, {"ok": True})]) == [Code.OK]
     rec = await get_job(b, job.id)
     assert (rec.state, rec.result, rec.lease_deadline_ms) == ("succeeded", {"ok": True}, None)
     assert await places_of(b, job.id) == ["succeeded"]
@@ -32,7 +33,7 @@ async def test_complete_updates_progress_of_a_partly_done_task(any_broker: Broke
     b = any_broker
     res = await enqueue_task(b, st("x"), st("y"))
     [j1, _] = await claim(b, "w", ["a"], 2)
-    await complete(b, "w", [(j1.id, j1.token, 1)])
+    await complete(b, [Completion(j1.lease, 1)])
     task = await get_task(b, res.task_id)
     assert (task.status, task.succeeded, task.progress) == ("running", 1, 0.5)
 
@@ -41,24 +42,31 @@ async def test_stale_token_complete_is_refused_and_records_nothing(any_broker: B
     b = any_broker
     await enqueue_task(b, st("x"))
     [job] = await claim(b, "w", ["a"], 1)
-    assert await complete(b, "w", [(job.id, "old-token", "forged")]) == [Code.STALE_TOKEN]
+    assert await complete(b, [Completion(Lease(job.id, "old-token", "w"), "forged")]) == [Code.STALE_TOKEN]
     rec = await get_job(b, job.id)
     assert (rec.state, rec.result) == ("active", None)
-    assert await complete(b, "w", [(job.id, job.token, "real")]) == [Code.OK]
-    assert await complete(b, "w", [(job.id, job.token, "twice")]) == [Code.STALE_TOKEN]
+    assert await complete(b, [Completion(job.lease, "real")]) == [Code.OK]
+    assert await complete(b, [Completion(job.lease, "twice")]) == [Code.STALE_TOKEN]
     assert (await get_job(b, job.id)).result == "real"
     assert (await stats(b))["succeeded"] == 1
 
 
 async def test_complete_of_an_unknown_job_is_not_found(any_broker: Broker) -> None:
-    assert await complete(any_broker, "w", [("t0.nope", "x", None)]) == [Code.NOT_FOUND]
+    assert await complete(any_broker, [Completion(Lease("t0.nope", "x", "w"), None)]) == [Code.NOT_FOUND]
 
 
 async def test_complete_batch_returns_one_code_per_job_in_order(any_broker: Broker) -> None:
     b = any_broker
     await enqueue_task(b, st("x"), st("y"))
     j1, j2 = await claim(b, "w", ["a"], 2)
-    codes = await complete(b, "w", [(j1.id, j1.token, 1), (j2.id, "bad", 2), ("t0.zz", "t", 3)])
+    codes = await complete(
+        b,
+        [
+            Completion(j1.lease, 1),
+            Completion(Lease(j2.id, "bad", "w"), 2),
+            Completion(Lease("t0.zz", "t", "w"), 3),
+        ],
+    )
     assert codes == [Code.OK, Code.STALE_TOKEN, Code.NOT_FOUND]
 
 
@@ -69,7 +77,7 @@ async def test_dependency_chain_releases_one_job_at_a_time(any_broker: Broker) -
     for _ in range(3):
         [job] = await claim(b, "w", ["a"], 5)  # exactly one runnable at each step
         order.append(job.subtask_id)
-        await complete(b, "w", [(job.id, job.token, job.subtask_id)])
+        await complete(b, [Completion(job.lease, job.subtask_id)])
     assert order == ["a", "b", "c"]
     assert (await get_task(b, res.task_id)).status == "succeeded"
 
@@ -80,7 +88,7 @@ async def test_fan_out_releases_every_dependent_at_once(any_broker: Broker) -> N
         b, st("root"), st("x", deps=("root",)), st("y", deps=("root",)), st("z", deps=("root",))
     )
     [root] = await claim(b, "w", ["a"], 5)
-    await complete(b, "w", [(root.id, root.token, "r")])
+    await complete(b, [Completion(root.lease, "r")])
     for jid in res.job_ids[1:]:
         assert await places_of(b, jid) == ["waiting"]
         ev = await last_event(b, jid)
@@ -99,11 +107,11 @@ async def test_diamond_releases_the_join_only_after_both_branches(any_broker: Br
     )
     join = res.job_ids[3]
     [top] = await claim(b, "w", ["a"], 5)
-    await complete(b, "w", [(top.id, top.token, "t")])
+    await complete(b, [Completion(top.lease, "t")])
     left, right = await claim(b, "w", ["a"], 5)
-    await complete(b, "w", [(left.id, left.token, "l")])
+    await complete(b, [Completion(left.lease, "l")])
     assert await places_of(b, join) == ["blocked"]
-    await complete(b, "w", [(right.id, right.token, "r")])
+    await complete(b, [Completion(right.lease, "r")])
     assert await places_of(b, join) == ["waiting"]
     [j] = await claim(b, "w", ["a"], 5)
     assert j.id == join and j.dependency_results == {"left": "l", "right": "r"}
@@ -113,6 +121,6 @@ async def test_completing_both_branches_in_one_batch_releases_the_join_once(any_
     b = any_broker
     res = await enqueue_task(b, st("l"), st("r"), st("join", deps=("l", "r")))
     left, right = await claim(b, "w", ["a"], 5)
-    await complete(b, "w", [(left.id, left.token, 1), (right.id, right.token, 2)])
+    await complete(b, [Completion(left.lease, 1), Completion(right.lease, 2)])
     assert await places_of(b, res.job_ids[2]) == ["waiting"]
     assert len(await claim(b, "w", ["a"], 5)) == 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hiveq.queue.broker import Broker
-from hiveq.queue.complete import complete
+from hiveq.queue.complete import Completion, complete
 from hiveq.queue.enqueue import enqueue
 from hiveq.queue.fetch import claim
 from hiveq.queue.inspect import get_task
@@ -14,7 +14,7 @@ from tests.queue.helpers import enqueue_task, st, submission, variant
 
 async def _finish(b: Broker) -> None:
     for job in await claim(b, "w", ["a"], 100):
-        await complete(b, "w", [(job.id, job.token, "ok")])
+        await complete(b, [Completion(job.lease, "ok")])
 
 
 async def test_a_finished_task_is_kept_until_its_retention_passes(any_broker: Broker) -> None:
@@ -50,7 +50,7 @@ async def test_a_task_holding_a_dead_letter_is_kept_until_the_letter_is_discarde
     b = any_broker
     res = await enqueue_task(b, st("x"))
     [job] = await claim(b, "w", ["a"], 1)
-    await fail(b, "w", [Failure(job.id, job.token, "e", fatal=True)])
+    await fail(b, [Failure(job.lease, "e", fatal=True)])
     now = variant(b, retention_s=0)
     assert await expire_finished(now) == 0
     assert (await get_task(b, res.task_id)).status == "failed"

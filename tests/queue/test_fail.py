@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from hiveq.contract.errors import Code
+from hiveq.contract.lease import Lease
 from hiveq.queue.broker import Broker
 from hiveq.queue.fetch import claim
 from hiveq.queue.inspect import get_job, get_task, stats
@@ -29,7 +30,7 @@ async def test_a_failed_job_goes_to_delayed_with_its_error(any_broker: Broker) -
     b = any_broker
     res = await enqueue_task(b, st("x"))
     [job] = await claim(b, "w", ["a"], 1)
-    assert await fail(b, "w", [Failure(job.id, job.token, "boom")]) == [Code.OK]
+    assert await fail(b, [Failure(job.lease, "boom")]) == [Code.OK]
     rec = await get_job(b, job.id)
     assert (rec.state, rec.failures, rec.error, rec.lease_deadline_ms) == ("delayed", 1, "boom", None)
     assert await places_of(b, job.id) == ["delayed"]
@@ -44,7 +45,7 @@ async def test_jitter_keeps_the_first_delay_between_half_and_all_of_the_base(any
     b = variant(any_broker, backoff_base_s=1.0)
     await enqueue_task(b, *[st(f"s{i}") for i in range(20)])
     jobs = await claim(b, "w", ["a"], 20)
-    await fail(b, "w", [Failure(j.id, j.token, "e") for j in jobs])
+    await fail(b, [Failure(j.lease, "e") for j in jobs])
     delays = [await _delay_of(b, j.id) for j in jobs]
     assert all(500 <= d <= 1000 for d in delays), delays
     assert len(set(delays)) > 1  # jitter spreads the retries
@@ -56,7 +57,7 @@ async def test_backoff_delay_doubles_per_failure_up_to_the_cap(any_broker: Broke
     delays = []
     for _ in range(4):
         [job] = await until(lambda: claim(b, "w", ["a"], 1), what="job to be claimable")
-        await fail(b, "w", [Failure(job.id, job.token, "again")])
+        await fail(b, [Failure(job.lease, "again")])
         delays.append(await _delay_of(b, job.id))
         await until(lambda: promote_due(b), what="retry to become due")
     bounds = [(10, 20), (20, 40), (35, 70), (35, 70)]  # base * 2^k, capped at 70 ms, times [0.5, 1]
@@ -69,7 +70,7 @@ async def test_dead_letter_after_max_attempts_cancels_blocked_dependents(any_bro
     jx, jafter = res.job_ids
     for _ in range(2):
         [job] = await until(lambda: claim(b, "w", ["a"], 1), what="job to be claimable")
-        await fail(b, "w", [Failure(job.id, job.token, "nope")])
+        await fail(b, [Failure(job.lease, "nope")])
         await promote_due(b)
     rec = await get_job(b, jx)
     assert (rec.state, rec.failures) == ("dead", 2)
@@ -90,7 +91,7 @@ async def test_a_fatal_failure_dead_letters_at_once(any_broker: Broker) -> None:
     b = any_broker
     await enqueue_task(b, st("x"))
     [job] = await claim(b, "w", ["a"], 1)
-    await fail(b, "w", [Failure(job.id, job.token, "bad input", fatal=True)])
+    await fail(b, [Failure(job.lease, "bad input", fatal=True)])
     rec = await get_job(b, job.id)
     assert (rec.state, rec.reason) == ("dead", "fatal error: bad input")
 
@@ -99,6 +100,6 @@ async def test_fail_with_a_stale_token_is_refused(any_broker: Broker) -> None:
     b = any_broker
     await enqueue_task(b, st("x"))
     [job] = await claim(b, "w", ["a"], 1)
-    codes = await fail(b, "w", [Failure(job.id, "old", "e"), Failure("t0.nope", "x", "e")])
+    codes = await fail(b, [Failure(Lease(job.id, "old", "w"), "e"), Failure(Lease("t0.nope", "x", "w"), "e")])
     assert codes == [Code.STALE_TOKEN, Code.NOT_FOUND]
     assert (await get_job(b, job.id)).state == "active"

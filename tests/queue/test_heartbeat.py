@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hiveq.contract.errors import Code
+from hiveq.contract.lease import Lease
 from hiveq.queue.broker import Broker
 from hiveq.queue.cancel import cancel_job
 from hiveq.queue.events import job_history
@@ -18,7 +19,7 @@ async def test_heartbeat_extends_the_lease_of_a_matching_token(any_broker: Broke
     await register_worker(b, "w", ["a"], 1)
     await enqueue_task(b, st("x"))
     [job] = await claim(variant(b, lease_s=1.0), "w", ["a"], 1)
-    beat = await heartbeat(variant(b, lease_s=60.0), "w", {job.id: job.token}, running=1)
+    beat = await heartbeat(variant(b, lease_s=60.0), "w", [job.lease], running=1)
     assert beat.registered and beat.lost == []
     deadline = await b.redis.zscore(b.keys.leases, job.id)
     assert deadline is not None and deadline >= job.lease_deadline_ms + 50_000
@@ -33,7 +34,9 @@ async def test_heartbeat_with_a_stale_token_reports_the_job_lost_and_keeps_the_l
     await enqueue_task(b, st("x"))
     [job] = await claim(b, "w", ["a"], 1)
     before = await b.redis.zscore(b.keys.leases, job.id)
-    beat = await heartbeat(variant(b, lease_s=60.0), "w", {job.id: "not-the-token", "t0.nope": "x"}, 1)
+    beat = await heartbeat(
+        variant(b, lease_s=60.0), "w", [Lease(job.id, "not-the-token", "w"), Lease("t0.nope", "x", "w")], 1
+    )
     assert beat.lost == [job.id, "t0.nope"]
     assert await b.redis.zscore(b.keys.leases, job.id) == before
 
@@ -49,20 +52,20 @@ async def test_heartbeat_reports_a_cancelled_job_lost(any_broker: Broker) -> Non
     await enqueue_task(b, st("x"))
     [job] = await claim(b, "w", ["a"], 1)
     await cancel_job(b, job.id)
-    assert (await heartbeat(b, "w", {job.id: job.token}, 1)).lost == [job.id]
+    assert (await heartbeat(b, "w", [job.lease], 1)).lost == [job.id]
 
 
 async def test_progress_is_recorded_and_announced_for_the_lease_holder_only(any_broker: Broker) -> None:
     b = any_broker
     await enqueue_task(b, st("x"))
     [job] = await claim(b, "w", ["a"], 1)
-    assert await progress(b, "w", job.id, job.token, 0.5, "halfway") == Code.OK
+    assert await progress(b, job.lease, 0.5, "halfway") == Code.OK
     rec = await get_job(b, job.id)
     assert (rec.progress, rec.progress_message, rec.state) == (0.5, "halfway", "active")
     ev = await last_event(b, job.id)
     assert (ev.type, ev.reason, ev.data) == ("progress", "halfway", {"progress": 0.5})
-    assert await progress(b, "w", job.id, "stale", 0.9, "late") == Code.STALE_TOKEN
-    assert await progress(b, "w", "t0.nope", "x", 0.9, "?") == Code.NOT_FOUND
+    assert await progress(b, Lease(job.id, "stale", "w"), 0.9, "late") == Code.STALE_TOKEN
+    assert await progress(b, Lease("t0.nope", "x", "w"), 0.9, "?") == Code.NOT_FOUND
     assert (await get_job(b, job.id)).progress == 0.5
 
 
@@ -70,7 +73,7 @@ async def test_progress_fraction_is_clamped_to_zero_one(any_broker: Broker) -> N
     b = any_broker
     await enqueue_task(b, st("x"))
     [job] = await claim(b, "w", ["a"], 1)
-    await progress(b, "w", job.id, job.token, 7.0, "over")
+    await progress(b, job.lease, 7.0, "over")
     assert (await get_job(b, job.id)).progress == 1.0
 
 
@@ -79,7 +82,7 @@ async def test_a_chatty_job_logs_at_most_100_progress_events_but_streams_them_al
     await enqueue_task(b, st("x"))
     [job] = await claim(b, "w", ["a"], 1)
     for i in range(120):
-        assert await progress(b, "w", job.id, job.token, i / 120, f"step {i}") == Code.OK
+        assert await progress(b, job.lease, i / 120, f"step {i}") == Code.OK
     history = await job_history(b, job.id)
     assert len([e for e in history if e.type == "progress"]) == 100
     streamed = [e for e in await stream_events(b) if e.type == "progress" and e.job == job.id]

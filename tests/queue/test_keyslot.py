@@ -48,7 +48,7 @@ async def test_every_key_of_a_namespace_is_in_one_slot(any_broker: Broker) -> No
     await register_worker(b, "w", ["a", "b"], 2)
     await enqueue_task(b, st("x"), st("y", agent="b", deps=("x",)), st("z"), idem="same-slot")
     [job] = await claim(b, "w", ["a"], 1)
-    await fail(b, "w", [Failure(job.id, job.token, "e")])
+    await fail(b, [Failure(job.lease, "e")])
     keys = [k async for k in b.redis.scan_iter(match=b.keys.prefix + "*")]
     kinds = {k.removeprefix(b.keys.prefix).split(":")[0] for k in keys}
     assert {"meta", "jobs", "q", "wake", "job", "task", "idem", "worker", "events", "delayed"} <= kinds

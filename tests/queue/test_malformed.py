@@ -9,7 +9,7 @@ from redis.exceptions import ResponseError
 from hiveq.contract.errors import Conflict, WrongTypeError
 from hiveq.queue.audit import audit
 from hiveq.queue.broker import Broker
-from hiveq.queue.complete import complete
+from hiveq.queue.complete import Completion, complete
 from hiveq.queue.fetch import claim
 from hiveq.queue.inspect import get_job, get_task, list_dead
 from hiveq.queue.retry import Failure, discard_dead, fail, retry_dead
@@ -56,7 +56,7 @@ async def test_a_foreign_type_on_a_fixed_key_is_named(any_broker: Broker) -> Non
     [job] = await claim(b, "w", ["a"], 1)
     await b.redis.set(b.keys.delayed, "oops")
     with pytest.raises(WrongTypeError) as err:
-        await fail(b, "w", [Failure(job.id, job.token, "e")])
+        await fail(b, [Failure(job.lease, "e")])
     assert (err.value.key, err.value.found, err.value.expected) == (b.keys.delayed, "string", "zset")
     await b.redis.delete(b.keys.delayed)
     assert await places_of(b, job.id) == ["active"]  # the job did not leave its lease
@@ -83,7 +83,7 @@ async def test_a_dependent_released_into_a_foreign_queue_key_is_quarantined_not_
     res = await enqueue_task(b, st("first"), st("second", agent="other", deps=("first",)))
     await b.redis.lpush(b.keys.queue("other"), "foreign")  # appears after the task was enqueued
     [job] = await claim(b, "w", ["a"], 1)
-    await complete(b, "w", [(job.id, job.token, "ok")])
+    await complete(b, [Completion(job.lease, "ok")])
     second = await get_job(b, res.job_ids[1])
     assert second.state == "quarantined" and second.reason
     assert b.keys.queue("other") in second.reason and "holds a list" in second.reason

@@ -15,7 +15,7 @@ async def test_a_delayed_job_is_not_promoted_before_it_is_due(any_broker: Broker
     b = variant(any_broker, backoff_base_s=60.0)
     await enqueue_task(b, st("x"))
     [job] = await claim(b, "w", ["a"], 1)
-    await fail(b, "w", [Failure(job.id, job.token, "e")])
+    await fail(b, [Failure(job.lease, "e")])
     assert await promote_due(b) == 0
     assert await places_of(b, job.id) == ["delayed"]
 
@@ -25,7 +25,7 @@ async def test_a_due_job_returns_to_its_queue_at_its_original_priority(any_broke
     await enqueue_task(b, st("x", priority=2))
     [job] = await claim(b, "w", ["a"], 1)
     original = await b.redis.hget(b.keys.job(job.id), "score")
-    await fail(b, "w", [Failure(job.id, job.token, "e")])
+    await fail(b, [Failure(job.lease, "e")])
     assert await until(lambda: promote_due(b), what="promotion") == 1
     assert await places_of(b, job.id) == ["waiting"]
     assert await b.redis.zscore(b.keys.queue("a"), job.id) == float(original or 0)

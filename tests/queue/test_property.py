@@ -13,11 +13,12 @@ from hypothesis import strategies as hs
 from redis.asyncio import Redis
 
 from hiveq.contract.errors import Code, Conflict
+from hiveq.contract.lease import Lease
 from hiveq.contract.states import PLACE_OF, STATE_OF_PLACE
 from hiveq.queue.audit import audit
 from hiveq.queue.broker import Broker
 from hiveq.queue.cancel import cancel_task
-from hiveq.queue.complete import complete
+from hiveq.queue.complete import Completion, complete
 from hiveq.queue.fetch import claim
 from hiveq.queue.heartbeat import heartbeat
 from hiveq.queue.maintain import maintain
@@ -53,7 +54,7 @@ class Run:
 
     def __init__(self, b: Broker) -> None:
         self.b = b
-        self.held: dict[str, str] = {}
+        self.held: dict[str, Lease] = {}  # job id -> lease
         self.tasks: list[str] = []
         self.user_cancelled: set[str] = set()
 
@@ -68,24 +69,24 @@ class Run:
             self.tasks.append((await enqueue_task(b, *subs)).task_id)
         elif name == "claim":
             for job in await claim(b, "w", AGENTS, op[1]):
-                self.held[job.id] = job.token
+                self.held[job.id] = job.lease
         elif name in ("complete", "fail") and self.held:
             job_id = sorted(self.held)[op[1] % len(self.held)]
-            token = self.held.pop(job_id)
+            lease = self.held.pop(job_id)
             state, current = await b.redis.hmget(b.keys.job(job_id), ["state", "token"])
-            expected = Code.OK if (state, current) == ("active", token) else Code.STALE_TOKEN
+            expected = Code.OK if (state, current) == ("active", lease.token) else Code.STALE_TOKEN
             if name == "complete":
-                got = await complete(b, "w", [(job_id, token, {"by": "w"})])
+                got = await complete(b, [Completion(lease, {"by": "w"})])
             else:
-                got = await fail(b, "w", [Failure(job_id, token, "random failure", fatal=op[2])])
+                got = await fail(b, [Failure(lease, "random failure", fatal=op[2])])
             assert got == [expected], (name, job_id, state)
         elif name == "heartbeat":
-            beat = await heartbeat(b, "w", self.held, len(self.held))
+            beat = await heartbeat(b, "w", self.held.values(), len(self.held))
             for job_id in beat.lost:  # cancelled while we held it
                 assert await b.redis.hget(b.keys.job(job_id), "state") != "active"
                 self.held.pop(job_id)
         elif name == "die":  # SIGKILL: the leases expire within 1 ms and the worker forgets them
-            await heartbeat(variant(b, lease_s=0.001), "w", self.held, 0)
+            await heartbeat(variant(b, lease_s=0.001), "w", self.held.values(), 0)
             self.held.clear()
         elif name == "maintain":
             await maintain(b)
@@ -144,13 +145,13 @@ class Run:
     async def drain(self) -> None:
         """Let a healthy worker finish everything that can still run (at-least-once)."""
         b = self.b
-        await complete(b, "w", [(j, tok, "late") for j, tok in self.held.items()])
+        await complete(b, [Completion(lease, "late") for lease in self.held.values()])
         self.held.clear()
         deadline = time.monotonic() + 20
         while True:
             await maintain(b)
             jobs = await claim(b, "healthy", AGENTS, 100)
-            await complete(b, "healthy", [(j.id, j.token, "ok") for j in jobs])
+            await complete(b, [Completion(j.lease, "ok") for j in jobs])
             pending = sum([await b.redis.zcard(b.keys.key(p)) for p in ("blocked", "delayed", "leases")])
             pending += sum([await b.redis.zcard(b.keys.queue(a)) for a in AGENTS])
             if not pending:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from hiveq.contract.errors import Code
+from hiveq.contract.lease import Lease
 from hiveq.queue.broker import Broker
 from hiveq.queue.fetch import claim
 from hiveq.queue.inspect import get_job, get_task, list_dead
-from hiveq.queue.retry import quarantine
+from hiveq.queue.retry import Quarantine, quarantine
 from tests.queue.helpers import enqueue_task, last_event, places_of, st
 
 
@@ -15,7 +16,7 @@ async def test_quarantine_keeps_the_job_with_its_reason_and_fails_the_task(any_b
     res = await enqueue_task(b, st("x", agent="nobody"), st("y", agent="nobody", deps=("x",)))
     jx, jy = res.job_ids
     [job] = await claim(b, "w", ["nobody"], 1)
-    assert await quarantine(b, "w", job.id, job.token, "no agent named 'nobody'") == Code.OK
+    assert await quarantine(b, Quarantine(job.lease, "no agent named 'nobody'")) == Code.OK
     rec = await get_job(b, jx)
     assert (rec.state, rec.reason) == ("quarantined", "no agent named 'nobody'")
     assert await places_of(b, jx) == ["quarantined"]
@@ -31,6 +32,6 @@ async def test_quarantine_with_a_stale_token_is_refused(any_broker: Broker) -> N
     b = any_broker
     await enqueue_task(b, st("x"))
     [job] = await claim(b, "w", ["a"], 1)
-    assert await quarantine(b, "w", job.id, "old", "r") == Code.STALE_TOKEN
-    assert await quarantine(b, "w", "t0.nope", "x", "r") == Code.NOT_FOUND
+    assert await quarantine(b, Quarantine(Lease(job.id, "old", "w"), "r")) == Code.STALE_TOKEN
+    assert await quarantine(b, Quarantine(Lease("t0.nope", "x", "w"), "r")) == Code.NOT_FOUND
     assert await places_of(b, job.id) == ["active"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from hiveq.contract.errors import Code
 from hiveq.queue.broker import Broker
-from hiveq.queue.complete import complete
+from hiveq.queue.complete import Completion, complete
 from hiveq.queue.fetch import claim
 from hiveq.queue.heartbeat import heartbeat
 from hiveq.queue.inspect import get_job, get_task, list_dead
@@ -47,8 +47,8 @@ async def test_an_expired_lease_goes_back_to_waiting_and_the_old_worker_is_refus
     assert ev.host and ev.pid  # the reaped worker's identity is on the record
     [again] = await claim(b, "w2", ["a"], 1)
     assert again.attempt == 2  # the delivery count went up
-    assert await complete(b, "dead-worker", [(job.id, job.token, "late")]) == [Code.STALE_TOKEN]
-    assert (await heartbeat(b, "dead-worker", {job.id: job.token}, 1)).lost == [job.id]
+    assert await complete(b, [Completion(job.lease, "late")]) == [Code.STALE_TOKEN]
+    assert (await heartbeat(b, "dead-worker", [job.lease], 1)).lost == [job.id]
 
 
 async def test_a_job_that_keeps_killing_its_worker_is_dead_lettered_after_the_delivery_limit(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hiveq.contract.errors import Code
+from hiveq.contract.lease import Lease
 from hiveq.queue.broker import Broker
 from hiveq.queue.fetch import claim
 from hiveq.queue.inspect import get_job
@@ -14,7 +15,7 @@ async def test_released_jobs_return_to_the_head_of_their_priority(any_broker: Br
     b = any_broker
     await enqueue_task(b, st("first"), st("second"))
     [first] = await claim(b, "w", ["a"], 1)
-    codes = await release(b, "w", {first.id: first.token}, "shutting down")
+    codes = await release(b, [first.lease], "shutting down")
     assert codes == [Code.OK]
     rec = await get_job(b, first.id)
     assert (rec.state, rec.attempts, rec.worker) == ("waiting", 0, "w")
@@ -29,5 +30,6 @@ async def test_release_with_a_stale_token_is_refused(any_broker: Broker) -> None
     b = any_broker
     await enqueue_task(b, st("x"))
     [job] = await claim(b, "w", ["a"], 1)
-    assert await release(b, "w", {job.id: "old", "t0.nope": "x"}) == [Code.STALE_TOKEN, Code.NOT_FOUND]
+    stale = [Lease(job.id, "old", "w"), Lease("t0.nope", "x", "w")]
+    assert await release(b, stale) == [Code.STALE_TOKEN, Code.NOT_FOUND]
     assert await places_of(b, job.id) == ["active"]

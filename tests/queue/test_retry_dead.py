@@ -7,7 +7,7 @@ import pytest
 from hiveq.contract.errors import Conflict, NotFound
 from hiveq.queue.broker import Broker
 from hiveq.queue.cancel import cancel_task
-from hiveq.queue.complete import complete
+from hiveq.queue.complete import Completion, complete
 from hiveq.queue.fetch import claim
 from hiveq.queue.inspect import get_job, get_task
 from hiveq.queue.retry import Failure, discard_dead, fail, retry_dead
@@ -19,10 +19,10 @@ async def _kill(b: Broker, *subs: str) -> list[str]:
     ids = []
     for job in await claim(b, "w", ["a"], 10):
         if job.subtask_id in subs:
-            await fail(b, "w", [Failure(job.id, job.token, "boom", fatal=True)])
+            await fail(b, [Failure(job.lease, "boom", fatal=True)])
             ids.append(job.id)
         else:
-            await complete(b, "w", [(job.id, job.token, job.subtask_id)])
+            await complete(b, [Completion(job.lease, job.subtask_id)])
     return ids
 
 
@@ -43,7 +43,7 @@ async def test_retry_dead_revives_the_job_its_cancelled_dependents_and_the_task(
     assert (task.status, task.dead, task.cancelled) == ("running", 0, 0)
     for _ in range(3):
         [job] = await claim(b, "w", ["a"], 5)
-        await complete(b, "w", [(job.id, job.token, "ok")])
+        await complete(b, [Completion(job.lease, "ok")])
     assert (await get_task(b, res.task_id)).status == "succeeded"
 
 
@@ -58,7 +58,7 @@ async def test_retry_dead_keeps_a_join_cancelled_while_another_dependency_is_sti
     assert await places_of(b, jjoin) == ["cancelled"]  # r is still dead: join cannot run
     await discard_dead(b, jr, "alice")
     [job] = await claim(b, "w", ["a"], 5)
-    await complete(b, "w", [(job.id, job.token, "ok")])
+    await complete(b, [Completion(job.lease, "ok")])
     task = await get_task(b, res.task_id)
     assert (task.status, task.succeeded, task.cancelled, task.dead) == ("failed", 1, 2, 0)
 
@@ -74,7 +74,7 @@ async def test_retry_dead_refuses_live_unknown_and_user_cancelled_jobs(any_broke
     assert (await get_task(b, res.task_id)).status == "failed"
     res2 = await enqueue_task(b, st("p"), st("q"))
     jobs = await claim(b, "w", ["a"], 2)
-    await fail(b, "w", [Failure(jobs[0].id, jobs[0].token, "boom", fatal=True)])
+    await fail(b, [Failure(jobs[0].lease, "boom", fatal=True)])
     await cancel_task(b, res2.task_id)
     with pytest.raises(Conflict):
         await retry_dead(b, jobs[0].id, "alice")

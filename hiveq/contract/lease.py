@@ -1,0 +1,29 @@
+"""A lease: which worker holds which job, proven by the token its claim drew.
+
+Every script that acts on a leased job (heartbeat, progress, complete, fail, quarantine,
+release) checks the same three values, so a worker in any language holds exactly these. It is
+part of the contract, not of the engine, because the claim's wire model (`ClaimedJob.lease`)
+hands it out and the engine's wrappers take it back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    job_id: str
+    token: str  # drawn by the claim; a reclaimed or cancelled job's old token is refused
+    worker_id: str
+
+
+def holder(leases: Iterable[Lease]) -> str:
+    """The one worker that holds every lease of a batch: a script call speaks for one worker.
+
+    Raises ValueError for an empty batch or one that mixes workers (a caller's bug, never data)."""
+    workers = {lease.worker_id for lease in leases}
+    if len(workers) != 1:
+        raise ValueError(f"a batch of leases must belong to exactly one worker, got {sorted(workers)}")
+    return workers.pop()
