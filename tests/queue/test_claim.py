@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from hiveq.contract.lease import Lease
 from hiveq.queue.broker import Broker
 from hiveq.queue.complete import Completion, complete
 from hiveq.queue.enqueue import enqueue
@@ -20,6 +21,7 @@ async def test_claim_leases_a_job_with_token_deadline_worker_and_delivery_count(
     [job] = await claim(b, "w1", ["a"], 5)
     assert job.id == res.job_ids[0] and job.attempt == 1 and job.input == {"n": "a"}
     assert job.description == "test task" and job.token
+    assert job.lease == Lease(job.id, job.token, "w1")  # what heartbeat, complete and fail take back
     rec = await get_job(b, job.id)
     assert (rec.state, rec.worker, rec.attempts, rec.lease_deadline_ms) == (
         "active",

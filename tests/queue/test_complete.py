@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from hiveq.contract.errors import Code
 from hiveq.contract.lease import Lease
 from hiveq.queue.broker import Broker
@@ -124,3 +126,15 @@ async def test_completing_both_branches_in_one_batch_releases_the_join_once(any_
     await complete(b, [Completion(left.lease, 1), Completion(right.lease, 2)])
     assert await places_of(b, res.job_ids[2]) == ["waiting"]
     assert len(await claim(b, "w", ["a"], 5)) == 1
+
+
+async def test_a_batch_mixing_two_workers_leases_is_refused_before_anything_is_written(
+    broker: Broker,
+) -> None:
+    b = broker
+    await enqueue_task(b, st("x"), st("y"))
+    [mine] = await claim(b, "w1", ["a"], 1)
+    [theirs] = await claim(b, "w2", ["a"], 1)
+    with pytest.raises(ValueError, match=r"exactly one worker, got \['w1', 'w2'\]"):
+        await complete(b, [Completion(mine.lease, 1), Completion(theirs.lease, 2)])
+    assert [(await get_job(b, j.id)).state for j in (mine, theirs)] == ["active", "active"]

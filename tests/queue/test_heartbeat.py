@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from hiveq.contract.errors import Code
 from hiveq.contract.lease import Lease
 from hiveq.queue.broker import Broker
@@ -41,8 +43,17 @@ async def test_heartbeat_with_a_stale_token_reports_the_job_lost_and_keeps_the_l
     assert await b.redis.zscore(b.keys.leases, job.id) == before
 
 
+async def test_heartbeat_refuses_a_lease_another_worker_holds(any_broker: Broker) -> None:
+    b = any_broker
+    await enqueue_task(b, st("x"))
+    [job] = await claim(b, "w-other", ["a"], 1)
+    with pytest.raises(ValueError, match="belongs to w-other, not w"):
+        await heartbeat(variant(b, lease_s=60.0), "w", [job.lease], 1)
+    assert await b.redis.zscore(b.keys.leases, job.id) == job.lease_deadline_ms
+
+
 async def test_heartbeat_of_an_unregistered_worker_asks_it_to_register(any_broker: Broker) -> None:
-    beat = await heartbeat(any_broker, "ghost", {}, 0)
+    beat = await heartbeat(any_broker, "ghost", [], 0)
     assert not beat.registered
     assert await any_broker.redis.zcard(any_broker.keys.workers) == 0
 
