@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import re
 import time
+from pathlib import PurePath
 from typing import Annotated
 
 import typer
@@ -15,6 +17,7 @@ from hiveq.cli.common import connect, console, fail, print_json, run, settings
 from hiveq.cli.watch import clock, short, styled
 from hiveq.contract.errors import ExitCode
 from hiveq.contract.states import TaskStatus
+from hiveq.contract.models import JobRecord
 from hiveq.queue import inspect
 from hiveq.queue.cancel import cancel_task
 from hiveq.queue.events import job_history
@@ -23,6 +26,7 @@ from hiveq.queue.registry import list_workers
 from hiveq.queue.retry import discard_dead, retry_dead
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+FRAME_RE = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')
 
 
 def ago(ms: int | None) -> str:
@@ -44,7 +48,8 @@ def tasks_cmd(
 
     async def go() -> None:
         async with connect(s) as b:
-            total, items = await inspect.list_tasks(b, status, offset, limit)
+            page = await inspect.list_tasks(b, status, offset, limit)
+        total, items = page.total, page.items
         if as_json:
             print_json({"total": total, "items": items})
             return
@@ -229,8 +234,29 @@ def trace_cmd(
         console.print(table)
         if job.error:
             console.print(f"last error: {escape(job.error)}")
+        print_tracebacks(job)
 
     run(go())
+
+
+def print_tracebacks(job: JobRecord) -> None:
+    """Each kept traceback, oldest first, as the agent's code raised it (plain text, no markup)."""
+    if not job.tracebacks:
+        return
+    console.print(f"\n[bold]agent tracebacks[/] (the last {len(job.tracebacks)} failed attempts kept):")
+    for tb in job.tracebacks:
+        head = f"attempt {tb.attempt or '?'} (failure {tb.failure or '?'}) at {clock(tb.ts)}"
+        console.print(f"\n{head} on worker {escape(tb.worker or '?')}:")
+        console.print(tb.traceback.rstrip("\n"), markup=False, emoji=False)
+
+
+def raised_at(job: JobRecord) -> str:
+    """Where the agent raised on its last failed attempt: `file.py:12 in fn` (innermost frame)."""
+    frames = FRAME_RE.findall(job.tracebacks[-1].traceback) if job.tracebacks else []
+    if not frames:
+        return "-"
+    path, line, fn = frames[-1]
+    return f"{PurePath(path).name}:{line} in {fn}"
 
 
 def purge_cmd(
@@ -282,6 +308,7 @@ def dlq_app() -> typer.Typer:
                 "attempts",
                 "failures",
                 "worker",
+                "raised at",
                 "reason",
                 title=f"{len(items)} dead letters in {s.namespace}",
                 title_justify="left",
@@ -294,9 +321,12 @@ def dlq_app() -> typer.Typer:
                     str(j.attempts),
                     str(j.failures),
                     escape(j.worker or "-"),
+                    escape(raised_at(j)),
                     escape(short(j.reason or j.error or "", 80)),
                 )
             console.print(table)
+            if any(j.tracebacks for j in items):
+                console.print("the agent's tracebacks: `hiveq trace JOB` (or --json here for the last one)")
 
         run(go())
 

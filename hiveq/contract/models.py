@@ -60,8 +60,19 @@ class TaskSubmission(BaseModel):
     plan_note: str | None = None  # e.g. why the llm planner fell back to the template planner
 
 
+class AttemptTraceback(BaseModel):
+    """The traceback of one failed attempt whose agent raised (bounded; see hiveq.queue.retry)."""
+
+    attempt: int | None = None  # the delivery it happened on
+    failure: int | None = None  # the job's failure count after it
+    ts: int | None = None  # Redis ms
+    worker: str | None = None
+    error: str = ""
+    traceback: str = ""
+
+
 class JobRecord(BaseModel):
-    """A job as read back from its hash."""
+    """A job as read back from its hash (and, where read with them, its tracebacks)."""
 
     id: str
     task_id: str
@@ -90,6 +101,11 @@ class JobRecord(BaseModel):
     reason: str | None = None
     progress: float | None = None
     progress_message: str | None = None
+    tracebacks: list[AttemptTraceback] = Field(
+        default_factory=list,
+        description="the agent's traceback of each of the last failed attempts, oldest first "
+        "(filled by GET /jobs/{id} and the dead-letter list; empty in task views)",
+    )
 
 
 class TaskRecord(BaseModel):

@@ -138,7 +138,7 @@ def expected_type(keys: Keyspace, key: str) -> str | None:
     if suffix.startswith(("q:", "wake:")):
         return "zset"
     if suffix.startswith(("job:", "task:", "worker:")):
-        return "list" if suffix.endswith(":log") else "hash"
+        return "list" if suffix.endswith((":log", ":tracebacks")) else "hash"
     if suffix.startswith("idem:"):
         return "string"
     return keys.fixed_keys().get(key)

@@ -128,6 +128,10 @@ class Keyspace:
     def job_log(self, job_id: str) -> str:
         return self.key(f"job:{job_id}:log")
 
+    def job_tracebacks(self, job_id: str) -> str:
+        """The agent tracebacks of a job's last failed attempts (a list; bounded by fail.lua)."""
+        return self.key(f"job:{job_id}:tracebacks")
+
     def task(self, task_id: str) -> str:
         return self.key(f"task:{task_id}")
 

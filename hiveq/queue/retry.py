@@ -12,12 +12,31 @@ from hiveq.contract.errors import Code, Conflict, NotFound
 from hiveq.contract.lease import Lease, holder
 from hiveq.queue.broker import Broker
 
+ERROR_MAX_CHARS = 2000  # the error sentence, kept in the job hash and in the custody event
+# Agent tracebacks are kept with the job (job:<id>:tracebacks), never in the event stream: the
+# newest TRACEBACK_MAX_BYTES of each failed attempt's traceback, for the last TRACEBACKS_KEPT
+# failed attempts, so one job holds at most about 40 KB of them.
+TRACEBACK_MAX_BYTES = 8192
+TRACEBACKS_KEPT = 5
+
 
 @dataclass(frozen=True, slots=True)
 class Failure:
     lease: Lease
     error: str
     fatal: bool = False  # True: dead-letter now, no retries
+    traceback: str = ""  # the agent's traceback, if it raised ("" for timeouts, unusable results)
+
+
+def clip_traceback(text: str, max_bytes: int = TRACEBACK_MAX_BYTES) -> str:
+    """The end of a traceback (its innermost frames and the exception) within `max_bytes` of
+    UTF-8, with a first line saying how much was cut."""
+    raw = text.encode()
+    if len(raw) <= max_bytes:
+        return text
+    marker = f"… ({len(raw) - max_bytes} earlier bytes cut)\n"
+    keep = raw[len(raw) - (max_bytes - len(marker.encode())) :]
+    return marker + keep.decode(errors="ignore")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +51,16 @@ async def fail(b: Broker, failures: Sequence[Failure]) -> list[Code]:
         return []
     s, k = b.settings, b.keys
     worker_id = holder(f.lease for f in failures)
-    args: list[object] = [worker_id, int(s.retry.backoff_base_s * 1000), int(s.retry.backoff_max_s * 1000)]
+    args: list[object] = [
+        worker_id,
+        int(s.retry.backoff_base_s * 1000),
+        int(s.retry.backoff_max_s * 1000),
+        TRACEBACKS_KEPT,
+    ]
     for f in failures:
-        lease = f.lease
-        args += [lease.job_id, lease.token, f.error[:2000], "fatal" if f.fatal else "retry", random.random()]
+        lease, mode = f.lease, "fatal" if f.fatal else "retry"
+        tb = clip_traceback(f.traceback)
+        args += [lease.job_id, lease.token, f.error[:ERROR_MAX_CHARS], mode, random.random(), tb]
     res = await b.run("fail", [k.leases, k.delayed, k.stats], args)
     return [Code(int(c)) for c in res]
 
@@ -43,7 +68,7 @@ async def fail(b: Broker, failures: Sequence[Failure]) -> list[Code]:
 async def quarantine(b: Broker, q: Quarantine) -> Code:
     k = b.keys
     lease = q.lease
-    args = [lease.worker_id, lease.job_id, lease.token, q.reason[:2000]]
+    args = [lease.worker_id, lease.job_id, lease.token, q.reason[:ERROR_MAX_CHARS]]
     res = await b.run("quarantine", [k.leases, k.quarantine], args)
     return Code(int(res[0]))
 

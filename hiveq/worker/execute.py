@@ -17,6 +17,7 @@ from hiveq.agents.registry import AgentContext, AgentSpec, FatalError
 from hiveq.contract.codec import dumps_bounded
 from hiveq.contract.errors import HiveqError
 from hiveq.contract.models import ClaimedJob
+from hiveq.worker.tracebacks import agent_traceback, scrub, secrets_of
 
 
 class Ending(Enum):
@@ -31,6 +32,7 @@ class Outcome:
     result: Any = None
     error: str = ""
     fatal: bool = False
+    traceback: str = ""  # the agent's, when it raised; kept with the job (bounded by the engine)
 
 
 def precheck(job: ClaimedJob, spec: AgentSpec | None, worker_id: str) -> Outcome | None:
@@ -76,11 +78,18 @@ async def execute(job: ClaimedJob, spec: AgentSpec, ctx: AgentContext, executor:
     except asyncio.CancelledError:
         ctx.cancelled.set()
         raise
-    except FatalError as exc:
-        return Outcome(Ending.FAILED, error=f"{exc}", fatal=True)
     except Exception as exc:
-        ctx.logger.warning("agent raised %s: %s", type(exc).__name__, exc, exc_info=True)
-        return Outcome(Ending.FAILED, error=f"{type(exc).__name__}: {exc}")
+        fatal = isinstance(exc, FatalError)
+        if not fatal:
+            ctx.logger.warning("agent raised %s: %s", type(exc).__name__, exc, exc_info=True)
+        error = f"{exc}" if fatal else f"{type(exc).__name__}: {exc}"
+        secrets = secrets_of(ctx.settings)
+        return Outcome(
+            Ending.FAILED,
+            error=scrub(error, secrets),
+            fatal=fatal,
+            traceback=agent_traceback(exc, secrets),
+        )
     return Outcome(Ending.OK, result=result)
 
 

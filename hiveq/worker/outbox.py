@@ -47,7 +47,7 @@ class Outbox:
         if outcome.ending is Ending.OK:
             p.done.append(Completion(job.lease, outcome.result))
         elif outcome.ending is Ending.FAILED:
-            p.failed.append(Failure(job.lease, outcome.error, fatal=outcome.fatal))
+            p.failed.append(Failure(job.lease, outcome.error, fatal=outcome.fatal, traceback=outcome.traceback))
         else:
             p.quarantined.append(Quarantine(job.lease, outcome.error))
         self.ready.set()

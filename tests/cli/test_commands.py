@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.cli.conftest import Hiveq, WorkerFactory
+from tests.cli.conftest import ROOT, Hiveq, WorkerFactory
 
 SEED = "Build a user authentication system"
 SUBTASKS = ("design", "implement", "test", "document")
@@ -52,6 +52,33 @@ def test_submit_wait_exits_1_and_shows_the_dead_letter_when_the_task_fails(
     assert dead["subtask_id"] == "design"
     purged = hiveq("dlq", "purge", dead["id"])
     assert purged.returncode == 0, purged.stderr
+
+
+@pytest.mark.slow
+def test_trace_and_dlq_list_show_the_agent_traceback_of_each_failed_attempt(
+    hiveq: Hiveq, worker: WorkerFactory
+) -> None:
+    worker("--module", "tests.cli.agents", env={"HIVEQ_BACKOFF_BASE": "0.01"})
+    hiveq.wait_agent("always_fails")
+    res = hiveq("submit", "two tries", "--agent", "always_fails", "--wait", env={"HIVEQ_MAX_ATTEMPTS": "2"})
+    assert res.returncode == 1, res.stdout + res.stderr
+    (dead,) = hiveq.json("dlq", "list")["items"]
+    (last,) = dead["tracebacks"]  # the dead-letter list carries the last attempt's traceback
+    assert (last["attempt"], last["failure"]) == (2, 2)
+
+    trace = hiveq("trace", dead["id"])
+    assert trace.returncode == 0, trace.stderr
+    out = trace.stdout
+    assert "agent tracebacks (the last 2 failed attempts kept)" in out
+    assert "attempt 1 (failure 1)" in out and "attempt 2 (failure 2)" in out
+    assert out.count("Traceback (most recent call last):") == 2
+    assert out.count('tests/cli/agents.py", line') == 2 and "in always_fails" in out
+    assert out.count(f"RuntimeError: always_fails refuses {dead['subtask_id']} (test agent)") >= 2
+    assert [t["failure"] for t in hiveq.json("trace", dead["id"])["job"]["tracebacks"]] == [1, 2]
+    source = (ROOT / "tests" / "cli" / "agents.py").read_text().splitlines()
+    line = next(n for n, text in enumerate(source, 1) if "raise RuntimeError" in text)
+    listed = hiveq("dlq", "list").stdout
+    assert f"agents.py:{line} in always_fails" in listed, listed
 
 
 def test_errors_are_one_line_without_a_traceback_and_the_exit_code_says_why(hiveq: Hiveq) -> None:

@@ -59,6 +59,17 @@ async def test_a_task_holding_a_dead_letter_is_kept_until_the_letter_is_discarde
     assert not await b.redis.exists(b.keys.task(res.task_id), b.keys.job(job.id))
 
 
+async def test_an_expired_job_takes_its_tracebacks_with_it(any_broker: Broker) -> None:
+    b = any_broker
+    await enqueue_task(b, st("x"))
+    [job] = await claim(b, "w", ["a"], 1)
+    await fail(b, "w", [Failure(job.id, job.token, "e", fatal=True, traceback="Traceback: e")])
+    assert await b.redis.exists(b.keys.job_tracebacks(job.id)) == 1
+    await discard_dead(b, job.id, "ops")
+    assert await expire_finished(variant(b, retention_s=0)) == 1
+    assert await b.redis.exists(b.keys.job_tracebacks(job.id)) == 0
+
+
 async def test_the_event_stream_stays_capped(any_broker: Broker) -> None:
     b = variant(any_broker, events_maxlen=100)
     for _ in range(10):

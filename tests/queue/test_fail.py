@@ -10,8 +10,8 @@ from hiveq.queue.broker import Broker
 from hiveq.queue.fetch import claim
 from hiveq.queue.inspect import get_job, get_task, stats
 from hiveq.queue.maintain import promote_due
-from hiveq.queue.retry import Failure, fail
-from tests.queue.helpers import enqueue_task, last_event, places_of, st, variant
+from hiveq.queue.retry import TRACEBACK_MAX_BYTES, TRACEBACKS_KEPT, Failure, clip_traceback, fail, retry_dead
+from tests.queue.helpers import enqueue_task, last_event, places_of, st, stream_events, variant
 from tests.support.waiting import until
 
 
@@ -103,3 +103,67 @@ async def test_fail_with_a_stale_token_is_refused(any_broker: Broker) -> None:
     codes = await fail(b, [Failure(Lease(job.id, "old", "w"), "e"), Failure(Lease("t0.nope", "x", "w"), "e")])
     assert codes == [Code.STALE_TOKEN, Code.NOT_FOUND]
     assert (await get_job(b, job.id)).state == "active"
+
+
+def _tb(n: int, size: int = 200) -> str:
+    return f"Traceback (most recent call last):\n{'x' * size}\nRuntimeError: failure {n}\n"
+
+
+async def test_a_failure_keeps_its_traceback_with_the_job_and_not_in_the_event(any_broker: Broker) -> None:
+    b = any_broker
+    await enqueue_task(b, st("x"))
+    [job] = await claim(b, "w", ["a"], 1)
+    text = _tb(1, size=6000)
+    await fail(b, "w", [Failure(job.id, job.token, "RuntimeError: failure 1", traceback=text)])
+    [kept] = (await get_job(b, job.id)).tracebacks
+    assert (kept.attempt, kept.failure, kept.worker, kept.error) == (1, 1, "w", "RuntimeError: failure 1")
+    assert kept.traceback == text
+    ev = await last_event(b, job.id)
+    assert ev.ts == kept.ts and ev.to == "delayed"
+    # The custody event stays small: the 6 KB traceback is in no stream entry and no log entry.
+    assert all("xxxxxxxxxx" not in (e.reason or "") + str(e.data) for e in await stream_events(b))
+    assert all("xxxxxxxxxx" not in row for row in await b.redis.lrange(b.keys.job_log(job.id), 0, -1))
+
+
+async def test_only_the_last_attempts_tracebacks_are_kept_each_cut_to_its_end(any_broker: Broker) -> None:
+    b = variant(any_broker, backoff_base_s=0.001, backoff_max_s=0.002)
+    n = TRACEBACKS_KEPT + 2
+    await enqueue_task(b, st("x", max_attempts=n))
+    for i in range(1, n + 1):
+        if i > 1:
+            await until(lambda: promote_due(b), what="the retry to become due")
+        [job] = await claim(b, "w", ["a"], 1)
+        size = 3 * TRACEBACK_MAX_BYTES if i == n else 100
+        await fail(b, "w", [Failure(job.id, job.token, f"failure {i}", traceback=_tb(i, size))])
+    rec = await get_job(b, job.id)
+    assert rec.state == "dead"
+    assert [t.failure for t in rec.tracebacks] == list(range(n - TRACEBACKS_KEPT + 1, n + 1))
+    last = rec.tracebacks[-1].traceback
+    assert len(last.encode()) <= TRACEBACK_MAX_BYTES
+    assert last.endswith(f"RuntimeError: failure {n}\n")  # the end (innermost frame, the error) is kept
+    assert last.startswith("… (") and "earlier bytes cut" in last.splitlines()[0]
+
+
+async def test_a_failure_without_a_traceback_stores_none_and_retry_keeps_earlier_ones(
+    any_broker: Broker,
+) -> None:
+    b = variant(any_broker, backoff_base_s=0.001)
+    await enqueue_task(b, st("x"))
+    [job] = await claim(b, "w", ["a"], 1)
+    await fail(b, "w", [Failure(job.id, job.token, "timed out")])
+    assert (await get_job(b, job.id)).tracebacks == []
+    assert await b.redis.exists(b.keys.job_tracebacks(job.id)) == 0
+    await until(lambda: promote_due(b), what="the retry to become due")
+    [job] = await claim(b, "w", ["a"], 1)
+    await fail(b, "w", [Failure(job.id, job.token, "bad", fatal=True, traceback=_tb(2))])
+    await retry_dead(b, job.id, "ops")
+    [kept] = (await get_job(b, job.id)).tracebacks  # a retried dead letter keeps its history
+    assert (kept.attempt, kept.error) == (2, "bad")
+
+
+def test_clip_traceback_keeps_short_text_and_cuts_long_text_at_a_character_boundary() -> None:
+    assert clip_traceback("short") == "short"
+    text = "é" * 100  # two bytes each
+    clipped = clip_traceback(text, max_bytes=61)
+    assert len(clipped.encode()) <= 61 and clipped.endswith("é")
+    assert clipped.startswith("… (")

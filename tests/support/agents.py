@@ -80,4 +80,20 @@ async def bad_result(ctx: AgentContext) -> object:
     return {"not json": {1, 2}}
 
 
+def _connect(target: str) -> None:
+    raise ConnectionError(f"cannot reach {target}")
+
+
+@agent("t.leaky")
+async def leaky(ctx: AgentContext) -> None:
+    """Careless code: puts every secret the worker holds, and a URL with a password, in its error."""
+    s = ctx.settings
+    _connect(f"{s.redis_url} token={','.join(s.api_tokens)} key={s.llm.api_key} db=postgres://app:dbpw@db/x")
+
+
+@agent("t.sync_raise")
+def sync_raise(ctx: AgentContext) -> None:
+    raise ValueError(f"sync agent failed on attempt {ctx.attempt}")
+
+
 CANCELLED: set[str] = set()  # test registry of jobs whose agent saw cancellation

@@ -1,5 +1,5 @@
 --[[ expire_finished: delete tasks that finished longer ago than the retention, with their jobs,
-results and custody logs. Tasks holding dead letters never enter `finished` until handled.
+results, custody logs and tracebacks. Tasks holding dead letters never enter `finished` until handled.
 
 KEYS  1 finished  2 tasks  3 jobs  4 succeeded  5 cancelled
 ARGV  3 retention ms  4 max tasks per call
@@ -10,7 +10,7 @@ local tids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', NOW - tonumber(ARGV[3]
 for _, tid in ipairs(tids) do
   local t = redis.call('HMGET', tkey(tid), 'jobs', 'idem')
   for _, id in ipairs(cjson.decode(t[1] or '[]')) do
-    redis.call('DEL', jkey(id), jkey(id) .. ':log')
+    redis.call('DEL', jkey(id), jkey(id) .. ':log', jkey(id) .. ':tracebacks')
     redis.call('ZREM', KEYS[3], id)
     redis.call('ZREM', KEYS[4], id)
     redis.call('ZREM', KEYS[5], id)
