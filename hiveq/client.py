@@ -192,8 +192,10 @@ class Client:
     def get_task(self, task_id: str) -> TaskView:
         return self._get(TaskView, f"/tasks/{task_id}")
 
-    def list_tasks(self, status: str | None = None, offset: int = 0, limit: int = 50) -> TaskList:
-        return self._get(TaskList, "/tasks", status=status, offset=offset, limit=limit)
+    def list_tasks(
+        self, status: str | None = None, offset: int = 0, limit: int = 50, q: str | None = None
+    ) -> TaskList:
+        return self._get(TaskList, "/tasks", status=status, offset=offset, limit=limit, q=q)
 
     def cancel_task(self, task_id: str) -> CancelResponse:
         return self._post(CancelResponse, f"/tasks/{task_id}/cancel")
@@ -305,8 +307,10 @@ class AsyncClient:
     async def get_task(self, task_id: str) -> TaskView:
         return await self._get(TaskView, f"/tasks/{task_id}")
 
-    async def list_tasks(self, status: str | None = None, offset: int = 0, limit: int = 50) -> TaskList:
-        return await self._get(TaskList, "/tasks", status=status, offset=offset, limit=limit)
+    async def list_tasks(
+        self, status: str | None = None, offset: int = 0, limit: int = 50, q: str | None = None
+    ) -> TaskList:
+        return await self._get(TaskList, "/tasks", status=status, offset=offset, limit=limit, q=q)
 
     async def cancel_task(self, task_id: str) -> CancelResponse:
         return await self._post(CancelResponse, f"/tasks/{task_id}/cancel")

@@ -22,6 +22,10 @@ router = APIRouter(tags=["diagnose"])
 async def doctor(
     request: Request,
     sample: Annotated[float, Query(ge=0, le=MAX_SAMPLE_S, description="seconds of MONITOR sample")] = 0,
+    remember: Annotated[
+        bool,
+        Query(description="keep the dead-letter count for the next run's growth (false: a live view)"),
+    ] = True,
 ) -> DoctorReport:
     """Run the doctor: `{ok, namespace, checks: [{name, verdict, summary, evidence, fix}]}`.
 
@@ -29,7 +33,7 @@ async def doctor(
     the report (read `ok`), so the report can say what is wrong instead of a bare 503.
     """
     b: Broker = request.app.state.broker
-    return await run_doctor(b, sample_s=sample)
+    return await run_doctor(b, sample_s=sample, remember=remember)
 
 
 @router.get("/jobs/{job_id}/why", response_model=Why, responses=errors(401, 404, 503))

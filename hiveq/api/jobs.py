@@ -19,6 +19,7 @@ BrokerDep = Annotated[Broker, Depends(get_broker)]
 
 @router.get("/jobs/{job_id}", response_model=JobRecord, responses=errors(401, 404, 503))
 async def get_job(job_id: str, b: BrokerDep) -> JobRecord:
+    """The job's record with the agent's traceback of each of its last failed attempts."""
     return await inspect.get_job(b, job_id)
 
 
@@ -37,8 +38,10 @@ async def dead_letters(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> DeadLetters:
-    """Dead-lettered and quarantined jobs, newest first, with their reasons."""
-    return DeadLetters(items=await inspect.list_dead(b, offset, limit))
+    """Dead-lettered and quarantined jobs, newest first, with their reasons and each one's last
+    traceback (all kept ones: `GET /jobs/{id}`); `total` counts them all."""
+    total, items = await inspect.dead_letters(b, offset, limit)
+    return DeadLetters(total=total, items=items)
 
 
 @router.post("/dlq/{job_id}/retry", response_model=JobAction, responses=errors(401, 404, 409, 503))

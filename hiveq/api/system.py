@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from hiveq.api.deps import get_broker, require_token
@@ -33,6 +33,16 @@ async def queues(b: BrokerDep) -> Queues:
 async def workers(b: BrokerDep) -> Workers:
     """Registered workers: host, pid, Redis client address, agents, running jobs, last heartbeat."""
     return Workers(workers=await registry.list_workers(b))
+
+
+@router.get("/throughput", response_model=inspect.Throughput, responses=errors(401, 422, 503))
+async def throughput(
+    b: BrokerDep,
+    window_s: Annotated[float, Query(ge=6, le=86400, description="seconds, split into 60 buckets")] = 60,
+) -> inspect.Throughput:
+    """Jobs that succeeded and were dead-lettered in each 60th of the last `window_s` seconds,
+    counted in Redis from the jobs' finish times (not from events a client happened to see)."""
+    return await inspect.throughput(b, window_s)
 
 
 @router.get(

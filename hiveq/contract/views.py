@@ -102,7 +102,11 @@ class SubmitResponse(BaseModel):
 
 
 class TaskList(BaseModel):
-    total: int
+    total: int = Field(description="tasks that match the filters (every task without one)")
+    total_exact: bool = Field(
+        default=True,
+        description="false when a search (`q`) stopped at its bound: `total` is then a lower bound",
+    )
     items: list[TaskSummary]
 
 
@@ -117,7 +121,8 @@ class JobHistory(BaseModel):
 
 
 class DeadLetters(BaseModel):
-    items: list[JobRecord]
+    total: int = Field(description="every dead-lettered and quarantined job, not only this page")
+    items: list[JobRecord] = Field(description="newest first, each with its last traceback")
 
 
 class JobAction(BaseModel):

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
+from pydantic import BaseModel
+
 from hiveq.contract.errors import NotFound
-from hiveq.contract.models import JobRecord, QueueDepth, TaskRecord
+from hiveq.contract.models import AttemptTraceback, JobRecord, QueueDepth, TaskRecord
 from hiveq.contract.protocol import subtask_of
 from hiveq.contract.states import PLACE_OF, JobState, TaskStatus
 from hiveq.queue.broker import Broker
+from hiveq.queue.retry import TRACEBACKS_KEPT
 
 PRIO_SHIFT = 2**42
 
@@ -82,19 +87,44 @@ def decode_task(h: dict[str, str]) -> TaskRecord:
     )
 
 
+def decode_tracebacks(rows: Sequence[str]) -> list[AttemptTraceback]:
+    """The entries fail.lua appended; one that is not ours (not a JSON object) is shown as text."""
+    out = []
+    for row in rows:
+        value = _json(row, None)
+        if isinstance(value, dict):
+            out.append(AttemptTraceback.model_validate(value))
+        else:
+            out.append(AttemptTraceback(traceback=str(row)))
+    return out
+
+
 async def get_job(b: Broker, job_id: str) -> JobRecord:
-    h = cast("dict[str, str]", await b.guard(b.redis.hgetall(b.keys.job(job_id))))
-    if not h:
+    """One job with every traceback kept for it (one round trip)."""
+    jobs = await get_jobs(b, [job_id], tracebacks=TRACEBACKS_KEPT)
+    if not jobs:
         raise NotFound("job", job_id)
-    return decode_job(h)
+    return jobs[0]
 
 
-async def get_jobs(b: Broker, job_ids: Sequence[str]) -> list[JobRecord]:
+async def get_jobs(b: Broker, job_ids: Sequence[str], *, tracebacks: int = 0) -> list[JobRecord]:
+    """The jobs that exist, in order, each with its newest `tracebacks` tracebacks (up to 8 KB
+    each): task views read many jobs and show none of them, the dead-letter list the last one."""
     pipe = b.redis.pipeline(transaction=False)
     for jid in job_ids:
         pipe.hgetall(b.keys.job(jid))
+        if tracebacks:
+            pipe.lrange(b.keys.job_tracebacks(jid), -tracebacks, -1)
     rows = await b.guard(pipe.execute())
-    return [decode_job(h) for h in rows if h]
+    step = 2 if tracebacks else 1
+    out = []
+    for at in range(0, len(rows), step):
+        if rows[at]:
+            job = decode_job(rows[at])
+            if tracebacks:
+                job.tracebacks = decode_tracebacks(rows[at + 1])
+            out.append(job)
+    return out
 
 
 async def get_task(b: Broker, task_id: str) -> TaskRecord:
@@ -104,33 +134,68 @@ async def get_task(b: Broker, task_id: str) -> TaskRecord:
     return decode_task(h)
 
 
-async def list_tasks(
-    b: Broker, status: TaskStatus | None = None, offset: int = 0, limit: int = 50
-) -> tuple[int, list[TaskRecord]]:
-    """Newest first. Returns (how many tasks match, the page).
+# A description search (`q`) reads at most the newest SEARCH_MAX_TASKS tasks and stops once it
+# has read SEARCH_MAX_BYTES of descriptions, so one search costs at most that many HMGETs and bytes
+# whatever the size of the namespace; past either bound its count is a lower bound.
+SEARCH_MAX_TASKS = 5000
+SEARCH_MAX_BYTES = 8_000_000
+SCAN_BATCH = 1000
 
-    With a status filter every task's status field is read (in pipelined batches) so that the
-    count is exact; the full records are read for the page only.
+
+@dataclass(frozen=True)
+class TaskPage:
+    total: int  # tasks that match (all tasks without a filter)
+    items: list[TaskRecord]
+    total_exact: bool = True  # False: a search stopped at its bound; `total` is a lower bound
+
+
+async def list_tasks(
+    b: Broker, status: TaskStatus | None = None, offset: int = 0, limit: int = 50, q: str | None = None
+) -> TaskPage:
+    """Newest first, optionally only one status and only descriptions that contain `q`
+    (case-insensitive). The full records are read for the page only.
+
+    A status filter alone reads every task's status field (pipelined, in batches) so that the
+    count is exact; a search is bounded (SEARCH_MAX_TASKS, SEARCH_MAX_BYTES).
     """
-    if status is None:
+    exact = True
+    if status is None and not q:
         total = int(await b.guard(b.redis.zcard(b.keys.tasks)))
         ids = cast("list[str]", await b.guard(b.redis.zrevrange(b.keys.tasks, offset, offset + limit - 1)))
     else:
-        everything = cast("list[str]", await b.guard(b.redis.zrevrange(b.keys.tasks, 0, -1)))
-        matching: list[str] = []
-        for at in range(0, len(everything), 1000):
-            chunk = everything[at : at + 1000]
-            pipe = b.redis.pipeline(transaction=False)
-            for tid in chunk:
-                pipe.hget(b.keys.task(tid), "status")
-            statuses = await b.guard(pipe.execute())
-            matching += [tid for tid, st in zip(chunk, statuses, strict=True) if st == status.value]
+        matching, exact = await _filter(b, status, q)
         total, ids = len(matching), matching[offset : offset + limit]
     pipe = b.redis.pipeline(transaction=False)
     for tid in ids:
         pipe.hgetall(b.keys.task(tid))
     rows = await b.guard(pipe.execute())
-    return total, [decode_task(h) for h in rows if h]
+    return TaskPage(total, [decode_task(h) for h in rows if h], exact)
+
+
+async def _filter(b: Broker, status: TaskStatus | None, q: str | None) -> tuple[list[str], bool]:
+    """Ids of the tasks that match, newest first, and whether every task was looked at."""
+    needle = q.casefold() if q else None
+    last = -1 if needle is None else SEARCH_MAX_TASKS  # one more than the bound: was there more?
+    everything = cast("list[str]", await b.guard(b.redis.zrevrange(b.keys.tasks, 0, last)))
+    exact = needle is None or len(everything) <= SEARCH_MAX_TASKS
+    everything = everything[:SEARCH_MAX_TASKS] if needle is not None else everything
+    fields = ["status"] if needle is None else ["status", "description"]
+    matching: list[str] = []
+    read = 0
+    for at in range(0, len(everything), SCAN_BATCH):
+        if read >= SEARCH_MAX_BYTES:
+            return matching, False
+        chunk = everything[at : at + SCAN_BATCH]
+        pipe = b.redis.pipeline(transaction=False)
+        for tid in chunk:
+            pipe.hmget(b.keys.task(tid), fields)
+        rows: list[list[str | None]] = await b.guard(pipe.execute())
+        for tid, row in zip(chunk, rows, strict=True):
+            text = (row[1] or "") if needle is not None else ""
+            read += len(text)
+            if (status is None or row[0] == status.value) and (needle is None or needle in text.casefold()):
+                matching.append(tid)
+    return matching, exact
 
 
 async def queue_depths(b: Broker) -> list[QueueDepth]:
@@ -177,9 +242,53 @@ async def stats(b: Broker) -> dict[str, int]:
     return {k: int(v) for k, v in h.items()}
 
 
+THROUGHPUT_BUCKETS = 60
+
+
+class Throughput(BaseModel):
+    """Jobs that finished in each of `len(succeeded)` equal buckets ending at `now_ms`, oldest
+    first, counted in Redis from the finish times in the `succeeded` and `dead` sets (a dead
+    letter retried since is no longer counted; a task past its retention no longer holds jobs)."""
+
+    now_ms: int
+    window_s: float
+    bucket_s: float
+    succeeded: list[int]
+    dead: list[int]
+
+
+async def throughput(b: Broker, window_s: float = 60.0) -> Throughput:
+    """One TIME and one pipeline of 2 × THROUGHPUT_BUCKETS ZCOUNTs (each O(log n)): cheap enough
+    to poll every few seconds from every open dashboard."""
+    now_s, now_us = await b.guard(b.redis.time())
+    now = int(now_s) * 1000 + int(now_us) // 1000
+    width = window_s * 1000 / THROUGHPUT_BUCKETS
+    edges = [int(now - (THROUGHPUT_BUCKETS - i) * width) for i in range(THROUGHPUT_BUCKETS)] + [now]
+    pipe = b.redis.pipeline(transaction=True)
+    for key in (b.keys.succeeded, b.keys.dead):
+        for lo, hi in itertools.pairwise(edges):
+            pipe.zcount(key, f"({lo}", hi)
+    counts = [int(n) for n in await b.guard(pipe.execute())]
+    return Throughput(
+        now_ms=now,
+        window_s=window_s,
+        bucket_s=window_s / THROUGHPUT_BUCKETS,
+        succeeded=counts[:THROUGHPUT_BUCKETS],
+        dead=counts[THROUGHPUT_BUCKETS:],
+    )
+
+
 async def list_dead(b: Broker, offset: int = 0, limit: int = 50) -> list[JobRecord]:
-    """Dead-lettered and quarantined jobs, newest first."""
-    dead = await b.guard(b.redis.zrevrange(b.keys.dead, 0, -1, withscores=True))
-    quar = await b.guard(b.redis.zrevrange(b.keys.quarantine, 0, -1, withscores=True))
-    ids = [m for m, _ in sorted([*dead, *quar], key=lambda r: -r[1])][offset : offset + limit]
-    return await get_jobs(b, ids)
+    """Dead-lettered and quarantined jobs, newest first, each with its last traceback."""
+    return (await dead_letters(b, offset, limit))[1]
+
+
+async def dead_letters(b: Broker, offset: int = 0, limit: int = 50) -> tuple[int, list[JobRecord]]:
+    """(How many jobs are dead-lettered or quarantined, one page of them as `list_dead` gives.)
+    Both sets are read in one MULTI, so the count and the page are of the same moment."""
+    pipe = b.redis.pipeline(transaction=True)
+    pipe.zrevrange(b.keys.dead, 0, -1, withscores=True)
+    pipe.zrevrange(b.keys.quarantine, 0, -1, withscores=True)
+    dead, quar = await b.guard(pipe.execute())
+    ids = [m for m, _ in sorted([*dead, *quar], key=lambda r: -r[1])]
+    return len(ids), await get_jobs(b, ids[offset : offset + limit], tracebacks=1)

@@ -12,7 +12,7 @@ import pytest
 
 from hiveq.api.app import create_app
 from hiveq.api.deps import token_ok
-from hiveq.queue import complete, fetch, registry
+from hiveq.queue import complete, fetch, registry, retry
 from hiveq.queue.broker import Broker
 from hiveq.server import ServerProcess, free_port
 from hiveq.settings import Settings
@@ -67,6 +67,25 @@ async def test_metrics_expose_depth_states_throughput_latency_dead_and_workers(
     assert 'hiveq_job_wait_seconds_bucket{le="+Inf"} 1.0' in text
     again = (await api.get("/metrics")).text  # a job is folded into the histograms once
     assert "hiveq_job_run_seconds_count 1.0" in again
+
+
+async def test_throughput_counts_jobs_finished_in_each_bucket_of_the_window_from_redis(
+    api: httpx.AsyncClient, broker: Broker
+) -> None:
+    body = {"description": "four", "subtasks": [{"id": f"s{i}", "agent": "demo"} for i in range(4)]}
+    tid = (await api.post("/tasks", json=body)).json()["task_id"]
+    await registry.register_worker(broker, "w-1", ["demo"], concurrency=4)
+    jobs = await fetch.claim(broker, "w-1", ["demo"], 4)
+    await complete.complete(broker, "w-1", [(j.id, j.token, "ok") for j in jobs[:3]])
+    await retry.fail(broker, "w-1", [retry.Failure(jobs[3].id, jobs[3].token, "boom", fatal=True)])
+    r = (await api.get("/throughput", params={"window_s": 30})).json()
+    assert (r["window_s"], r["bucket_s"], len(r["succeeded"]), len(r["dead"])) == (30, 0.5, 60, 60)
+    assert (sum(r["succeeded"]), sum(r["dead"])) == (3, 1)
+    for job in (await api.get(f"/tasks/{tid}")).json()["subtasks"]:  # each in the bucket of its finish
+        bucket = int((job["finished_ms"] - (r["now_ms"] - 30_000) - 1) // 500)
+        assert r["dead" if job["state"] == "dead" else "succeeded"][bucket] >= 1
+    bad = await api.get("/throughput", params={"window_s": 1})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "window_s"
 
 
 async def test_tokens_guard_every_route_but_health(broker: Broker) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 
-from hiveq.queue import registry
+from hiveq.queue import inspect, registry
 from hiveq.queue.broker import Broker
 
 SEED = {"description": "Build a user authentication system", "priority": 1}
@@ -70,6 +71,48 @@ async def test_list_tasks_filters_by_status_and_paginates_newest_first(api: http
     assert cancelled["items"][0]["progress"]["total"] == 4
     queued = (await api.get("/tasks", params={"status": "queued", "limit": 1, "offset": 1})).json()
     assert (queued["total"], [t["id"] for t in queued["items"]]) == (2, [ids[1]])
+
+
+async def test_q_finds_tasks_whose_description_contains_it_in_any_case(api: httpx.AsyncClient) -> None:
+    ids = {}
+    for text in ("Build the LOGIN page", "write docs", "build an API", "Rebuild caches"):
+        ids[text] = (await api.post("/tasks", json={"description": text})).json()["task_id"]
+    found = (await api.get("/tasks", params={"q": "build"})).json()
+    assert (found["total"], found["total_exact"]) == (3, True)
+    assert [t["id"] for t in found["items"]] == [
+        ids["Rebuild caches"],
+        ids["build an API"],
+        ids["Build the LOGIN page"],
+    ]
+    page = (await api.get("/tasks", params={"q": "BUILD", "offset": 1, "limit": 1})).json()
+    assert (page["total"], [t["id"] for t in page["items"]]) == (3, [ids["build an API"]])
+    await api.post(f"/tasks/{ids['build an API']}/cancel")
+    both = (await api.get("/tasks", params={"q": "Build", "status": "cancelled"})).json()
+    assert (both["total"], [t["id"] for t in both["items"]]) == (1, [ids["build an API"]])
+    none = (await api.get("/tasks", params={"q": "<b>nothing</b>"})).json()
+    assert (none["total"], none["items"]) == (0, [])
+    everything = (await api.get("/tasks", params={"q": ""})).json()  # an empty search is no search
+    assert everything["total"] == 4
+    too_long = await api.get("/tasks", params={"q": "x" * 201})
+    assert too_long.status_code == 422 and too_long.json()["error"]["field"] == "q"
+
+
+async def test_a_search_past_its_bound_says_its_total_is_a_lower_bound(
+    api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(6):
+        await api.post("/tasks", json={"description": f"needle {i} " + "hay" * 50})
+    monkeypatch.setattr(inspect, "SEARCH_MAX_TASKS", 4)
+    capped = (await api.get("/tasks", params={"q": "needle", "limit": 10})).json()
+    assert (capped["total"], capped["total_exact"], len(capped["items"])) == (4, False, 4)
+    assert capped["items"][0]["description"].startswith("needle 5")  # the newest ones were read
+    monkeypatch.setattr(inspect, "SEARCH_MAX_TASKS", 100)
+    monkeypatch.setattr(inspect, "SCAN_BATCH", 2)
+    monkeypatch.setattr(inspect, "SEARCH_MAX_BYTES", 300)  # each description is about 160 bytes
+    by_bytes = (await api.get("/tasks", params={"q": "needle"})).json()
+    assert (by_bytes["total"], by_bytes["total_exact"]) == (2, False)
+    unfiltered = (await api.get("/tasks", params={"status": "queued"})).json()  # no search: exact
+    assert (unfiltered["total"], unfiltered["total_exact"]) == (6, True)
 
 
 async def test_cancel_cancels_unfinished_work_then_409_once_finished(api: httpx.AsyncClient) -> None:

@@ -60,3 +60,13 @@ async def test_get_doctor_reports_checks_and_why_answers_in_plain_words(broker: 
     assert answer.json()["summary"].startswith("no live worker serves agent translator")
     assert unknown.status_code == 404 and "unknown job id" in unknown.json()["error"]["message"]
     assert too_long.status_code == 422
+
+
+async def test_a_live_view_runs_the_doctor_without_moving_its_dead_letter_baseline(broker: Broker) -> None:
+    baseline = broker.keys.key("doctor")
+    async with api(broker.settings) as client:
+        live = await client.get("/doctor", params={"remember": "false"})
+        assert live.status_code == 200
+        assert await broker.redis.exists(baseline) == 0
+        assert (await client.get("/doctor")).status_code == 200
+    assert await broker.redis.hget(baseline, "dead") == "0"

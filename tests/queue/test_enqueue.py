@@ -169,7 +169,7 @@ async def test_a_chunk_failing_in_redis_reports_which_tasks_were_enqueued(any_br
 async def test_tasks_enqueued_in_the_same_millisecond_list_newest_first(any_broker: Broker) -> None:
     b = any_broker
     res = await enqueue(b, [submission(st("x")) for _ in range(20)])  # one script call, one ms
-    _total, page = await list_tasks(b, limit=20)
+    page = (await list_tasks(b, limit=20)).items
     assert [t.id for t in page] == [r.task_id for r in reversed(res)]
 
 
