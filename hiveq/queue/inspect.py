@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from hiveq.contract.errors import NotFound
 from hiveq.contract.models import AttemptTraceback, JobRecord, QueueDepth, TaskRecord
@@ -88,13 +88,13 @@ def decode_task(h: dict[str, str]) -> TaskRecord:
 
 
 def decode_tracebacks(rows: Sequence[str]) -> list[AttemptTraceback]:
-    """The entries fail.lua appended; one that is not ours (not a JSON object) is shown as text."""
+    """The entries fail.lua appended; one that is not ours (not such a JSON object) is shown as
+    its text, never an error for the reader."""
     out = []
     for row in rows:
-        value = _json(row, None)
-        if isinstance(value, dict):
-            out.append(AttemptTraceback.model_validate(value))
-        else:
+        try:
+            out.append(AttemptTraceback.model_validate_json(row))
+        except ValidationError:
             out.append(AttemptTraceback(traceback=str(row)))
     return out
 

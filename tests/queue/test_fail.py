@@ -167,3 +167,14 @@ def test_clip_traceback_keeps_short_text_and_cuts_long_text_at_a_character_bound
     clipped = clip_traceback(text, max_bytes=61)
     assert len(clipped.encode()) <= 61 and clipped.endswith("é")
     assert clipped.startswith("… (")
+
+
+async def test_a_foreign_entry_among_the_tracebacks_is_shown_as_text(any_broker: Broker) -> None:
+    b = any_broker
+    await enqueue_task(b, st("x"))
+    [job] = await claim(b, "w", ["a"], 1)
+    await fail(b, "w", [Failure(job.id, job.token, "e", traceback=_tb(1))])
+    await b.redis.rpush(b.keys.job_tracebacks(job.id), "not json", '{"attempt": "many"}')
+    kept = (await get_job(b, job.id)).tracebacks
+    assert [t.traceback for t in kept[1:]] == ["not json", '{"attempt": "many"}']
+    assert kept[0].failure == 1
