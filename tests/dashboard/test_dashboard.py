@@ -12,19 +12,23 @@ import httpx
 from playwright.async_api import Browser, expect
 from redis.asyncio import Redis
 
+from hiveq.contract.models import SubtaskSpec, TaskSubmission
 from hiveq.contract.states import TERMINAL_TASK_STATUSES, JobState, TaskStatus
-from hiveq.queue import fetch, inspect, registry, retry
+from hiveq.queue import events, fetch, inspect, registry, retry
 from hiveq.queue.broker import Broker
 from hiveq.queue.complete import Completion
 from hiveq.queue.complete import complete as complete_jobs
+from hiveq.queue.enqueue import enqueue
 from hiveq.queue.retry import Failure
 from hiveq.server import ServerProcess, free_port
 from hiveq.settings import Settings
 from hiveq.worker.main import run_worker
 from tests.dashboard.conftest import UI_TIMEOUT_MS, Dashboard, OpenDashboard, running_api
 from tests.support.waiting import until
+from tests.support.worker import worker_in_process
 
 SCREENSHOT = "/tmp/hiveq-dashboard.png"
+JOB_SCREENSHOT = "/tmp/hiveq-job.png"
 
 
 async def post_task(d: Dashboard, body: dict[str, Any], token: str | None = None) -> dict[str, Any]:
@@ -104,8 +108,12 @@ async def test_task_reaches_succeeded_live_with_its_subtask_graph(
         await expect(page.locator('#dag .node[data-state="succeeded"]')).to_have_count(len(subtasks))
         await expect(page.locator("#dag path.edge.done")).to_have_count(edges)
         await expect(page.locator("#dag .node[data-subtask] >> text=w-dash")).to_have_count(len(subtasks))
-        await expect(page.locator('#workers-body tr[data-worker="w-dash"]')).to_be_visible()
-    await expect(page.locator("#rate-detail")).to_contain_text(f"{len(subtasks)} jobs completed")
+        [me] = [w for w in await registry.list_workers(broker) if w.id == "w-dash"]
+        await expect(page.locator('#workers-body tr[data-worker="w-dash"] td.client')).to_have_text(me.client)
+    n = len(subtasks)
+    await expect(page.locator("#rate-detail")).to_contain_text(
+        f"{n} jobs finished in the last 60 s: {n} succeeded"
+    )
     assert await page.evaluate("window.__sameDocument") is True  # no reload happened
     await page.screenshot(path=SCREENSHOT, full_page=True)
 
@@ -277,13 +285,185 @@ async def test_live_view_resumes_from_the_last_event_after_the_api_restarts(
 
         await run_jobs_until_done(broker, task_id)  # its events happen while nobody streams them
 
+        newest = await events.last_event_id(broker)
         async with running_api(broker.settings, port=port):
-            # Only a stream resumed after the last event seen delivers the missed completion;
-            # one started from "now" would count 0 jobs.
+            # Only a stream resumed after the last event seen delivers the missed events; one
+            # started from "now" would leave the page at the last event before the restart.
             await expect(live).to_have_attribute("data-live", "yes")
-            await expect(page.locator("#rate-detail")).to_contain_text("1 jobs completed")
+            await expect(live).to_have_attribute("data-last-event", newest)
             await expect(row).to_have_attribute("data-status", "succeeded")
             assert await page.evaluate("window.__sameDocument") is True  # caught up without a reload
             await context.close()
     finally:
         await context.close()
+
+
+async def enqueue_tasks(b: Broker, descriptions: list[str]) -> list[str]:
+    """One single-job task per description, in this order (the last one is the newest)."""
+    subs = [SubtaskSpec(id="only", agent="demo")]
+    done = await enqueue(b, [TaskSubmission(description=d, subtasks=subs) for d in descriptions])
+    return [e.task_id for e in done]
+
+
+async def test_the_task_list_pages_through_every_task_and_searches_descriptions(
+    open_dashboard: OpenDashboard, broker: Broker
+) -> None:
+    names = [f"chore {i:02d}" for i in range(27)] + [
+        "Deploy the NEEDLE",
+        "needle in a haystack",
+        "more chores",
+    ]
+    ids = await enqueue_tasks(broker, names)
+    newest_first = ids[::-1]
+    d = await open_dashboard()
+    page = d.page
+    rows = page.locator("#tasks-body tr[data-task-id]")
+    await expect(page.locator("#tasks-range")).to_have_text("1–25 of 30")
+    assert await rows.evaluate_all("rs => rs.map(r => r.dataset.taskId)") == newest_first[:25]
+    await expect(page.locator("#tasks-prev")).to_be_disabled()
+
+    await page.click("#tasks-next")
+    await expect(page.locator("#tasks-range")).to_have_text("26–30 of 30")
+    assert await rows.evaluate_all("rs => rs.map(r => r.dataset.taskId)") == newest_first[25:]
+    await expect(page.locator("#tasks-next")).to_be_disabled()
+    await page.click("#tasks-prev")
+    await expect(page.locator("#tasks-range")).to_have_text("1–25 of 30")
+
+    await page.fill("#tasks-search", "NeEdLe")  # any case
+    await expect(page.locator("#tasks-total")).to_have_text("2 matching")
+    assert await rows.evaluate_all("rs => rs.map(r => r.dataset.taskId)") == [ids[28], ids[27]]
+    await page.fill("#tasks-search", "no such words")
+    await expect(page.locator("#tasks-body")).to_have_text("No task matches.")
+    await page.fill("#tasks-search", "")
+    await expect(page.locator("#tasks-range")).to_have_text("1–25 of 30")
+
+
+async def test_clicking_a_row_brings_the_task_detail_into_view(
+    open_dashboard: OpenDashboard, broker: Broker
+) -> None:
+    ids = await enqueue_tasks(broker, [f"task number {i}" for i in range(25)])
+    d = await open_dashboard()
+    page = d.page
+    detail = page.locator("#detail")
+    row = page.locator(f'#tasks-body tr[data-task-id="{ids[-1]}"]')  # the newest: the top row
+    await expect(row).to_be_in_viewport()
+    await expect(detail).not_to_be_in_viewport()  # 25 rows push the detail below the fold
+    await row.click()
+    await expect(page.locator("#detail .detail-title")).to_have_text("task number 24")
+    await expect(detail).to_be_in_viewport(ratio=1)  # the whole (short) detail is on screen
+    top = await detail.evaluate("e => e.getBoundingClientRect().top")
+    header = await page.locator("header.top").evaluate("e => e.getBoundingClientRect().bottom")
+    assert top >= header, (top, header)  # not hidden under the sticky header
+    await page.click("#detail-up")
+    await expect(row).to_be_in_viewport()
+
+
+async def test_the_job_page_shows_timestamps_input_traceback_history_why_and_retries(
+    open_dashboard: OpenDashboard, broker: Broker
+) -> None:
+    settings = broker.settings.with_(backoff_base_s=0.01)
+    evil = "<img src=x onerror=window.__pwned=1><b>bold</b>"
+    async with worker_in_process(settings, ["t.flaky"], worker_id="w-flaky"):
+        await until(lambda: registry.list_workers(broker), 20, "the worker to register")
+        d = await open_dashboard()
+        made = await post_task(
+            d,
+            {
+                "description": "fails twice",
+                "planner": "explicit",
+                "subtasks": [{"id": "boom", "agent": "t.flaky", "input": {"note": evil}, "max_attempts": 2}],
+            },
+        )
+        job_id = f"{made['task_id']}.boom"
+
+        async def dead() -> bool:
+            return (await inspect.get_job(broker, job_id)).state == JobState.DEAD
+
+        await until(dead, 20, "the job to be dead-lettered")
+    page = d.page
+    await page.locator(f'#tasks-body tr[data-task-id="{made["task_id"]}"]').click()
+    await page.locator('#detail details[data-key="boom"] summary').click()
+    await page.locator(f'#detail a.job-link[data-job="{job_id}"]').click()
+
+    job_page = page.locator("#job-page")
+    await expect(job_page).to_have_attribute("data-state", "dead")
+    assert page.url.endswith(f"#/jobs/{job_id}")
+    await expect(page.locator("#overview")).to_be_hidden()
+    for field in ("created", "started", "finished"):
+        await expect(job_page.locator(f'dd[data-field="{field}"]')).to_contain_text(" UTC (")
+    await expect(job_page.locator("#job-input pre")).to_contain_text(evil)  # as text, never as HTML
+    await expect(job_page.locator("#job-result")).to_have_count(0)  # a dead job has no result
+    stray = "e => [...e.childNodes].filter(n => n.nodeType === 3 && n.textContent.trim()).length"
+    assert await job_page.evaluate(stray) == 0  # no stray text (a skipped section is no "null")
+    assert await job_page.locator("img, b").count() == 0 and await page.evaluate("window.__pwned") is None
+    await expect(job_page.locator("#job-error")).to_contain_text("RuntimeError: flaky failure on attempt 2")
+    tracebacks = job_page.locator("#job-tracebacks details.traceback")
+    await expect(tracebacks).to_have_count(2)
+    newest = tracebacks.nth(1).locator("pre")
+    await expect(newest).to_be_visible()  # the newest is open
+    await expect(newest).to_contain_text("Traceback (most recent call last):")
+    await expect(newest).to_contain_text("in flaky")
+    await expect(newest).to_contain_text("RuntimeError: flaky failure on attempt 2")
+    await expect(job_page.locator("#job-why")).to_contain_text("dead-lettered at")
+
+    history = await events.job_history(broker, job_id)
+    rows = job_page.locator("#job-history tbody tr")
+    await expect(rows).to_have_count(len(history))
+    claimed = next(e for e in history if e.to == "active")
+    assert claimed.client
+    first_claim = job_page.locator('#job-history tr[data-to="active"]').first
+    await expect(first_claim).to_contain_text("w-flaky")
+    await expect(first_claim).to_contain_text(claimed.client)
+
+    await page.screenshot(path=JOB_SCREENSHOT, full_page=True)
+    await job_page.locator("#job-retry").click()
+    await expect(job_page).to_have_attribute("data-state", "waiting")
+    assert (await inspect.get_job(broker, job_id)).state == JobState.WAITING
+    await expect(job_page.locator("#job-retry")).to_have_count(0)
+    await expect(job_page.locator('#job-history tr[data-to="waiting"]').last).to_contain_text(
+        "retried by api"
+    )
+    await expect(job_page.locator("#job-why")).not_to_contain_text("dead-lettered")
+
+    await page.locator("#job-back").click()  # back to its task, in view
+    await expect(page.locator("#overview")).to_be_visible()
+    await expect(page.locator("#detail")).to_have_attribute("data-task-id", made["task_id"])
+
+
+async def test_doctor_and_dead_letter_cards_agree_and_move_together(
+    open_dashboard: OpenDashboard, broker: Broker
+) -> None:
+    d = await open_dashboard()
+    page = d.page
+    doctor_dead = page.locator('#doctor .check[data-check="dead letters"] .summary')
+    await expect(doctor_dead).to_contain_text("no dead-lettered")
+    made = await post_task(
+        d,
+        {
+            "description": "three independent jobs",
+            "planner": "explicit",
+            "subtasks": [{"id": s, "agent": "demo"} for s in "abc"],
+        },
+    )
+    for s in "abc":
+        await dead_letter(broker, f"{made['task_id']}.{s}")
+    await expect(page.locator("#dlq-total")).to_have_text("3")
+    await expect(doctor_dead).to_contain_text("3 dead-lettered")  # live, not 30 s later
+    await page.locator(
+        f'#dlq-list .dlq-item[data-job="{made["task_id"]}.a"] button[data-action="retry"]'
+    ).click()
+    await expect(page.locator("#dlq-total")).to_have_text("2")
+    await expect(doctor_dead).to_contain_text("2 dead-lettered")
+    assert await broker.redis.exists(broker.keys.key("doctor")) == 0  # live runs keep the CLI's baseline
+
+
+async def test_throughput_shows_jobs_that_finished_before_the_page_opened(
+    open_dashboard: OpenDashboard, broker: Broker
+) -> None:
+    [task_id] = await enqueue_tasks(broker, ["finished before anyone looked"])
+    await run_jobs_until_done(broker, task_id)
+    d = await open_dashboard()  # events from before the page loaded never reach it: the count is the server's
+    await expect(d.page.locator("#rate-detail")).to_contain_text(
+        "1 jobs finished in the last 60 s: 1 succeeded"
+    )
+    await expect(d.page.locator("#rate-source")).to_contain_text("Counted in Redis")
