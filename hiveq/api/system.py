@@ -13,7 +13,7 @@ from hiveq.api.deps import get_broker, require_token
 from hiveq.api.schemas import errors
 from hiveq.contract.errors import HiveqError
 from hiveq.contract.protocol import VERSION
-from hiveq.contract.views import Health, Queues, RedisHealth, Workers
+from hiveq.contract.views import Health, Queues, RedisHealth, Throughput, Workers
 from hiveq.queue import inspect, registry
 from hiveq.queue.broker import Broker
 
@@ -35,11 +35,11 @@ async def workers(b: BrokerDep) -> Workers:
     return Workers(workers=await registry.list_workers(b))
 
 
-@router.get("/throughput", response_model=inspect.Throughput, responses=errors(401, 422, 503))
+@router.get("/throughput", response_model=Throughput, responses=errors(401, 422, 503))
 async def throughput(
     b: BrokerDep,
     window_s: Annotated[float, Query(ge=6, le=86400, description="seconds, split into 60 buckets")] = 60,
-) -> inspect.Throughput:
+) -> Throughput:
     """Jobs that succeeded and were dead-lettered in each 60th of the last `window_s` seconds,
     counted in Redis from the jobs' finish times (not from events a client happened to see)."""
     return await inspect.throughput(b, window_s)

@@ -16,8 +16,8 @@ from hiveq.aggregate import task_view
 from hiveq.cli.common import connect, console, fail, print_json, run, settings
 from hiveq.cli.watch import clock, short, styled
 from hiveq.contract.errors import ExitCode
-from hiveq.contract.states import TaskStatus
 from hiveq.contract.models import JobRecord
+from hiveq.contract.states import TaskStatus
 from hiveq.queue import inspect
 from hiveq.queue.cancel import cancel_task
 from hiveq.queue.events import job_history
@@ -355,7 +355,8 @@ def dlq_app() -> typer.Typer:
 
         async def go() -> int:
             async with connect(s, write=True) as b:
-                ids = [job_id] if job_id else [j.id for j in await inspect.list_dead(b, 0, 1_000_000)]
+                everything = [] if job_id else await inspect.list_dead(b, 0, 1_000_000, tracebacks=0)
+                ids = [job_id] if job_id else [j.id for j in everything]
                 for jid in ids:
                     await discard_dead(b, jid, who=b.identity)
                 return len(ids)

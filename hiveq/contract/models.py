@@ -61,7 +61,7 @@ class TaskSubmission(BaseModel):
 
 
 class AttemptTraceback(BaseModel):
-    """The traceback of one failed attempt whose agent raised (bounded; see hiveq.queue.retry)."""
+    """The traceback of one failed attempt whose agent raised (bounded: contract/limits.py)."""
 
     attempt: int | None = None  # the delivery it happened on
     failure: int | None = None  # the job's failure count after it

@@ -130,6 +130,18 @@ class JobAction(BaseModel):
     state: JobState
 
 
+class Throughput(BaseModel):
+    """Jobs that finished in each of `len(succeeded)` equal buckets ending at `now_ms`, oldest
+    first, counted in Redis from the finish times in the `succeeded` and `dead` sets (a dead
+    letter retried since is no longer counted; a task past its retention no longer holds jobs)."""
+
+    now_ms: int
+    window_s: float
+    bucket_s: float
+    succeeded: list[int]
+    dead: list[int]
+
+
 class Queues(BaseModel):
     queues: list[QueueDepth]
     counts: dict[str, int]

@@ -8,14 +8,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from hiveq.contract.errors import NotFound
+from hiveq.contract.limits import TRACEBACKS_KEPT
 from hiveq.contract.models import AttemptTraceback, JobRecord, QueueDepth, TaskRecord
 from hiveq.contract.protocol import subtask_of
 from hiveq.contract.states import PLACE_OF, JobState, TaskStatus
+from hiveq.contract.views import Throughput
 from hiveq.queue.broker import Broker
-from hiveq.queue.retry import TRACEBACKS_KEPT
 
 PRIO_SHIFT = 2**42
 
@@ -245,18 +246,6 @@ async def stats(b: Broker) -> dict[str, int]:
 THROUGHPUT_BUCKETS = 60
 
 
-class Throughput(BaseModel):
-    """Jobs that finished in each of `len(succeeded)` equal buckets ending at `now_ms`, oldest
-    first, counted in Redis from the finish times in the `succeeded` and `dead` sets (a dead
-    letter retried since is no longer counted; a task past its retention no longer holds jobs)."""
-
-    now_ms: int
-    window_s: float
-    bucket_s: float
-    succeeded: list[int]
-    dead: list[int]
-
-
 async def throughput(b: Broker, window_s: float = 60.0) -> Throughput:
     """One TIME and one pipeline of 2 × THROUGHPUT_BUCKETS ZCOUNTs (each O(log n)): cheap enough
     to poll every few seconds from every open dashboard."""
@@ -278,12 +267,14 @@ async def throughput(b: Broker, window_s: float = 60.0) -> Throughput:
     )
 
 
-async def list_dead(b: Broker, offset: int = 0, limit: int = 50) -> list[JobRecord]:
-    """Dead-lettered and quarantined jobs, newest first, each with its last traceback."""
-    return (await dead_letters(b, offset, limit))[1]
+async def list_dead(b: Broker, offset: int = 0, limit: int = 50, tracebacks: int = 1) -> list[JobRecord]:
+    """Dead-lettered and quarantined jobs, newest first, each with its last traceback (or none)."""
+    return (await dead_letters(b, offset, limit, tracebacks))[1]
 
 
-async def dead_letters(b: Broker, offset: int = 0, limit: int = 50) -> tuple[int, list[JobRecord]]:
+async def dead_letters(
+    b: Broker, offset: int = 0, limit: int = 50, tracebacks: int = 1
+) -> tuple[int, list[JobRecord]]:
     """(How many jobs are dead-lettered or quarantined, one page of them as `list_dead` gives.)
     Both sets are read in one MULTI, so the count and the page are of the same moment."""
     pipe = b.redis.pipeline(transaction=True)
@@ -291,4 +282,4 @@ async def dead_letters(b: Broker, offset: int = 0, limit: int = 50) -> tuple[int
     pipe.zrevrange(b.keys.quarantine, 0, -1, withscores=True)
     dead, quar = await b.guard(pipe.execute())
     ids = [m for m, _ in sorted([*dead, *quar], key=lambda r: -r[1])]
-    return len(ids), await get_jobs(b, ids[offset : offset + limit], tracebacks=1)
+    return len(ids), await get_jobs(b, ids[offset : offset + limit], tracebacks=tracebacks)

@@ -10,14 +10,8 @@ from dataclasses import dataclass
 
 from hiveq.contract.errors import Code, Conflict, NotFound
 from hiveq.contract.lease import Lease, holder
+from hiveq.contract.limits import ERROR_MAX_CHARS, TRACEBACK_MAX_BYTES, TRACEBACKS_KEPT
 from hiveq.queue.broker import Broker
-
-ERROR_MAX_CHARS = 2000  # the error sentence, kept in the job hash and in the custody event
-# Agent tracebacks are kept with the job (job:<id>:tracebacks), never in the event stream: the
-# newest TRACEBACK_MAX_BYTES of each failed attempt's traceback, for the last TRACEBACKS_KEPT
-# failed attempts, so one job holds at most about 40 KB of them.
-TRACEBACK_MAX_BYTES = 8192
-TRACEBACKS_KEPT = 5
 
 
 @dataclass(frozen=True, slots=True)

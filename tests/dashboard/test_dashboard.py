@@ -381,6 +381,11 @@ async def test_the_job_page_shows_timestamps_input_traceback_history_why_and_ret
 
         await until(dead, 20, "the job to be dead-lettered")
     page = d.page
+    letter = page.locator(f'#dlq-list .dlq-item[data-job="{job_id}"]')
+    await expect(letter.locator("details.traceback summary")).to_have_text("traceback of attempt 2")
+    await expect(letter.locator("details.traceback pre")).to_contain_text(
+        "RuntimeError: flaky failure on attempt 2"
+    )
     await page.locator(f'#tasks-body tr[data-task-id="{made["task_id"]}"]').click()
     await page.locator('#detail details[data-key="boom"] summary').click()
     await page.locator(f'#detail a.job-link[data-job="{job_id}"]').click()

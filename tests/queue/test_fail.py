@@ -6,11 +6,12 @@ import re
 
 from hiveq.contract.errors import Code
 from hiveq.contract.lease import Lease
+from hiveq.contract.limits import TRACEBACK_MAX_BYTES, TRACEBACKS_KEPT
 from hiveq.queue.broker import Broker
 from hiveq.queue.fetch import claim
 from hiveq.queue.inspect import get_job, get_task, stats
 from hiveq.queue.maintain import promote_due
-from hiveq.queue.retry import TRACEBACK_MAX_BYTES, TRACEBACKS_KEPT, Failure, clip_traceback, fail, retry_dead
+from hiveq.queue.retry import Failure, clip_traceback, fail, retry_dead
 from tests.queue.helpers import enqueue_task, last_event, places_of, st, stream_events, variant
 from tests.support.waiting import until
 

@@ -88,7 +88,8 @@ def _connect(target: str) -> None:
 async def leaky(ctx: AgentContext) -> None:
     """Careless code: puts every secret the worker holds, and a URL with a password, in its error."""
     s = ctx.settings
-    _connect(f"{s.redis_url} token={','.join(s.api_tokens)} key={s.llm.api_key} db=postgres://app:dbpw@db/x")
+    tokens = ",".join(s.api.api_tokens)
+    _connect(f"{s.redis_url} token={tokens} key={s.llm.api_key} db=postgres://app:dbpw@db/x")
 
 
 @agent("t.sync_raise")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from hiveq.contract.states import JobState
 from hiveq.queue import inspect
 from hiveq.queue.broker import Broker
-from hiveq.settings import LLMSettings, Settings
-from hiveq.states import JobState
+from hiveq.settings import Settings
 from hiveq.worker.tracebacks import MASK, scrub, secrets_of
 from tests.support.waiting import until
 from tests.support.worker import submit, worker_in_process
@@ -14,10 +14,8 @@ TOKEN, LLM_KEY = "tok-SECRET-1", "sk-SECRET-2"
 
 
 def test_every_secret_a_worker_holds_is_masked_in_text() -> None:
-    s = Settings(
-        redis_url="redis://user:redis-pw-3@h:6379/0?password=query-pw-4",
-        api_tokens=(TOKEN,),
-        llm=LLMSettings(api_key=LLM_KEY),
+    s = Settings(redis_url="redis://user:redis-pw-3@h:6379/0?password=query-pw-4").with_(
+        api_tokens=(TOKEN,), api_key=LLM_KEY
     )
     text = f"{TOKEN} {LLM_KEY} redis-pw-3 query-pw-4 mysql://root:hunter2@db:3306/x plain://host/x"
     out = scrub(text, secrets_of(s))
@@ -27,7 +25,7 @@ def test_every_secret_a_worker_holds_is_masked_in_text() -> None:
 
 
 async def test_a_raising_agent_leaves_its_own_frames_and_no_secret_in_the_job(broker: Broker) -> None:
-    settings = broker.settings.with_(api_tokens=(TOKEN,), llm=LLMSettings(api_key=LLM_KEY))
+    settings = broker.settings.with_(api_tokens=(TOKEN,), api_key=LLM_KEY)
     leaky = await submit(broker, "t.leaky", [None], max_attempts=1)
     sync = await submit(broker, "t.sync_raise", [None], max_attempts=2, timeout_s=30)
     ids = leaky.job_ids + sync.job_ids
