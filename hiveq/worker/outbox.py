@@ -47,7 +47,8 @@ class Outbox:
         if outcome.ending is Ending.OK:
             p.done.append(Completion(job.lease, outcome.result))
         elif outcome.ending is Ending.FAILED:
-            p.failed.append(Failure(job.lease, outcome.error, fatal=outcome.fatal, traceback=outcome.traceback))
+            failure = Failure(job.lease, outcome.error, fatal=outcome.fatal, traceback=outcome.traceback)
+            p.failed.append(failure)
         else:
             p.quarantined.append(Quarantine(job.lease, outcome.error))
         self.ready.set()

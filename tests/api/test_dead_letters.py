@@ -109,8 +109,8 @@ async def test_job_and_dead_letter_list_carry_the_agent_tracebacks(
             await retry_due(broker)
         (job,) = await fetch.claim(broker, "w-test", ["demo"], 1)
         tb = f'Traceback (most recent call last):\n  File "a.py", line {n}, in run\nOSError: disk full {n}\n'
-        failure = retry.Failure(job.id, job.token, f"OSError: disk full {n}", traceback=tb)
-        await retry.fail(fast, "w-test", [failure])
+        failure = retry.Failure(job.lease, f"OSError: disk full {n}", traceback=tb)
+        await retry.fail(fast, [failure])
     rec = (await api.get(f"/jobs/{job_id}")).json()
     assert rec["state"] == "dead"
     assert [(t["attempt"], t["failure"], t["worker"], t["error"]) for t in rec["tracebacks"]] == [

@@ -76,8 +76,8 @@ async def test_throughput_counts_jobs_finished_in_each_bucket_of_the_window_from
     tid = (await api.post("/tasks", json=body)).json()["task_id"]
     await registry.register_worker(broker, "w-1", ["demo"], concurrency=4)
     jobs = await fetch.claim(broker, "w-1", ["demo"], 4)
-    await complete.complete(broker, "w-1", [(j.id, j.token, "ok") for j in jobs[:3]])
-    await retry.fail(broker, "w-1", [retry.Failure(jobs[3].id, jobs[3].token, "boom", fatal=True)])
+    await complete.complete(broker, [complete.Completion(j.lease, "ok") for j in jobs[:3]])
+    await retry.fail(broker, [retry.Failure(jobs[3].lease, "boom", fatal=True)])
     r = (await api.get("/throughput", params={"window_s": 30})).json()
     assert (r["window_s"], r["bucket_s"], len(r["succeeded"]), len(r["dead"])) == (30, 0.5, 60, 60)
     assert (sum(r["succeeded"]), sum(r["dead"])) == (3, 1)

@@ -63,7 +63,7 @@ async def test_an_expired_job_takes_its_tracebacks_with_it(any_broker: Broker) -
     b = any_broker
     await enqueue_task(b, st("x"))
     [job] = await claim(b, "w", ["a"], 1)
-    await fail(b, "w", [Failure(job.id, job.token, "e", fatal=True, traceback="Traceback: e")])
+    await fail(b, [Failure(job.lease, "e", fatal=True, traceback="Traceback: e")])
     assert await b.redis.exists(b.keys.job_tracebacks(job.id)) == 1
     await discard_dead(b, job.id, "ops")
     assert await expire_finished(variant(b, retention_s=0)) == 1

@@ -115,7 +115,7 @@ async def test_a_failure_keeps_its_traceback_with_the_job_and_not_in_the_event(a
     await enqueue_task(b, st("x"))
     [job] = await claim(b, "w", ["a"], 1)
     text = _tb(1, size=6000)
-    await fail(b, "w", [Failure(job.id, job.token, "RuntimeError: failure 1", traceback=text)])
+    await fail(b, [Failure(job.lease, "RuntimeError: failure 1", traceback=text)])
     [kept] = (await get_job(b, job.id)).tracebacks
     assert (kept.attempt, kept.failure, kept.worker, kept.error) == (1, 1, "w", "RuntimeError: failure 1")
     assert kept.traceback == text
@@ -135,7 +135,7 @@ async def test_only_the_last_attempts_tracebacks_are_kept_each_cut_to_its_end(an
             await until(lambda: promote_due(b), what="the retry to become due")
         [job] = await claim(b, "w", ["a"], 1)
         size = 3 * TRACEBACK_MAX_BYTES if i == n else 100
-        await fail(b, "w", [Failure(job.id, job.token, f"failure {i}", traceback=_tb(i, size))])
+        await fail(b, [Failure(job.lease, f"failure {i}", traceback=_tb(i, size))])
     rec = await get_job(b, job.id)
     assert rec.state == "dead"
     assert [t.failure for t in rec.tracebacks] == list(range(n - TRACEBACKS_KEPT + 1, n + 1))
@@ -151,12 +151,12 @@ async def test_a_failure_without_a_traceback_stores_none_and_retry_keeps_earlier
     b = variant(any_broker, backoff_base_s=0.001)
     await enqueue_task(b, st("x"))
     [job] = await claim(b, "w", ["a"], 1)
-    await fail(b, "w", [Failure(job.id, job.token, "timed out")])
+    await fail(b, [Failure(job.lease, "timed out")])
     assert (await get_job(b, job.id)).tracebacks == []
     assert await b.redis.exists(b.keys.job_tracebacks(job.id)) == 0
     await until(lambda: promote_due(b), what="the retry to become due")
     [job] = await claim(b, "w", ["a"], 1)
-    await fail(b, "w", [Failure(job.id, job.token, "bad", fatal=True, traceback=_tb(2))])
+    await fail(b, [Failure(job.lease, "bad", fatal=True, traceback=_tb(2))])
     await retry_dead(b, job.id, "ops")
     [kept] = (await get_job(b, job.id)).tracebacks  # a retried dead letter keeps its history
     assert (kept.attempt, kept.error) == (2, "bad")
@@ -174,7 +174,7 @@ async def test_a_foreign_entry_among_the_tracebacks_is_shown_as_text(any_broker:
     b = any_broker
     await enqueue_task(b, st("x"))
     [job] = await claim(b, "w", ["a"], 1)
-    await fail(b, "w", [Failure(job.id, job.token, "e", traceback=_tb(1))])
+    await fail(b, [Failure(job.lease, "e", traceback=_tb(1))])
     await b.redis.rpush(b.keys.job_tracebacks(job.id), "not json", '{"attempt": "many"}')
     kept = (await get_job(b, job.id)).tracebacks
     assert [t.traceback for t in kept[1:]] == ["not json", '{"attempt": "many"}']

@@ -117,7 +117,8 @@ async def test_fatal_error_dead_letters_with_its_message(pool: ThreadPoolExecuto
         raise FatalError("configuration missing: set T_CONFIG")
 
     out = await run(agent, pool)
-    assert out == Outcome(Ending.FAILED, error="configuration missing: set T_CONFIG", fatal=True)
+    assert (out.ending, out.error, out.fatal) == (Ending.FAILED, "configuration missing: set T_CONFIG", True)
+    assert out.traceback.endswith("FatalError: configuration missing: set T_CONFIG\n")
 
 
 async def test_any_other_exception_is_a_retryable_failure_naming_its_type(
@@ -127,7 +128,13 @@ async def test_any_other_exception_is_a_retryable_failure_naming_its_type(
         raise ValueError("bad row 7")
 
     out = await run(agent, pool)
-    assert out == Outcome(Ending.FAILED, error="ValueError: bad row 7", fatal=False)
+    assert (out.ending, out.error, out.fatal) == (Ending.FAILED, "ValueError: bad row 7", False)
+    tb = out.traceback.splitlines()  # the sync agent's own frame first, not the thread pool's
+    assert (
+        "in agent" in tb[1]
+        and tb[-1] == "ValueError: bad row 7"
+        and "concurrent/futures" not in out.traceback
+    )
     [rec] = [r for r in caplog.records if r.name == "hiveq.agent"]
     assert rec.exc_info is not None and "agent raised ValueError" in rec.getMessage()
 
