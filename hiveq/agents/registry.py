@@ -10,6 +10,8 @@ import asyncio
 import importlib
 import inspect
 import logging
+import os
+import sys
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -99,6 +101,7 @@ class Registry:
 
     def __init__(self) -> None:
         self._agents: dict[str, AgentSpec] = {}
+        self.origins: dict[str, str] = {}  # agent -> the --module whose import registered it
         self.builtins_loaded = False
 
     def add(self, spec: AgentSpec) -> None:
@@ -116,6 +119,9 @@ class Registry:
 
     def get(self, name: str) -> AgentSpec | None:
         return self._agents.get(name)
+
+    def get_spec(self, name: str) -> AgentSpec:
+        return self._agents[name]
 
     def names(self) -> list[str]:
         return sorted(self._agents)
@@ -158,18 +164,50 @@ def registered_agents() -> list[str]:
     return REGISTRY.names()
 
 
+def cwd_on_path() -> str:
+    """Put the current directory first on sys.path, as `python -m`, `celery -A` and `rq worker` do,
+    so `hiveq worker --module my_agents` finds ./my_agents.py (a console script starts without it)."""
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
+    return cwd
+
+
+def module_origin(name: str) -> str | None:
+    """The user module that registered agent `name` in this process (None for built-ins)."""
+    return REGISTRY.origins.get(name)
+
+
 def load_modules(modules: Iterable[str]) -> list[str]:
-    """Import user modules that define agents. Returns the agent names registered afterwards."""
+    """Import user modules that define agents (current directory first, then PYTHONPATH and
+    site-packages). Returns the agent names registered afterwards."""
     load_builtins()
-    for mod in modules:
-        mod = mod.strip()
-        if not mod:
-            continue
+    wanted = [m.strip() for m in modules if m.strip()]
+    cwd = cwd_on_path() if wanted else os.getcwd()
+    for mod in wanted:
+        before = set(REGISTRY.names())
         try:
             importlib.import_module(mod)
         except Exception as exc:
-            raise ConfigError(
-                f"could not import agent module {mod!r} ({type(exc).__name__}: {exc}); check the "
-                "--module option / HIVEQ_AGENT_MODULES and that the module is on PYTHONPATH"
-            ) from None
+            raise ConfigError(_import_failure(mod, exc, cwd)) from exc  # the cause shows with --debug
+        for name in REGISTRY.names():  # new ones, and ones an earlier import of `mod` registered
+            defined_in = getattr(REGISTRY.get_spec(name).fn, "__module__", "")
+            if name not in before or defined_in == mod or defined_in.startswith(mod + "."):
+                REGISTRY.origins.setdefault(name, mod)
     return REGISTRY.names()
+
+
+def _import_failure(mod: str, exc: Exception, cwd: str) -> str:
+    """One line: the module itself is missing (where we looked), or it broke while importing."""
+    missing = getattr(exc, "name", None) if isinstance(exc, ModuleNotFoundError) else None
+    if missing and (mod == missing or mod.startswith(missing + ".")):
+        path = mod.replace(".", "/")
+        return (
+            f"could not import agent module {mod!r}: no {path}.py (or package {path}/) in the current "
+            f"directory {cwd} nor on PYTHONPATH; check the --module option / HIVEQ_AGENT_MODULES, or "
+            "start the worker in the folder that holds the module"
+        )
+    return (
+        f"could not import agent module {mod!r}: importing it raised {type(exc).__name__}: {exc}; "
+        "fix the module (check the --module option / HIVEQ_AGENT_MODULES; run with --debug for details)"
+    )

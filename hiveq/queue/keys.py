@@ -15,6 +15,7 @@ FIXED_KEY_TYPES: dict[str, str] = {
     "meta": "hash",
     "seq": "string",
     "agents": "set",
+    "agent_modules": "hash",
     "jobs": "zset",
     "blocked": "zset",
     "delayed": "zset",
@@ -60,6 +61,10 @@ class Keyspace:
     @property
     def agents(self) -> str:
         return self.key("agents")
+
+    @property
+    def agent_modules(self) -> str:
+        return self.key("agent_modules")
 
     @property
     def jobs(self) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 import socket
-from collections.abc import Sequence
-from typing import cast
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 from hiveq.contract.codec import dumps
 from hiveq.contract.models import WorkerInfo
@@ -14,9 +14,17 @@ from hiveq.contract.protocol import VERSION
 from hiveq.queue.broker import Broker
 
 
-async def register_worker(b: Broker, worker_id: str, agents: Sequence[str], concurrency: int) -> WorkerInfo:
+async def register_worker(
+    b: Broker,
+    worker_id: str,
+    agents: Sequence[str],
+    concurrency: int,
+    modules: Mapping[str, str] | None = None,
+) -> WorkerInfo:
+    """Announce a worker. `modules`: agent -> the Python module that defines it (user agents), kept
+    per namespace so `hiveq why` can say which `--module` a worker for that agent needs."""
     info = await b.guard(b.redis.client_info())
-    fields = {
+    fields: dict[str, Any] = {
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "client": str(info.get("addr", "")),
@@ -25,8 +33,10 @@ async def register_worker(b: Broker, worker_id: str, agents: Sequence[str], conc
         "version": VERSION,
         "concurrency": concurrency,
     }
+    if modules:
+        fields["modules"] = dict(modules)
     k = b.keys
-    await b.run("register_worker", [k.workers, k.agents], [worker_id, dumps(fields)])
+    await b.run("register_worker", [k.workers, k.agents, k.agent_modules], [worker_id, dumps(fields)])
     return WorkerInfo(
         id=worker_id,
         host=str(fields["host"]),
@@ -70,3 +80,9 @@ async def list_workers(b: Broker) -> list[WorkerInfo]:
             )
         )
     return out
+
+
+async def agent_module(b: Broker, agent: str) -> str | None:
+    """The module a worker last loaded `agent` from (None: unknown, or a built-in)."""
+    found = await b.guard(b.redis.hget(b.keys.agent_modules, agent))
+    return str(found) if found else None

@@ -22,7 +22,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from hiveq.agents.registry import AgentContext, AgentSpec, get_agent
+from hiveq.agents.registry import AgentContext, AgentSpec, get_agent, module_origin
 from hiveq.contract.errors import Code, RedisUnavailable
 from hiveq.contract.models import ClaimedJob
 from hiveq.logs import ContextAdapter, bound_logger
@@ -56,6 +56,7 @@ class Worker:
         self.settings = settings
         self.agents = agents
         self.specs: dict[str, AgentSpec | None] = {a: get_agent(a) for a in agents}
+        self.modules = {a: m for a in agents if (m := module_origin(a))}  # user agents' --module
         self.concurrency = concurrency
         self.id = worker_id
         self.stop = stop
@@ -114,7 +115,7 @@ class Worker:
         while not self.stop.is_set():
             try:
                 self._b = await Broker.connect(self.settings, role="worker", ident=self.id)
-                await registry.register_worker(self.b, self.id, self.agents, self.concurrency)
+                await registry.register_worker(self.b, self.id, self.agents, self.concurrency, self.modules)
             except RedisUnavailable as exc:
                 if self._b is not None:
                     await self._b.close()
@@ -307,7 +308,9 @@ class Worker:
                 beat = await heartbeat.heartbeat(self.b, self.id, leases, len(self.running))
                 if not beat.registered:
                     self.log.warning("this worker's record was reaped (missed heartbeats); registering again")
-                    await registry.register_worker(self.b, self.id, self.agents, self.concurrency)
+                    await registry.register_worker(
+                        self.b, self.id, self.agents, self.concurrency, self.modules
+                    )
             except RedisUnavailable as exc:
                 await self.link.failed(str(exc))
                 delay = retry_delay.next_delay()

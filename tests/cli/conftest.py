@@ -22,6 +22,9 @@ from hiveq.server import ServerProcess
 from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
+# The installed console script, run as a user runs it: unlike `python -m hiveq`, it does not put
+# the current directory on sys.path by itself.
+SCRIPT = Path(sys.executable).with_name("hiveq")
 
 
 @dataclass
@@ -56,10 +59,12 @@ class Hiveq:
             f"a worker serving {name!r}",
         )
 
-    def spawn(self, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    def spawn(
+        self, argv: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT
+    ) -> subprocess.Popen[str]:
         return subprocess.Popen(
             argv,
-            cwd=ROOT,
+            cwd=cwd,
             env={**self.env, **(env or {})},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -104,8 +109,13 @@ def worker(hiveq: Hiveq) -> Iterator[WorkerFactory]:
     """Start worker subprocesses for the test's namespace; stopped at the end."""
     procs: list[subprocess.Popen[str]] = []
 
-    def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-        p = hiveq.spawn([sys.executable, "-m", "hiveq", "worker", "--log-level", "warning", *args], env)
+    def start(
+        *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT, script: bool = False
+    ) -> subprocess.Popen[str]:
+        """`script`: run the console script (`hiveq worker …`) instead of `python -m hiveq`."""
+        command = [str(SCRIPT)] if script else [sys.executable, "-m", "hiveq"]
+        assert not script or SCRIPT.exists(), f"{SCRIPT} is missing: install hiveq (pip install -e .)"
+        p = hiveq.spawn([*command, "worker", "--log-level", "warning", *args], env, cwd)
         procs.append(p)
         return p
 

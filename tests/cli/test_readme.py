@@ -1,4 +1,5 @@
-"""The README's agent example is code that runs: a real worker loads it and runs a task with it."""
+"""The README's agent example is code that runs: `hiveq worker --module my_agents`, started in the
+folder that holds it (as the README says, with no PYTHONPATH), loads it and runs a task with it."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ def test_the_readme_agent_example_runs_a_task_to_success(
     readme = (ROOT / "README.md").read_text()
     (code,) = re.findall(r"```python\n# my_agents.py\n(.*?)```", readme, flags=re.S)
     (tmp_path / "my_agents.py").write_text(code)
-    worker("--module", "my_agents", env={"PYTHONPATH": f"{tmp_path}:{ROOT}"})
+    # The console script, in the agent's folder; tmp_path is not on PYTHONPATH.
+    worker("--module", "my_agents", cwd=tmp_path, script=True)
     hiveq.wait_agent("summarise")
     res = hiveq("submit", "Build a user authentication system", "--agent", "summarise", "--wait")
     assert res.returncode == 0, res.stdout + res.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from hiveq.queue.broker import Broker
-from hiveq.queue.registry import deregister_worker, list_workers, register_worker
+from hiveq.queue.registry import agent_module, deregister_worker, list_workers, register_worker
 from tests.queue.helpers import stream_events
 
 
@@ -28,6 +28,16 @@ async def test_register_records_who_the_worker_is_and_its_agents(any_broker: Bro
         os.getpid(),
         {"agents": ["alpha", "beta"]},
     )
+
+
+async def test_the_module_of_a_user_agent_is_kept_after_its_worker_leaves(any_broker: Broker) -> None:
+    b = any_broker
+    await register_worker(b, "w1", ["summarise", "demo"], 1, modules={"summarise": "my_agents"})
+    await deregister_worker(b, "w1", "stopped")
+    assert await agent_module(b, "summarise") == "my_agents"  # what `hiveq why` suggests for --module
+    assert await agent_module(b, "demo") is None  # built-ins need no module
+    await register_worker(b, "w2", ["summarise"], 1, modules={"summarise": "team.agents"})
+    assert await agent_module(b, "summarise") == "team.agents"  # the latest worker's word
 
 
 async def test_deregister_removes_the_worker_with_an_event(any_broker: Broker) -> None:

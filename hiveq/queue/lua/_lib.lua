@@ -31,7 +31,7 @@ local NOW_TEXT = string.format('%d', NOW)
 local FIXED_TYPES = { meta = 'hash', seq = 'string', agents = 'set', jobs = 'zset',
   blocked = 'zset', delayed = 'zset', leases = 'zset', succeeded = 'zset', dead = 'zset',
   cancelled = 'zset', quarantine = 'zset', tasks = 'zset', finished = 'zset', events = 'stream',
-  workers = 'zset', stats = 'hash' }
+  workers = 'zset', stats = 'hash', agent_modules = 'hash' }
 local function type_of(key)
   local t = redis.call('TYPE', key)
   return type(t) == 'table' and t.ok or t
