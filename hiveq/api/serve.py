@@ -32,7 +32,15 @@ def check_bind(settings: Settings, host: str, insecure: bool) -> str | None:
     )
 
 
-def serve(settings: Settings, *, host: str, port: int, insecure: bool, reload: bool = False) -> None:
+def serve(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    insecure: bool,
+    reload: bool = False,
+    access_log: bool = True,
+) -> None:
     refusal = check_bind(settings, host, insecure)
     if refusal:
         print(f"hiveq: {refusal}", file=sys.stderr)
@@ -41,6 +49,13 @@ def serve(settings: Settings, *, host: str, port: int, insecure: bool, reload: b
         os.environ.setdefault("REDIS_URL", settings.redis_url)
         os.environ.setdefault("HIVEQ_APP", settings.app)
         os.environ.setdefault("HIVEQ_ENV", settings.env)
-        uvicorn.run("hiveq.api.app:create_app_from_env", factory=True, host=host, port=port, reload=True)
+        uvicorn.run(
+            "hiveq.api.app:create_app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            reload=True,
+            access_log=access_log,
+        )
         return
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=access_log)

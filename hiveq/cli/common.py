@@ -23,10 +23,8 @@ from redis import exceptions as rex
 from rich.console import Console
 from rich.markup import escape
 
-from hiveq.contract.errors import (
-    ExitCode,
-    HiveqError,
-)
+from hiveq.cli import stackfile
+from hiveq.contract.errors import ExitCode, HiveqError
 from hiveq.queue.broker import Broker
 from hiveq.settings import Settings
 
@@ -63,11 +61,25 @@ def debugging() -> bool:
     return os.environ.get("HIVEQ_DEBUG", "").lower() in ("1", "true", "yes")
 
 
-def settings_from(opts: GlobalOptions, env: dict[str, str] | None = None) -> Settings:
-    """Settings from the environment with the global options on top (validated the same way)."""
+def settings_from(
+    opts: GlobalOptions, env: dict[str, str] | None = None, *, from_stack: bool = True
+) -> Settings:
+    """Settings from the environment with the global options on top (validated the same way).
+
+    Without a Redis URL (no --redis-url, REDIS_URL or HIVEQ_REDIS_URL), the stack that `hiveq up`
+    started in the current directory provides it and the default namespace; one line on stderr
+    says so (`from_stack=False`: `up` and `demo`, which start their own)."""
     e = dict(os.environ if env is None else env)
     if opts.redis_url:
         e["REDIS_URL"] = opts.redis_url
+    elif from_stack and not (e.get("REDIS_URL") or e.get("HIVEQ_REDIS_URL")):
+        found = stackfile.find()
+        if found.note:
+            err_console.print(found.note, markup=False, soft_wrap=True, emoji=False)
+        if found.state is not None:
+            e["REDIS_URL"] = found.state.redis_url
+            e.setdefault("HIVEQ_APP", found.state.app)
+            e.setdefault("HIVEQ_ENV", found.state.env)
     if opts.app:
         e["HIVEQ_APP"] = opts.app
     if opts.env:
@@ -75,10 +87,10 @@ def settings_from(opts: GlobalOptions, env: dict[str, str] | None = None) -> Set
     return Settings.from_env(e)
 
 
-def settings(ctx: typer.Context) -> Settings:
+def settings(ctx: typer.Context, *, from_stack: bool = True) -> Settings:
     """The settings of this invocation; a bad value ends the command with one line and exit 2."""
     with error_boundary(global_options(ctx).debug):
-        return settings_from(global_options(ctx))
+        return settings_from(global_options(ctx), from_stack=from_stack)
 
 
 def exit_code_for(exc: BaseException) -> ExitCode:

@@ -46,7 +46,7 @@ def demo_cmd(
     port: Annotated[int | None, typer.Option(help="API port (default: a free one).")] = None,
 ) -> None:
     """Run the seed task on a throwaway local stack with a live view, print who ran what, stop."""
-    s = settings(ctx)
+    s = settings(ctx, from_stack=False)
     explicit_redis = global_options(ctx).redis_url is not None
     code: int = ExitCode.FAILURE
     with tempfile.TemporaryDirectory(prefix="hiveq-demo-") as tmp, error_boundary(global_options(ctx).debug):

@@ -122,6 +122,7 @@ class StackOptions:
     modules: Sequence[str] = ()
     token: str | None = None
     log_level: str = "info"  # of the worker processes
+    access_log: bool = False  # the API's one line per request (off: it would flood the terminal)
     output: Path | None = None  # API and worker output goes here instead of the terminal
 
 
@@ -185,6 +186,7 @@ class Stack:
         o = self.options
         self.check_api_port()
         argv = [sys.executable, "-m", "hiveq", "serve", "--host", o.host, "--port", str(o.port)]
+        argv.append("--access-log" if o.access_log else "--no-access-log")
         self.api = Child("api", argv, self.child_env(), output=o.output)
         self.api.start()
 

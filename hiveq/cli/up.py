@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
+import shlex
+import shutil
 import signal
+import sys
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
@@ -13,9 +18,10 @@ from typing import Annotated
 import typer
 from redis.exceptions import RedisError
 
+from hiveq.cli import stackfile
 from hiveq.cli.common import console, error_boundary, global_options, settings
 from hiveq.cli.stack import Stack, StackOptions, port_free
-from hiveq.contract.errors import ConfigError, HiveqError
+from hiveq.contract.errors import ConfigError, Conflict, HiveqError
 from hiveq.queue import inspect
 from hiveq.queue.broker import Broker
 from hiveq.server import free_port
@@ -72,6 +78,24 @@ def report_leftover(s: Settings) -> None:
         console.print("kept for the next start: " + ", ".join(f"{v} {k}" for k, v in unfinished.items()))
 
 
+def hiveq_command() -> str:
+    """How to run `hiveq` in a new terminal in this folder, so that a printed command works as
+    printed: the bare name only when PATH finds this very script without an activated virtualenv
+    (a new terminal has not activated it); else the script's path, relative when it is below here."""
+    script = Path(sys.executable).with_name("hiveq")
+    if not script.exists():
+        return f"{shlex.quote(sys.executable)} -m hiveq"
+    found = shutil.which("hiveq")
+    venv = os.environ.get("VIRTUAL_ENV")
+    activated = venv is not None and found is not None and Path(found).parent == Path(venv) / "bin"
+    if found and Path(found).resolve() == script.resolve() and not activated:
+        return "hiveq"
+    try:
+        return shlex.quote(str(script.absolute().relative_to(Path.cwd())))
+    except ValueError:
+        return shlex.quote(str(script.absolute()))
+
+
 def print_banner(stack: Stack, embedded: bool) -> None:
     s, o = stack.settings, stack.options
     where = (
@@ -80,6 +104,8 @@ def print_banner(stack: Stack, embedded: bool) -> None:
         else "given"
     )
     slots = o.concurrency or s.worker.concurrency
+    hiveq = hiveq_command()
+    elsewhere = f"REDIS_URL={stackfile.where(s.redis_url)}" if embedded else "the same REDIS_URL"
     # One print, so a reader of the output (a person or a test) never sees half a banner.
     console.print(
         "\n".join(
@@ -91,12 +117,51 @@ def print_banner(stack: Stack, embedded: bool) -> None:
                 f"  Redis      {s.redis_url}  ({where})",
                 f"  workers    {o.workers} process(es) x {slots} slots; each also runs the maintenance "
                 "loop (expired leases, due retries)",
-                f"In another terminal: [bold]export REDIS_URL={s.redis_url}[/] then "
-                '`hiveq submit "Build a user authentication system" --wait`',
+                "In another terminal, in this folder (commands run here find this stack through "
+                f"./{stackfile.STATE_DIR}/{stackfile.STATE_NAME}; elsewhere set {elsewhere}):",
+                f'  [bold]{hiveq} submit "Build a user authentication system" --wait[/]',
                 "Ctrl-C stops everything; unfinished jobs stay in Redis and resume on the next `hiveq up`.",
             ]
-        )
+        ),
+        markup=True,
+        soft_wrap=True,
     )
+
+
+def require_watchfiles() -> None:
+    """`--reload` needs watchfiles: say so before anything starts, not after the stack is up."""
+    try:
+        importlib.import_module("watchfiles")
+    except ImportError:
+        raise ConfigError(
+            '--reload needs the watchfiles package: install the reload extra (pip install -e ".[reload]" '
+            "in a checkout of hiveq, or pip install 'hiveq[reload]')"
+        ) from None
+
+
+def refuse_second_stack_here() -> None:
+    """One `up` per folder: a second one would take over ./.hiveq/stack.json from the first."""
+    found = stackfile.find()
+    if found.state is not None:
+        raise Conflict(
+            f"a `hiveq up` (pid {found.state.pid}, API {found.state.api_url}) already runs from this "
+            "folder; stop it first, or start this one from another folder"
+        )
+
+
+def record(stack: Stack, embedded: bool) -> None:
+    """Leave ./.hiveq/stack.json for the commands of a second terminal (removed when `up` stops)."""
+    s = stack.settings
+    state = stackfile.StackState(
+        pid=os.getpid(),
+        started_ms=int(time.time() * 1000),
+        redis_url=s.redis_url,
+        api_url=stack.api_url,
+        app=s.app,
+        env=s.env,
+        embedded=embedded,
+    )
+    stackfile.write(state)
 
 
 def supervise(stack: Stack, stop: StopFlag, reload: bool, poll: bool) -> None:
@@ -105,10 +170,8 @@ def supervise(stack: Stack, stop: StopFlag, reload: bool, poll: bool) -> None:
         while not stop.event.wait(0.5):
             stack.check_children()
         return
-    try:
-        from watchfiles import PythonFilter, watch
-    except ImportError:
-        raise ConfigError("--reload needs watchfiles: pip install 'hiveq[reload]'") from None
+    require_watchfiles()
+    from watchfiles import PythonFilter, watch
 
     import hiveq
 
@@ -166,10 +229,17 @@ def up_cmd(
             help="Poll for changes (containers, network mounts; env WATCHFILES_FORCE_POLLING).",
         ),
     ] = False,
+    access_log: Annotated[
+        bool, typer.Option("--access-log", help="Show the API's access log (one line per request).")
+    ] = False,
 ) -> None:
     """The whole stack: Redis (embedded Valkey with AOF unless REDIS_URL is given), the API, workers."""
-    s = settings(ctx)
+    s = settings(ctx, from_stack=False)
     embedded = not redis_given(ctx)
+    with error_boundary(global_options(ctx).debug):
+        if reload:
+            require_watchfiles()
+        refuse_second_stack_here()
     if embedded and redis_port is None:
         redis_port = DEFAULT_REDIS_PORT if port_free("127.0.0.1", DEFAULT_REDIS_PORT) else free_port()
     poll = reload_poll or os.environ.get("WATCHFILES_FORCE_POLLING", "").lower() in ("1", "true", "yes")
@@ -182,6 +252,7 @@ def up_cmd(
         concurrency=concurrency,
         modules=module or [],
         token=token,
+        access_log=access_log,
     )
     stack = Stack(s, options, log=lambda line: console.print(line))
     stop = StopFlag()
@@ -190,9 +261,11 @@ def up_cmd(
         try:
             stack.start()
             stack.wait_ready()
+            record(stack, embedded)
             print_banner(stack, embedded)
             supervise(stack, stop, reload, poll)
         finally:
+            stackfile.remove()
             stack.stop_processes(grace_of(stack.settings), force=lambda: stop.signals > 1)
             if stack.server is not None or not embedded:
                 report_leftover(stack.settings)
@@ -211,13 +284,23 @@ def serve_cmd(
         bool, typer.Option("--insecure", help="Allow a public bind without a token.")
     ] = False,
     reload: Annotated[bool, typer.Option("--reload", help="Restart on code changes (development).")] = False,
+    access_log: Annotated[
+        bool, typer.Option("--access-log/--no-access-log", help="Log one line per request.")
+    ] = True,
 ) -> None:
     """The HTTP API (and dashboard) alone, against the Redis in REDIS_URL."""
     from hiveq.api.serve import serve
 
     s = settings(ctx)
     with error_boundary(global_options(ctx).debug):
-        serve(s, host=host or s.api.host, port=port or s.api.port, insecure=insecure, reload=reload)
+        serve(
+            s,
+            host=host or s.api.host,
+            port=port or s.api.port,
+            insecure=insecure,
+            reload=reload,
+            access_log=access_log,
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import socket
+import stat
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from redis import Redis
 
+from hiveq.cli.up import DEFAULT_REDIS_PORT
 from hiveq.queue.keys import Keyspace
 from hiveq.server import free_port
-from tests.cli.conftest import ROOT, Hiveq, base_env, stop
+from tests.cli.conftest import Hiveq, base_env, stop
 from tests.support.waiting import wait_for
 
 
@@ -25,29 +33,20 @@ class Up:
         self,
         data_dir: Path,
         api_port: int,
-        redis_port: int,
+        redis_port: int | None,
         *extra: str,
-        cwd: Path = ROOT,
+        cwd: Path | None = None,
         env: dict[str, str] | None = None,
     ) -> None:
-        argv = [
-            sys.executable,
-            "-m",
-            "hiveq",
-            "up",
-            "--workers",
-            "1",
-            "--port",
-            str(api_port),
-            "--redis-port",
-            str(redis_port),
-            "--data-dir",
-            str(data_dir),
-            *extra,
-        ]
+        """`redis_port` None: up's own choice (6390 when free). `cwd`: where up runs and leaves
+        .hiveq/stack.json (default: next to the data dir, never the repository)."""
+        argv = [sys.executable, "-m", "hiveq", "up", "--workers", "1", "--port", str(api_port)]
+        if redis_port is not None:
+            argv += ["--redis-port", str(redis_port)]
+        argv += ["--data-dir", str(data_dir), *extra]
         self.proc = subprocess.Popen(
             argv,
-            cwd=cwd,
+            cwd=cwd or data_dir.parent,
             env=base_env(**(env or {})),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -143,3 +142,116 @@ def test_up_reload_with_polling_restarts_api_and_workers_when_a_python_file_chan
         assert up.interrupt() == 0, up.output
     finally:
         stop(up.proc, signal.SIGKILL)
+
+
+@contextmanager
+def port_taken(port: int) -> Iterator[None]:
+    """Another tool listens on `port` (this test, or whoever already holds it)."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            s.listen()
+        except OSError:
+            pass  # someone else holds it: taken all the same
+        yield
+
+
+def in_folder(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """A `hiveq` command in a second terminal opened in `folder`: no REDIS_URL, no HIVEQ_*."""
+    return subprocess.run(
+        [sys.executable, "-m", "hiveq", *args],
+        cwd=folder,
+        env=base_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+def test_up_takes_a_free_port_when_6390_is_taken_and_commands_in_its_folder_find_its_stack(
+    tmp_path: Path,
+) -> None:
+    api_port = free_port()
+    state_file = tmp_path / ".hiveq" / "stack.json"
+    with port_taken(DEFAULT_REDIS_PORT):
+        up = Up(tmp_path / "data", api_port, None, cwd=tmp_path)
+        try:
+            up.wait_up()
+            state = json.loads(state_file.read_text())
+            assert stat.S_IMODE(state_file.stat().st_mode) == 0o600
+            port = urlsplit(state["redis_url"]).port
+            assert port is not None and port != DEFAULT_REDIS_PORT, state
+            assert (state["pid"], state["api_url"], state["embedded"]) == (
+                up.proc.pid,
+                f"http://127.0.0.1:{api_port}",
+                True,
+            )
+            assert f"Redis      {state['redis_url']}" in up.output
+
+            # A task sent to up's API, then read by a second terminal without REDIS_URL.
+            posted = httpx.post(f"http://127.0.0.1:{api_port}/tasks", json={"description": "from the API"})
+            assert posted.status_code == 201, posted.text
+            listed = in_folder(tmp_path, "tasks", "--json")
+            assert listed.returncode == 0, listed.stderr
+            assert posted.json()["task_id"] in [t["id"] for t in json.loads(listed.stdout)["items"]]
+            assert listed.stderr.strip().splitlines() == [
+                f"using the stack started by `hiveq up` in ./.hiveq (redis://127.0.0.1:{port}/0, "
+                "namespace default:dev)"
+            ]
+
+            # The banner's command works as printed, in that folder, without REDIS_URL.
+            lines = up.output.splitlines()
+            printed = lines[next(i for i, ln in enumerate(lines) if ln.startswith("In another terminal")) + 1]
+            assert printed.strip().endswith('submit "Build a user authentication system" --wait'), printed
+            ran = subprocess.run(
+                printed.strip(),
+                shell=True,
+                cwd=tmp_path,
+                env=base_env(),
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            assert ran.returncode == 0 and "4/4 subtasks succeeded" in ran.stdout, ran.stdout + ran.stderr
+            assert "GET /tasks" not in up.output and "POST /tasks" not in up.output  # no access log
+            assert up.interrupt() == 0, up.output
+        finally:
+            stop(up.proc, signal.SIGKILL)
+    assert not state_file.exists()  # stopped: the next command in that folder no longer uses it
+
+
+@pytest.mark.slow
+def test_up_access_log_shows_requests_only_when_asked(tmp_path: Path) -> None:
+    api_port = free_port()
+    up = Up(tmp_path / "data", api_port, free_port(), "--access-log")
+    try:
+        up.wait_up()
+        assert httpx.get(f"http://127.0.0.1:{api_port}/tasks").status_code == 200
+        wait_for(lambda: '"GET /tasks HTTP/1.1" 200' in up.output, 30, "the access log line")
+        assert up.interrupt() == 0, up.output
+    finally:
+        stop(up.proc, signal.SIGKILL)
+
+
+def test_up_reload_without_watchfiles_says_how_to_install_it_before_starting_anything(tmp_path: Path) -> None:
+    hidden = tmp_path / "no-watchfiles"
+    hidden.mkdir()
+    # Earlier on the path than the installed package: `import watchfiles` fails as if it were absent.
+    (hidden / "watchfiles.py").write_text("raise ImportError('watchfiles hidden by the test')\n")
+    env = base_env(PYTHONPATH=f"{hidden}{os.pathsep}{base_env()['PYTHONPATH']}")
+    res = subprocess.run(
+        [sys.executable, "-m", "hiveq", "up", "--reload", "--port", str(free_port()), "--data-dir", "data"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert res.returncode == 2, res.stdout + res.stderr
+    (line,) = res.stderr.strip().splitlines()
+    assert "--reload needs the watchfiles package" in line and 'pip install -e ".[reload]"' in line
+    assert "hiveq is up" not in res.stdout and not (tmp_path / "data").exists()  # nothing started
