@@ -18,6 +18,7 @@ from hiveq.cli.watch import clock, short, styled
 from hiveq.contract.errors import ExitCode
 from hiveq.contract.models import JobRecord
 from hiveq.contract.states import TaskStatus
+from hiveq.contract.views import JobAction
 from hiveq.queue import inspect
 from hiveq.queue.cancel import cancel_task
 from hiveq.queue.events import job_history
@@ -265,19 +266,114 @@ def purge_cmd(
         bool, typer.Option("--namespace", help="Required: delete the whole namespace.")
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Delete every key of this namespace (tasks, jobs, events). Other apps' keys are never touched."""
     s = settings(ctx)
     if not namespace:
         fail("say what to purge: `hiveq purge --namespace` deletes the whole namespace", ExitCode.USAGE)
-    if not yes and not typer.confirm(f"Delete every key of namespace {s.namespace} at {s.redis_url}?"):
+    question = f"Delete every key of namespace {s.namespace} at {s.redis_url}?"
+    if not yes and not typer.confirm(question, err=as_json):  # stdout stays pure JSON
         fail("not confirmed; nothing deleted", ExitCode.FAILURE)
 
     async def go() -> int:
         async with connect(s, write=True) as b:  # checks the namespace is ours before deleting
             return await b.guard(purge_namespace(b.redis, b.keys))
 
-    console.print(f"removed {run(go())} keys of namespace {s.namespace}")
+    removed = run(go())
+    if as_json:
+        print_json({"namespace": s.namespace, "removed_keys": removed})
+    else:
+        console.print(f"removed {removed} keys of namespace {s.namespace}")
+
+
+def dlq_list(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """Dead-lettered and quarantined jobs, newest first."""
+    s = settings(ctx)
+
+    async def go() -> None:
+        async with connect(s) as b:
+            items = await inspect.list_dead(b, 0, limit)
+        if as_json:
+            print_json({"items": items})
+            return
+        table = Table(
+            "job",
+            "agent",
+            "state",
+            "attempts",
+            "failures",
+            "worker",
+            "raised at",
+            "reason",
+            title=f"{len(items)} dead letters in {s.namespace}",
+            title_justify="left",
+        )
+        for j in items:
+            table.add_row(
+                j.id,
+                j.agent,
+                styled(j.state),
+                str(j.attempts),
+                str(j.failures),
+                escape(j.worker or "-"),
+                escape(raised_at(j)),
+                escape(short(j.reason or j.error or "", 80)),
+            )
+        console.print(table)
+        if any(j.tracebacks for j in items):
+            console.print("the agent's tracebacks: `hiveq trace JOB` (or --json here for the last one)")
+
+    run(go())
+
+
+def dlq_retry(
+    ctx: typer.Context, job_id: Annotated[str, typer.Argument(metavar="JOB")], as_json: JsonOpt = False
+) -> None:
+    """Put a dead letter back in its queue (its task runs again)."""
+    s = settings(ctx)
+
+    async def go() -> JobAction:
+        async with connect(s, write=True) as b:
+            await retry_dead(b, job_id, who=b.identity)
+            return JobAction(job_id=job_id, state=(await inspect.get_job(b, job_id)).state)
+
+    done = run(go())
+    if as_json:
+        print_json(done)  # the shape of POST /dlq/{job_id}/retry
+    else:
+        console.print(f"job {job_id}: back in its queue ({done.state})")
+
+
+def dlq_purge(
+    ctx: typer.Context,
+    job_id: Annotated[str | None, typer.Argument(metavar="[JOB]", help="One job; default: all.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Mark dead letters handled (discarded: moved to cancelled, kept for the retention period)."""
+    s = settings(ctx)
+    question = f"Discard every dead letter in {s.namespace}?"
+    if job_id is None and not yes and not typer.confirm(question, err=as_json):
+        fail("not confirmed; nothing discarded", ExitCode.FAILURE)
+
+    async def go() -> list[JobAction]:
+        async with connect(s, write=True) as b:
+            everything = [] if job_id else await inspect.list_dead(b, 0, 1_000_000, tracebacks=0)
+            ids = [job_id] if job_id else [j.id for j in everything]
+            for jid in ids:
+                await discard_dead(b, jid, who=b.identity)
+            return [JobAction(job_id=j.id, state=j.state) for j in await inspect.get_jobs(b, ids)]
+
+    done = run(go())
+    if as_json:
+        print_json({"discarded": len(done), "items": done})  # items: POST /dlq/{id}/discard's shape
+    else:
+        console.print(f"discarded {len(done)} dead letter(s)")
 
 
 def dlq_app() -> typer.Typer:
@@ -285,84 +381,9 @@ def dlq_app() -> typer.Typer:
         help="Dead letters: jobs that failed max_attempts times, killed their worker, or were quarantined.",
         no_args_is_help=True,
     )
-
-    @dlq.command("list")
-    def dlq_list(
-        ctx: typer.Context,
-        limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
-        as_json: JsonOpt = False,
-    ) -> None:
-        """Dead-lettered and quarantined jobs, newest first."""
-        s = settings(ctx)
-
-        async def go() -> None:
-            async with connect(s) as b:
-                items = await inspect.list_dead(b, 0, limit)
-            if as_json:
-                print_json({"items": items})
-                return
-            table = Table(
-                "job",
-                "agent",
-                "state",
-                "attempts",
-                "failures",
-                "worker",
-                "raised at",
-                "reason",
-                title=f"{len(items)} dead letters in {s.namespace}",
-                title_justify="left",
-            )
-            for j in items:
-                table.add_row(
-                    j.id,
-                    j.agent,
-                    styled(j.state),
-                    str(j.attempts),
-                    str(j.failures),
-                    escape(j.worker or "-"),
-                    escape(raised_at(j)),
-                    escape(short(j.reason or j.error or "", 80)),
-                )
-            console.print(table)
-            if any(j.tracebacks for j in items):
-                console.print("the agent's tracebacks: `hiveq trace JOB` (or --json here for the last one)")
-
-        run(go())
-
-    @dlq.command("retry")
-    def dlq_retry(ctx: typer.Context, job_id: Annotated[str, typer.Argument(metavar="JOB")]) -> None:
-        """Put a dead letter back in its queue (its task runs again)."""
-        s = settings(ctx)
-
-        async def go() -> None:
-            async with connect(s, write=True) as b:
-                await retry_dead(b, job_id, who=b.identity)
-
-        run(go())
-        console.print(f"job {job_id}: back in its queue")
-
-    @dlq.command("purge")
-    def dlq_purge(
-        ctx: typer.Context,
-        job_id: Annotated[str | None, typer.Argument(metavar="[JOB]", help="One job; default: all.")] = None,
-        yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    ) -> None:
-        """Mark dead letters handled (discarded: moved to cancelled, kept for the retention period)."""
-        s = settings(ctx)
-        if job_id is None and not yes and not typer.confirm(f"Discard every dead letter in {s.namespace}?"):
-            fail("not confirmed; nothing discarded", ExitCode.FAILURE)
-
-        async def go() -> int:
-            async with connect(s, write=True) as b:
-                everything = [] if job_id else await inspect.list_dead(b, 0, 1_000_000, tracebacks=0)
-                ids = [job_id] if job_id else [j.id for j in everything]
-                for jid in ids:
-                    await discard_dead(b, jid, who=b.identity)
-                return len(ids)
-
-        console.print(f"discarded {run(go())} dead letter(s)")
-
+    dlq.command("list")(dlq_list)
+    dlq.command("retry")(dlq_retry)
+    dlq.command("purge")(dlq_purge)
     return dlq
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,9 +17,16 @@ from redis.asyncio import Redis
 from typer.testing import CliRunner, Result
 
 from hiveq.cli.main import app
+from hiveq.contract.models import SubtaskSpec, TaskSubmission
+from hiveq.queue.broker import Broker
+from hiveq.queue.enqueue import enqueue
+from hiveq.queue.fetch import claim
 from hiveq.queue.keys import Keyspace
 from hiveq.queue.purge import purge_namespace
+from hiveq.queue.retry import Failure, fail
 from hiveq.server import ServerProcess
+from hiveq.settings import Settings
+from tests.cli.conftest import base_env
 
 SEED = "Build a user authentication system"
 
@@ -134,3 +144,53 @@ def test_read_only_commands_write_nothing_to_redis(cli: Cli) -> None:
         assert cli(*args).exit_code in (0, 3), args
     with SyncRedis.from_url(cli.url, decode_responses=True) as r:
         assert list(r.scan_iter(match=Keyspace(cli.name, "test").prefix + "*")) == []
+
+
+def dead_letters(cli: Cli, n: int) -> list[str]:
+    """`n` dead-lettered jobs in the CLI's namespace (claimed, then failed fatally)."""
+
+    async def go() -> list[str]:
+        b = await Broker.connect(Settings(redis_url=cli.url, app=cli.name, env="test"), role="test")
+        try:
+            subs = [SubtaskSpec(id=f"s{i}", agent="demo") for i in range(n)]
+            await enqueue(b, [TaskSubmission(description="doomed", subtasks=subs)])
+            jobs = await claim(b, "w-test", ["demo"], n)
+            await fail(b, "w-test", [Failure(j.id, j.token, "boom", fatal=True) for j in jobs])
+            return sorted(j.id for j in jobs)
+        finally:
+            await b.close()
+
+    return asyncio.run(go())
+
+
+def test_dlq_retry_and_purge_answer_json_in_the_api_shape(cli: Cli) -> None:
+    first, second, third = dead_letters(cli, 3)
+    assert as_json(cli("dlq", "retry", first, "--json")) == {"job_id": first, "state": "waiting"}
+    assert as_json(cli("dlq", "purge", second, "--json")) == {
+        "discarded": 1,
+        "items": [{"job_id": second, "state": "cancelled"}],
+    }
+    # Confirmed at the prompt, in a real process: the question goes to stderr, stdout stays JSON.
+    everything = subprocess.run(
+        [sys.executable, "-m", "hiveq", "dlq", "purge", "--json"],
+        input="y\n",
+        env=base_env(REDIS_URL=cli.url, HIVEQ_APP=cli.name, HIVEQ_ENV="test"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert everything.returncode == 0, everything.stderr
+    assert json.loads(everything.stdout) == {
+        "discarded": 1,
+        "items": [{"job_id": third, "state": "cancelled"}],
+    }
+    assert "Discard every dead letter" in everything.stderr
+    assert as_json(cli("dlq", "list", "--json")) == {"items": []}
+
+
+def test_purge_json_reports_the_keys_removed(cli: Cli) -> None:
+    assert cli("submit", SEED).exit_code == 0
+    res = as_json(cli("purge", "--namespace", "--yes", "--json"))
+    assert res["namespace"] == f"{cli.name}:test" and res["removed_keys"] > 0
+    assert as_json(cli("tasks", "--json"))["total"] == 0

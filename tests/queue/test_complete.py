@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 
 from hiveq.contract.errors import Code
+from hiveq.aggregate import task_view
 from hiveq.contract.lease import Lease
 from hiveq.queue.broker import Broker
 from hiveq.queue.complete import Completion, complete
 from hiveq.queue.fetch import claim
+from hiveq.queue.heartbeat import progress
 from hiveq.queue.inspect import get_job, get_task, stats
 from tests.queue.helpers import enqueue_task, last_event, places_of, st, stream_events
 
@@ -29,6 +31,20 @@ async def test_complete_stores_the_result_and_finishes_the_task(any_broker: Brok
     task_events = [(e.frm, e.to) for e in await stream_events(b) if e.type == "task"]
     assert task_events == [("", "queued"), ("queued", "running"), ("running", "succeeded")]
     assert (await stats(b))["succeeded"] == 1
+
+
+async def test_a_succeeded_job_shows_progress_1_not_the_last_fraction_its_agent_reported(
+    any_broker: Broker,
+) -> None:
+    b = any_broker
+    res = await enqueue_task(b, st("only"))
+    [job] = await claim(b, "w", ["a"], 1)
+    assert await progress(b, job.lease, 0.67, "writing") == Code.OK
+    assert (await get_job(b, job.id)).progress == 0.67
+    assert await complete(b, [Completion(job.lease, "done")]) == [Code.OK]
+    assert (await get_job(b, job.id)).progress == 1.0
+    [sub] = (await task_view(b, res.task_id)).subtasks
+    assert (sub.state, sub.progress) == ("succeeded", 1.0)
 
 
 async def test_complete_updates_progress_of_a_partly_done_task(any_broker: Broker) -> None:

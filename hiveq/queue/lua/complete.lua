@@ -1,5 +1,6 @@
---[[ complete: record results of leased jobs, release dependents whose dependencies are all done,
-and update each task's progress and status — all in one step.
+--[[ complete: record results of leased jobs (a succeeded job's progress is 1, whatever it last
+reported), release dependents whose dependencies are all done, and update each task's progress
+and status — all in one step.
 
 KEYS  1 leases  2 succeeded  3 stats
 ARGV  3 worker id  4… triples: job id, lease token, result JSON
@@ -20,7 +21,7 @@ for i = 4, #ARGV, 3 do
     out[#out + 1] = STALE
   else
     local tid = f[3]
-    redis.call('HSET', jk, 'state', 'succeeded', 'result', result, 'finished', NOW)
+    redis.call('HSET', jk, 'state', 'succeeded', 'result', result, 'finished', NOW, 'progress', 1)
     redis.call('HDEL', jk, 'token', 'deadline')
     zlater('ZREM', KEYS[1], id)
     zlater('ZADD', KEYS[2], NOW, id)
