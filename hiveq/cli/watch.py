@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Protocol
+from functools import partial
+from typing import Annotated, Any, Protocol, TypeVar
 
 import typer
 from rich.console import Console
@@ -18,14 +20,17 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 from rich.table import Table
 
 from hiveq.aggregate import task_view
-from hiveq.cli.common import connect, console, print_json, run, settings
-from hiveq.contract.errors import ExitCode
+from hiveq.cli.common import connect, console, err_console, print_json, run, settings
+from hiveq.contract.errors import ExitCode, RedisUnavailable
 from hiveq.contract.models import Event, JobRecord, TaskRecord
 from hiveq.contract.protocol import subtask_of
 from hiveq.contract.states import TERMINAL_TASK_STATUSES, JobState, TaskStatus
 from hiveq.queue import inspect
 from hiveq.queue.broker import Broker
 from hiveq.queue.events import job_history, last_event_id, read_events
+from hiveq.worker.backoff import Backoff
+
+T = TypeVar("T")
 
 STATE_STYLE = {
     "succeeded": "green",
@@ -160,16 +165,52 @@ class BarsView:
         self.progress.stop()
 
 
+class Blips:
+    """Ride out a Redis blip while following (a restart, a failover): one line on stderr when
+    Redis is lost, one when it is back, and retries with growing, jittered delays in between.
+    The stream position is kept, so no event is missed (Redis with persistence keeps them).
+    A Redis that never answered (a wrong REDIS_URL) still ends the command at once (exit 5)."""
+
+    def __init__(self, err: Console) -> None:
+        self.err = err
+        self.backoff = Backoff(base=0.1, cap=2.0)
+        self.down_since: float | None = None
+        self.reached = False
+
+    async def call(self, op: Callable[[], Awaitable[T]]) -> T:
+        while True:
+            try:
+                value = await op()
+            except RedisUnavailable as exc:
+                if not self.reached:
+                    raise
+                if self.down_since is None:
+                    self.down_since = time.monotonic()
+                    self.err.print(f"{exc}; reconnecting (Ctrl-C to stop)", markup=False, soft_wrap=True)
+                await self.backoff.sleep()
+                continue
+            if self.down_since is not None:
+                took = time.monotonic() - self.down_since
+                self.err.print(f"Redis is back after {took:.1f} s; following again", soft_wrap=True)
+                self.down_since = None
+                self.backoff.reset()
+            self.reached = True
+            return value
+
+
 async def follow(
     b: Broker, task_id: str, console: Console, *, after: str | None = None, quiet: bool = False
 ) -> Snapshot:
-    """Show the task until it finishes; returns its final state. Events drive the updates.
+    """Show the task until it finishes; returns its final state. Events drive the updates; a
+    Redis blip on the way is reported and ridden out.
 
     `after`: the stream id to show events from (take it before submitting, so that a task that
     finishes at once is still shown step by step); default: from now.
     """
-    after = after or await last_event_id(b)  # taken before the snapshot, so no transition is missed
-    snap = await snapshot(b, task_id)
+    blips = Blips(err_console)
+    # The position is taken before the snapshot, so no transition is missed.
+    start = after if after is not None else await blips.call(partial(last_event_id, b))
+    snap = await blips.call(partial(snapshot, b, task_id))
     view: View | None = None
     if not quiet:
         view = BarsView(console) if console.is_terminal else LineView(console)
@@ -179,15 +220,16 @@ async def follow(
         while True:
             finished = snap.done
             # Until it finishes: wait for events. Then: drain what is left and stop.
-            last, events = await read_events(b, after, block_ms=None if finished else 1000, task_id=task_id)
+            block = None if finished else 1000
+            last, events = await blips.call(partial(read_events, b, start, block_ms=block, task_id=task_id))
             for ev in events:
                 if view is not None:
                     view.event(snap, ev)
-            if finished and last == after:
+            if finished and last == start:
                 break
-            after = last
+            start = last
             if not finished:
-                snap = await snapshot(b, task_id)
+                snap = await blips.call(partial(snapshot, b, task_id))
             if view is not None:
                 view.update(snap)
     finally:
@@ -246,6 +288,13 @@ def render_summary(console: Console, snap: Snapshot, ran: dict[str, Event]) -> N
             console.print(
                 f"[red]✘[/] [bold]{escape(j.title or j.subtask_id)}[/]: {escape(j.reason or j.error or '')}"
             )
+    canned = [j.result for j in snap.jobs if isinstance(j.result, dict) and j.result.get("demo") is True]
+    if canned:  # the demo agent marks its results; say so where a person reads them
+        note = str(canned[0].get("note") or "produced by hiveq's built-in demo agent; no model was called")
+        console.print(
+            f"[yellow]note:[/] {len(canned)} of these results are canned, not real work: {escape(note)}",
+            soft_wrap=True,
+        )
     took = f" in {(t.finished_ms - t.created_ms) / 1000:.1f}s" if t.finished_ms and t.created_ms else ""
     console.print(f"task {t.id} {styled(t.status)}{took}: {t.succeeded}/{t.total} subtasks succeeded")
 

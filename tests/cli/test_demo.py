@@ -29,5 +29,6 @@ def test_demo_runs_the_seed_task_to_completion_and_prints_who_ran_what() -> None
         assert f"{sub}: waiting -> active worker" in out  # the live view, one line per transition
         assert re.search(rf"│ {sub}\s+│ demo\s+│ succeeded\s+│\s+1 │ \S+\s+│ \S+\s+│\s+\d+ │", out), out
     assert "4/4 subtasks succeeded" in out
+    assert "note: 4 of these results are canned, not real work: produced by hiveq's built-in demo" in out
     assert out.rstrip().endswith("demo finished; the stack is stopped")
     assert "Traceback" not in out + res.stderr

@@ -24,5 +24,6 @@ def test_the_readme_agent_example_runs_a_task_to_success(
     res = hiveq("submit", "Build a user authentication system", "--agent", "summarise", "--wait")
     assert res.returncode == 0, res.stdout + res.stderr
     assert "design: 10% reading" in res.stdout and "4/4 subtasks succeeded" in res.stdout
+    assert "canned" not in res.stdout  # only the demo agent's results are called canned
     document = next(line for line in res.stdout.splitlines() if line.startswith("✔ Document"))
     assert "document after ['test']: Build a user authentication system; input {" in document

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hiveq.contract.errors import Code
 from hiveq.aggregate import task_view
+from hiveq.contract.errors import Code
 from hiveq.contract.lease import Lease
 from hiveq.queue.broker import Broker
 from hiveq.queue.complete import Completion, complete

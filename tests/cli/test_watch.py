@@ -1,0 +1,95 @@
+"""`hiveq watch` rides out a Redis blip (a restart with AOF) and follows the task to its end."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+
+import pytest
+
+from hiveq.server import ServerProcess
+from tests.cli.conftest import Hiveq, base_env, stop
+from tests.support.waiting import wait_for
+
+
+class Collected:
+    """A process's stdout and stderr, read by threads so neither pipe fills."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.out: list[str] = []
+        self.err: list[str] = []
+        assert proc.stdout is not None and proc.stderr is not None
+        self.threads = [
+            threading.Thread(target=lambda: self.out.extend(proc.stdout or []), daemon=True),
+            threading.Thread(target=lambda: self.err.extend(proc.stderr or []), daemon=True),
+        ]
+        for t in self.threads:
+            t.start()
+
+    @property
+    def stdout(self) -> str:
+        return "".join(self.out)
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self.err)
+
+    def wait(self, timeout: float) -> int:
+        code = self.proc.wait(timeout)
+        self.close()
+        return code
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for t in self.threads:
+            t.join(10)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+
+@pytest.mark.slow
+def test_watch_reconnects_after_a_redis_restart_and_follows_the_task_to_its_final_event(
+    private_server: Callable[..., ServerProcess],
+) -> None:
+    srv = private_server(persistent=True)  # AOF: the restarted server keeps jobs and events
+    hq = Hiveq(base_env(REDIS_URL=srv.url, HIVEQ_APP="w" + secrets.token_hex(4), HIVEQ_ENV="test"))
+    worker = hq.spawn(
+        [sys.executable, "-m", "hiveq", "worker", "--module", "tests.support.agents", "--agents", "t.sleep"],
+        env={"HIVEQ_TEST_SLEEP": "0.8"},  # plan -> execute -> review, 0.8 s each
+    )
+    watch: Collected | None = None
+    try:
+        hq.wait_agent("t.sleep")
+        task_id = hq.json("submit", "watch me through a restart", "--agent", "t.sleep")["task_id"]
+        watch = Collected(
+            subprocess.Popen(
+                [sys.executable, "-m", "hiveq", "watch", task_id],
+                env=hq.env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                start_new_session=True,
+            )
+        )
+        w = watch
+        wait_for(lambda: "waiting -> active worker" in w.stdout, 30, "watch to show a claim")
+        srv.stop()  # SIGTERM: the server writes its AOF and exits
+        wait_for(lambda: "reconnecting" in w.stderr, 30, "watch to notice the outage")
+        assert w.proc.poll() is None, w.stdout + w.stderr  # still watching, not exit 5
+        srv.start()
+        assert w.wait(90) == 0, w.stdout + w.stderr
+    finally:
+        if watch is not None:
+            watch.close()
+        stop(worker)
+    out, err = watch.stdout, watch.stderr
+    assert f"Redis at {srv.url} is unreachable" in err and "Redis is back after" in err, err
+    assert "review: active -> succeeded" in out and f"task {task_id}: running -> succeeded" in out, out
+    assert "3/3 subtasks succeeded" in out.splitlines()[-1]
