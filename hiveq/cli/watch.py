@@ -25,6 +25,7 @@ from hiveq.contract.errors import ExitCode, RedisUnavailable
 from hiveq.contract.models import Event, JobRecord, TaskRecord
 from hiveq.contract.protocol import subtask_of
 from hiveq.contract.states import TERMINAL_TASK_STATUSES, JobState, TaskStatus
+from hiveq.diagnose.neighbours import unserved_hint
 from hiveq.queue import inspect
 from hiveq.queue.broker import Broker
 from hiveq.queue.events import job_history, last_event_id, read_events
@@ -198,6 +199,29 @@ class Blips:
             return value
 
 
+class Hint:
+    """Says once, on stderr, when no live worker of this namespace serves the jobs the task waits
+    on (naming other namespaces' workers on this Redis: a wrong HIVEQ_APP waits forever else)."""
+
+    FIRST_S = 2.0  # workers just started by `hiveq up` register within about a second
+    EVERY_S = 5.0
+
+    def __init__(self, err: Console) -> None:
+        self.err = err
+        self.said = False
+        self.due = time.monotonic() + self.FIRST_S
+
+    async def check(self, b: Broker, snap: Snapshot) -> None:
+        if self.said or snap.done or time.monotonic() < self.due:
+            return
+        self.due = time.monotonic() + self.EVERY_S
+        pending = {j.agent for j in snap.jobs if j.state in (JobState.WAITING, JobState.DELAYED)}
+        text = await unserved_hint(b, pending) if pending else None
+        if text:
+            self.err.print(f"hint: {text}", markup=False, soft_wrap=True)
+            self.said = True
+
+
 async def follow(
     b: Broker, task_id: str, console: Console, *, after: str | None = None, quiet: bool = False
 ) -> Snapshot:
@@ -208,6 +232,7 @@ async def follow(
     finishes at once is still shown step by step); default: from now.
     """
     blips = Blips(err_console)
+    hint = Hint(err_console)
     # The position is taken before the snapshot, so no transition is missed.
     start = after if after is not None else await blips.call(partial(last_event_id, b))
     snap = await blips.call(partial(snapshot, b, task_id))
@@ -230,6 +255,7 @@ async def follow(
             start = last
             if not finished:
                 snap = await blips.call(partial(snapshot, b, task_id))
+                await blips.call(partial(hint.check, b, snap))
             if view is not None:
                 view.update(snap)
     finally:

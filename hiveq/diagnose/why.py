@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from hiveq.contract.models import JobRecord
 from hiveq.contract.protocol import job_id_for
 from hiveq.contract.states import PLACE_OF, JobState
+from hiveq.diagnose.neighbours import describe, neighbours, start_worker_command
 from hiveq.diagnose.report import ago, when
 from hiveq.diagnose.workers_check import Liveness, liveness
 from hiveq.queue.broker import Broker
@@ -94,12 +95,23 @@ async def _waiting(b: Broker, job: JobRecord, lv: Liveness) -> Why:
         "live_workers": [w.id for w in serving],
     }
     if not serving:
+        cmd = await start_worker_command(b, [job.agent])
+        others = await neighbours(b, [job.agent])
+        summary = (
+            f"no live worker serves agent {job.agent}: start one with `{cmd}` ({higher + equal} "
+            "job(s) are ahead of it)"
+        )
         return Why(
             job_id=job.id,
             state=job.state.value,
-            summary=f"no live worker serves agent {job.agent}: start one with "
-            f"`hiveq worker --agents {job.agent}` ({higher + equal} job(s) are ahead of it)",
-            details=details,
+            summary=f"{summary}. {describe(others)}" if others else summary,
+            details=details
+            | {
+                "start_worker": cmd,
+                "other_namespaces": [
+                    {"namespace": n.namespace, "workers": n.workers, "agents": list(n.agents)} for n in others
+                ],
+            },
         )
     free = sum(max(0, w.concurrency - w.running) for w in serving)
     return Why(

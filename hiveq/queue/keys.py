@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hiveq.contract.protocol import check_name
+from hiveq.contract.protocol import NAME_RE, check_name
 
 # key suffix -> Redis type, for the fixed keys of a namespace (checked by doctor and on errors).
 FIXED_KEY_TYPES: dict[str, str] = {
@@ -154,3 +154,29 @@ class Keyspace:
         """A `CLIENT SETNAME` value that makes every hiveq connection recognisable."""
         tail = f":{ident}" if ident else ""
         return f"hiveq:{self.app}:{self.env}:{role}{tail}"
+
+
+# Across namespaces (read-only hints about other namespaces' workers on the same Redis).
+ANY_WORKERS_PATTERN = "hiveq:{*}:workers"  # a SCAN MATCH pattern: every namespace's `workers` key
+
+
+def namespace_of_workers_key(key: str) -> Keyspace | None:
+    """`hiveq:{app:env}:workers` -> that namespace (None for anything else)."""
+    if not (key.startswith("hiveq:{") and key.endswith("}:workers")):
+        return None
+    return _keyspace(*key[len("hiveq:{") : -len("}:workers")].split(":"))
+
+
+def namespace_of_worker_client(name: str) -> tuple[Keyspace, str] | None:
+    """A worker's connection name `hiveq:<app>:<env>:worker:<id>` -> (its namespace, worker id)."""
+    parts = name.split(":", 4)
+    if len(parts) != 5 or parts[0] != "hiveq" or parts[3] != "worker":
+        return None
+    ks = _keyspace(parts[1], parts[2])
+    return (ks, parts[4]) if ks is not None else None
+
+
+def _keyspace(*names: str) -> Keyspace | None:
+    if len(names) != 2 or not all(NAME_RE.match(n) for n in names):
+        return None
+    return Keyspace(names[0], names[1])

@@ -8,6 +8,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,3 +123,42 @@ def worker(hiveq: Hiveq) -> Iterator[WorkerFactory]:
     yield start
     for p in procs:
         stop(p)
+
+
+class Collected:
+    """A process's stdout and stderr, read by threads so neither pipe fills."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.out: list[str] = []
+        self.err: list[str] = []
+        assert proc.stdout is not None and proc.stderr is not None
+        self.threads = [
+            threading.Thread(target=lambda: self.out.extend(proc.stdout or []), daemon=True),
+            threading.Thread(target=lambda: self.err.extend(proc.stderr or []), daemon=True),
+        ]
+        for t in self.threads:
+            t.start()
+
+    @property
+    def stdout(self) -> str:
+        return "".join(self.out)
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self.err)
+
+    def wait(self, timeout: float) -> int:
+        code = self.proc.wait(timeout)
+        self.close()
+        return code
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for t in self.threads:
+            t.join(10)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
+import asyncio
+import secrets
+import subprocess
+import sys
 
-from tests.cli.conftest import ROOT, Hiveq, WorkerFactory
+import pytest
+from redis.asyncio import Redis
+
+from hiveq.queue.keys import Keyspace
+from hiveq.queue.purge import purge_namespace
+from tests.cli.conftest import ROOT, Collected, Hiveq, WorkerFactory
+from tests.support.waiting import wait_for
 
 SEED = "Build a user authentication system"
 SUBTASKS = ("design", "implement", "test", "document")
@@ -102,3 +111,56 @@ def test_errors_are_one_line_without_a_traceback_and_the_exit_code_says_why(hive
         assert "Traceback" not in res.stdout + res.stderr
     debug = hiveq("--debug", "task", "tnope")
     assert debug.returncode == 3 and "Traceback" in debug.stderr and "unknown task id" in debug.stderr
+
+
+def follow_until_hint(hiveq: Hiveq, *args: str, env: dict[str, str]) -> Collected:
+    """Start a command that waits on a task; return once it printed its hint (then it is stopped)."""
+    proc = Collected(
+        subprocess.Popen(
+            [sys.executable, "-m", "hiveq", *args],
+            env={**hiveq.env, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+    )
+    try:
+        wait_for(lambda: "hint:" in proc.stderr or proc.proc.poll() is not None, 60, "the hint")
+        assert proc.proc.poll() is None, proc.stdout + proc.stderr  # still waiting: nothing runs it
+    finally:
+        proc.close()
+    return proc
+
+
+@pytest.mark.slow
+def test_a_wrong_namespace_without_workers_hints_at_the_live_workers_of_the_right_one(
+    hiveq: Hiveq, worker: WorkerFactory
+) -> None:
+    worker()
+    hiveq.wait_agent("demo")
+    right_app = hiveq.env["HIVEQ_APP"]
+    wrong = {"HIVEQ_APP": "shop" + secrets.token_hex(3)}
+    try:
+        waiting = follow_until_hint(hiveq, "submit", SEED, "--wait", env=wrong)
+        task_id = waiting.stdout.split()[1]
+        (hint,) = [line for line in waiting.stderr.splitlines() if line.startswith("hint:")]
+        assert f"no live worker in namespace {wrong['HIVEQ_APP']}:test serves agent(s) demo" in hint
+        assert f"{right_app}:test (1 worker(s) serving demo, llm)" in hint
+        assert f"set HIVEQ_APP={right_app} HIVEQ_ENV=test" in hint
+
+        watching = follow_until_hint(hiveq, "watch", task_id, env=wrong)
+        assert f"{right_app}:test (1 worker(s)" in watching.stderr
+
+        res = hiveq("why", f"{task_id}.design", env=wrong)
+        assert res.returncode == 0, res.stderr
+        assert "start one with `hiveq worker --agents demo`" in res.stdout
+        assert f"If you meant {right_app}:test, set HIVEQ_APP={right_app}" in res.stdout
+    finally:
+        asyncio.run(purge(hiveq.env["REDIS_URL"], Keyspace(wrong["HIVEQ_APP"], "test")))
+
+
+async def purge(url: str, keys: Keyspace) -> None:
+    r = Redis.from_url(url, decode_responses=True)
+    await purge_namespace(r, keys)
+    await r.aclose()

@@ -5,53 +5,13 @@ from __future__ import annotations
 import secrets
 import subprocess
 import sys
-import threading
 from collections.abc import Callable
 
 import pytest
 
 from hiveq.server import ServerProcess
-from tests.cli.conftest import Hiveq, base_env, stop
+from tests.cli.conftest import Collected, Hiveq, base_env, stop
 from tests.support.waiting import wait_for
-
-
-class Collected:
-    """A process's stdout and stderr, read by threads so neither pipe fills."""
-
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        self.proc = proc
-        self.out: list[str] = []
-        self.err: list[str] = []
-        assert proc.stdout is not None and proc.stderr is not None
-        self.threads = [
-            threading.Thread(target=lambda: self.out.extend(proc.stdout or []), daemon=True),
-            threading.Thread(target=lambda: self.err.extend(proc.stderr or []), daemon=True),
-        ]
-        for t in self.threads:
-            t.start()
-
-    @property
-    def stdout(self) -> str:
-        return "".join(self.out)
-
-    @property
-    def stderr(self) -> str:
-        return "".join(self.err)
-
-    def wait(self, timeout: float) -> int:
-        code = self.proc.wait(timeout)
-        self.close()
-        return code
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        for t in self.threads:
-            t.join(10)
-        for pipe in (self.proc.stdout, self.proc.stderr):
-            if pipe is not None:
-                pipe.close()
 
 
 @pytest.mark.slow
