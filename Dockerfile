@@ -1,6 +1,12 @@
 # hiveq: one image for the API and the workers (the command picks the role).
 #   docker build -t hiveq .
 #   docker run --rm -e REDIS_URL=redis://redis:6379/0 hiveq worker
+# Your own agents: a derived image. `hiveq worker` runs in /home/hiveq and imports
+# --module / HIVEQ_AGENT_MODULES from its current directory first:
+#   FROM hiveq:latest
+#   COPY my_agents.py /home/hiveq/
+#   ENV HIVEQ_AGENT_MODULES=my_agents
+# (a package with dependencies: USER root, COPY it, RUN pip install it, USER hiveq).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
