@@ -32,10 +32,15 @@ def state(pid: int, url: str = "redis://127.0.0.1:6391/0") -> StackState:
 @pytest.fixture
 def live_up() -> Iterator[int]:
     """A running process whose command line says hiveq, standing in for a live `hiveq up`."""
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "hiveq-up-stand-in"])
+    code = "import time; print('ready', flush=True); time.sleep(120)"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "hiveq-up-stand-in"], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"  # running, with its own argv
     yield proc.pid
     proc.kill()
     proc.wait()
+    proc.stdout.close()
 
 
 def dead_pid() -> int:

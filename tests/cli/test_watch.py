@@ -6,6 +6,7 @@ import secrets
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -16,17 +17,28 @@ from tests.support.waiting import wait_for
 
 @pytest.mark.slow
 def test_watch_reconnects_after_a_redis_restart_and_follows_the_task_to_its_final_event(
-    private_server: Callable[..., ServerProcess],
+    private_server: Callable[..., ServerProcess], tmp_path: Path
 ) -> None:
     srv = private_server(persistent=True)  # AOF: the restarted server keeps jobs and events
     hq = Hiveq(base_env(REDIS_URL=srv.url, HIVEQ_APP="w" + secrets.token_hex(4), HIVEQ_ENV="test"))
-    worker = hq.spawn(
-        [sys.executable, "-m", "hiveq", "worker", "--module", "tests.support.agents", "--agents", "t.sleep"],
-        env={"HIVEQ_TEST_SLEEP": "0.8"},  # plan -> execute -> review, 0.8 s each
-    )
+    argv = [
+        sys.executable,
+        "-m",
+        "hiveq",
+        "worker",
+        "--module",
+        "tests.support.agents",
+        "--agents",
+        "t.sleep",
+    ]
+    gate = tmp_path / "gate"  # the jobs (plan -> execute -> review) start once it exists
+    env = {"HIVEQ_TEST_SLEEP": "0.2", "HIVEQ_TEST_GATE": str(gate)}
+    first = hq.spawn(argv, env)
+    hq.wait_agent("t.sleep")  # known to the namespace, so submit accepts it
+    stop(first)  # and gone again: the task waits until watch is following it
+    worker: subprocess.Popen[str] | None = None
     watch: Collected | None = None
     try:
-        hq.wait_agent("t.sleep")
         task_id = hq.json("submit", "watch me through a restart", "--agent", "t.sleep")["task_id"]
         watch = Collected(
             subprocess.Popen(
@@ -39,16 +51,20 @@ def test_watch_reconnects_after_a_redis_restart_and_follows_the_task_to_its_fina
             )
         )
         w = watch
+        wait_for(lambda: "hint: no live worker" in w.stderr, 30, "watch to follow the waiting task")
+        worker = hq.spawn(argv, env)
         wait_for(lambda: "waiting -> active worker" in w.stdout, 30, "watch to show a claim")
         srv.stop()  # SIGTERM: the server writes its AOF and exits
         wait_for(lambda: "reconnecting" in w.stderr, 30, "watch to notice the outage")
         assert w.proc.poll() is None, w.stdout + w.stderr  # still watching, not exit 5
         srv.start()
+        gate.touch()
         assert w.wait(90) == 0, w.stdout + w.stderr
     finally:
         if watch is not None:
             watch.close()
-        stop(worker)
+        if worker is not None:
+            stop(worker)
     out, err = watch.stdout, watch.stderr
     assert f"Redis at {srv.url} is unreachable" in err and "Redis is back after" in err, err
     assert "review: active -> succeeded" in out and f"task {task_id}: running -> succeeded" in out, out

@@ -11,9 +11,11 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from hiveq.agents.registry import AgentContext, FatalError, agent
+from tests.support.waiting import until
 
 
 @agent("t.echo")
@@ -28,7 +30,11 @@ async def noop(ctx: AgentContext) -> dict[str, float]:
 
 @agent("t.sleep")
 async def sleep(ctx: AgentContext) -> dict[str, Any]:
-    """Sleeps input["s"] seconds, or HIVEQ_TEST_SLEEP when set (a per-process override)."""
+    """Sleeps input["s"] seconds, or HIVEQ_TEST_SLEEP when set (a per-process override); with
+    HIVEQ_TEST_GATE set, first waits until that file exists (a test opens the gate)."""
+    gate = os.environ.get("HIVEQ_TEST_GATE")
+    if gate:
+        await until(lambda: Path(gate).exists(), 600, "the test to open the gate", interval_s=0.05)
     inp = ctx.input if isinstance(ctx.input, dict) else {}
     override = os.environ.get("HIVEQ_TEST_SLEEP")
     secs = float(override) if override is not None else float(inp.get("s", 0.1))

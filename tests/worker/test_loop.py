@@ -50,9 +50,9 @@ async def test_sync_agent_runs_in_thread_pool_and_reports_progress(broker: Broke
         await all_in(broker, enq.job_ids, JobState.SUCCEEDED)
     job = await inspect.get_job(broker, enq.job_ids[0])
     assert job.result["thread"].startswith("hiveq-agent")
-    assert job.progress == 0.5 and job.progress_message == "half way"
+    assert job.progress == 1.0 and job.progress_message == "half way"  # succeeded: 1, not 0.5
     hist = await job_history(broker, enq.job_ids[0])
-    assert any(e.type == "progress" and e.reason == "half way" for e in hist)
+    assert any(e.type == "progress" and e.reason == "half way" and e.data == {"progress": 0.5} for e in hist)
 
 
 async def test_job_over_its_timeout_fails_with_a_clear_reason(broker: Broker) -> None:
