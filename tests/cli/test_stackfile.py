@@ -15,6 +15,8 @@ import pytest
 from hiveq.cli import stackfile
 from hiveq.cli.common import GlobalOptions, settings_from
 from hiveq.cli.stackfile import StackState
+from hiveq.cli.up import refuse_second_stack_here
+from hiveq.contract.errors import Conflict
 
 
 def state(pid: int, url: str = "redis://127.0.0.1:6391/0") -> StackState:
@@ -105,3 +107,17 @@ def test_commands_in_the_folder_use_the_live_stack_and_say_so_unless_redis_url_i
     given = settings_from(GlobalOptions(), env={"REDIS_URL": "redis://127.0.0.1:7000/0"})
     assert given.redis_url == "redis://127.0.0.1:7000/0" and capsys.readouterr().err == ""
     assert settings_from(GlobalOptions(), env={}, from_stack=False).redis_url == "redis://127.0.0.1:6379/0"
+
+
+def test_a_second_up_in_a_folder_whose_up_still_runs_is_refused_naming_it(
+    tmp_path: Path, live_up: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    refuse_second_stack_here()  # no file: fine
+    stackfile.write(state(live_up))
+    with pytest.raises(
+        Conflict, match=f"a `hiveq up` \\(pid {live_up}, API http://127.0.0.1:8001\\) already runs"
+    ):
+        refuse_second_stack_here()
+    stackfile.write(state(dead_pid()))
+    refuse_second_stack_here()  # a stale file does not block the next start

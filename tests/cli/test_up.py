@@ -19,7 +19,7 @@ import httpx
 import pytest
 from redis import Redis
 
-from hiveq.cli.up import DEFAULT_REDIS_PORT
+from hiveq.cli.up import DEFAULT_REDIS_PORT, hiveq_command
 from hiveq.queue.keys import Keyspace
 from hiveq.server import free_port
 from tests.cli.conftest import Hiveq, base_env, stop
@@ -255,3 +255,19 @@ def test_up_reload_without_watchfiles_says_how_to_install_it_before_starting_any
     (line,) = res.stderr.strip().splitlines()
     assert "--reload needs the watchfiles package" in line and 'pip install -e ".[reload]"' in line
     assert "hiveq is up" not in res.stdout and not (tmp_path / "data").exists()  # nothing started
+
+
+def test_the_banner_prints_hiveq_as_a_new_terminal_in_this_folder_can_run_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    script = Path(sys.executable).with_name("hiveq")
+    venv = script.parent.parent
+    monkeypatch.chdir(venv.parent)  # where `python3 -m venv .venv` was run
+    monkeypatch.delenv("VIRTUAL_ENV", raising=False)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert hiveq_command() == f"{venv.name}/bin/hiveq"  # e.g. .venv/bin/hiveq, as the README says
+    monkeypatch.setenv("VIRTUAL_ENV", str(venv))  # activated here, but not in the next terminal
+    monkeypatch.setenv("PATH", f"{script.parent}:/usr/bin:/bin")
+    assert hiveq_command() == f"{venv.name}/bin/hiveq"
+    monkeypatch.delenv("VIRTUAL_ENV")  # on PATH for every terminal (e.g. a pipx or system install)
+    assert hiveq_command() == "hiveq"
