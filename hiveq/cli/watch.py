@@ -6,6 +6,7 @@ transition, so a log shows who took what and when.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -29,7 +30,7 @@ from hiveq.diagnose.neighbours import unserved_hint
 from hiveq.queue import inspect
 from hiveq.queue.broker import Broker
 from hiveq.queue.events import job_history, last_event_id, read_events
-from hiveq.worker.backoff import Backoff
+from hiveq.worker.reconnect import ReconnectDelay
 
 T = TypeVar("T")
 
@@ -174,7 +175,7 @@ class Blips:
 
     def __init__(self, err: Console) -> None:
         self.err = err
-        self.backoff = Backoff(base=0.1, cap=2.0)
+        self.delay = ReconnectDelay(base=0.1, cap=2.0)
         self.down_since: float | None = None
         self.reached = False
 
@@ -188,13 +189,13 @@ class Blips:
                 if self.down_since is None:
                     self.down_since = time.monotonic()
                     self.err.print(f"{exc}; reconnecting (Ctrl-C to stop)", markup=False, soft_wrap=True)
-                await self.backoff.sleep()
+                await asyncio.sleep(self.delay.next_delay())
                 continue
             if self.down_since is not None:
                 took = time.monotonic() - self.down_since
                 self.err.print(f"Redis is back after {took:.1f} s; following again", soft_wrap=True)
                 self.down_since = None
-                self.backoff.reset()
+                self.delay.reset()
             self.reached = True
             return value
 

@@ -155,7 +155,7 @@ def dead_letters(cli: Cli, n: int) -> list[str]:
             subs = [SubtaskSpec(id=f"s{i}", agent="demo") for i in range(n)]
             await enqueue(b, [TaskSubmission(description="doomed", subtasks=subs)])
             jobs = await claim(b, "w-test", ["demo"], n)
-            await fail(b, "w-test", [Failure(j.id, j.token, "boom", fatal=True) for j in jobs])
+            await fail(b, [Failure(j.lease, "boom", fatal=True) for j in jobs])
             return sorted(j.id for j in jobs)
         finally:
             await b.close()
