@@ -16,6 +16,7 @@ from hiveq.contract.errors import ConfigError
 from hiveq.contract.limits import Limits
 from hiveq.contract.models import DEFAULT_PLANNER
 from hiveq.contract.protocol import check_name
+from hiveq.contract.redact import redact, url_secrets
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
@@ -34,7 +35,10 @@ def _read(e: Mapping[str, str], meta: Mapping[str, Any], default: Any) -> Any:
     if isinstance(default, tuple):  # comma-separated lists
         return tuple(t.strip() for t in raw.split(",") if t.strip())
     if isinstance(default, bool):
-        return raw.strip().lower() in ("1", "true", "yes", "on")
+        word = raw.strip().lower()
+        if word not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            raise ConfigError(f"{name}={raw!r} is not a yes/no value; set it to 1 or 0")
+        return word in ("1", "true", "yes", "on")
     if isinstance(default, int | float):
         kind = type(default)
         try:
@@ -102,6 +106,10 @@ class ApiSettings:
     api_tokens: tuple[str, ...] = field(
         default=(), metadata=env("HIVEQ_API_TOKENS", None, None, "HIVEQ_API_TOKEN")
     )
+    # Host names the API answers to besides the loopback names and the bound host (api/guard.py).
+    allowed_hosts: tuple[str, ...] = field(default=(), metadata=env("HIVEQ_ALLOWED_HOSTS"))
+    # /docs, /redoc and /openapi.json without a token even when tokens are set.
+    public_docs: bool = field(default=False, metadata=env("HIVEQ_PUBLIC_DOCS"))
     default_planner: str = field(default=DEFAULT_PLANNER, metadata=env("HIVEQ_PLANNER"))
 
 
@@ -168,6 +176,14 @@ class Settings:
     def namespace(self) -> str:
         return f"{self.app}:{self.env}"
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret this process knows, so that `redact` masks it wherever it shows up."""
+        found = [*self.api.api_tokens, *url_secrets(self.redis_url)]
+        if self.llm.api_key:
+            found.append(self.llm.api_key)
+        return tuple(found)
+
     def with_(self, **changes: Any) -> Settings:
         """A copy with some values changed, each named by its field (`with_(lease_s=2)`): the
         field names are unique across the groups, so a name says which group it belongs to."""
@@ -188,7 +204,8 @@ class Settings:
         url = e.get("REDIS_URL") or e.get("HIVEQ_REDIS_URL") or DEFAULT_REDIS_URL
         if not url.startswith(REDIS_SCHEMES):
             raise ConfigError(
-                f"REDIS_URL={url!r} is not a Redis URL; use redis://host:port/db, rediss:// or unix://"
+                f"REDIS_URL={redact(url)!r} is not a Redis URL; use redis://host:port/db, rediss:// "
+                "or unix://"
             )
         return cls(
             redis_url=url,

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hiveq.contract.errors import PayloadTooLarge, ValidationFailed
+from hiveq.contract.jsonrules import SURROGATE_RULE
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
@@ -45,7 +46,10 @@ def dumps_bounded(value: Any, field: str | Callable[[], str], limit: int) -> str
             _name(field), "must be JSON-serialisable (circular or too deeply nested)"
         ) from None
     if len(text) > limit or not text.isascii():  # a UTF-8 byte count only when it can matter
-        size = len(text.encode())
+        try:
+            size = len(text.encode())
+        except UnicodeEncodeError:
+            raise ValidationFailed(_name(field), SURROGATE_RULE) from None
         if size > limit:
             raise PayloadTooLarge(_name(field), size, limit)
     return text

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from enum import IntEnum
 from typing import Any, ClassVar
 
+from hiveq.contract.redact import redact, url_secrets
+
 
 class Code(IntEnum):
     """Return codes of the Lua scripts (mirrored in queue/lua/_lib.lua)."""
@@ -145,14 +147,73 @@ class WrongTypeError(HiveqError):
 
 
 class RedisUnavailable(HiveqError):
+    """Redis could not be reached. `sent` tells whether the command may have reached the server
+    (the connection broke after sending: a write may have happened) or surely did not (it failed
+    while connecting). The URL and the reason are redacted: no password reaches a message."""
+
     code = "redis_unavailable"
     http_status = 503
     exit_code = ExitCode.REDIS_UNAVAILABLE
 
-    def __init__(self, url: str, reason: str) -> None:
-        self.url = url
+    def __init__(self, url: str, reason: str, *, sent: bool = False, effect: str = "") -> None:
+        self.url = redact(url)
+        self.reason = redact(reason, url_secrets(url))
+        self.sent = sent
+        message = (
+            f"Redis at {self.url} is unreachable ({self.reason}); check that it is running and "
+            "REDIS_URL is right"
+        )
+        super().__init__(f"{message}; {effect}" if effect else message)
+
+
+class OutcomeUnknown(RedisUnavailable):
+    """A write was sent and the connection broke before its answer: it may have happened."""
+
+    code = "outcome_unknown"
+
+    def __init__(self, cause: RedisUnavailable, idempotency_key: str | None) -> None:
+        retry = (
+            "retry with the same Idempotency-Key: you get that task if it was created, a new one if not"
+            if idempotency_key
+            else "look for it (GET /tasks or `hiveq tasks` list the newest first) before submitting "
+            "again, and send an Idempotency-Key (--idempotency-key) so that a retry is safe"
+        )
+        HiveqError.__init__(
+            self,
+            f"Redis at {cause.url} failed after the task was sent ({cause.reason}): the task may "
+            f"exist; {retry}",
+        )
+        self.url, self.reason, self.sent = cause.url, cause.reason, True
+
+
+class HostNotAllowed(HiveqError):
+    """The Host header names a host this API does not serve (DNS rebinding, a wrong proxy)."""
+
+    code = "host_not_allowed"
+    http_status = 421
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, host: str, allowed: Sequence[str]) -> None:
+        self.field = "Host"
         super().__init__(
-            f"Redis at {url} is unreachable ({reason}); check that it is running and REDIS_URL is right"
+            f"Host {host[:100]!r} is not one this API answers to (allowed: {', '.join(allowed)}); "
+            "open it by one of those names, or add this one to HIVEQ_ALLOWED_HOSTS"
+        )
+
+
+class OriginNotAllowed(HiveqError):
+    """A browser on another origin tried to change state (a cross-site request)."""
+
+    code = "origin_not_allowed"
+    http_status = 403
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, origin: str) -> None:
+        self.field = "Origin"
+        super().__init__(
+            f"requests that change state are refused from web page origin {origin[:100]!r}: only "
+            "this API's own pages (the dashboard) and non-browser clients may send them; add the "
+            "origin's host to HIVEQ_ALLOWED_HOSTS if it is yours"
         )
 
 
@@ -188,6 +249,9 @@ ERRORS: dict[str, type[HiveqError]] = {
         NamespaceError,
         WrongTypeError,
         RedisUnavailable,
+        OutcomeUnknown,
+        HostNotAllowed,
+        OriginNotAllowed,
         EnqueueIncomplete,
     )
 }

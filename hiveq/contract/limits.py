@@ -30,3 +30,8 @@ class Limits:
     max_description_chars: int = 10_000
     max_subtasks: int = 100
     max_metadata_bytes: int = 65_536  # a task's metadata, as JSON
+
+
+# JSON a client sends: nesting depth of a whole request body (objects and arrays, the body itself
+# included). Deeper documents are refused up front instead of overflowing a parser's stack.
+MAX_JSON_DEPTH = 64
