@@ -135,6 +135,13 @@ def _events_path(task_id: str | None) -> str:
     return f"/tasks/{task_id}/events" if task_id else "/events"
 
 
+def _stream_params(after: str | None, follow: bool) -> dict[str, str]:
+    params = {"after": after} if after else {}
+    if follow:
+        params["follow"] = "1"
+    return params
+
+
 def _check(resp: httpx.Response) -> httpx.Response:
     if resp.status_code >= 400:
         raise rebuild_error(resp.status_code, resp.text)
@@ -200,12 +207,15 @@ class Client:
     def cancel_task(self, task_id: str) -> CancelResponse:
         return self._post(CancelResponse, f"/tasks/{task_id}/cancel")
 
-    def events(self, task_id: str | None = None, after: str | None = None) -> Iterator[Event]:
-        """Live events (of one task, from its creation; or of the namespace, from now)."""
-        params = {"after": after} if after else {}
-        with self.http.stream(
-            "GET", _events_path(task_id), params=params, timeout=httpx.Timeout(30, read=None)
-        ) as r:
+    def events(
+        self, task_id: str | None = None, after: str | None = None, *, follow: bool = False
+    ) -> Iterator[Event]:
+        """Live events: of one task, from its creation until its final event (then the iterator
+        ends; `follow=True` goes on, e.g. for a dead letter retried later); or of the namespace,
+        from now, without end."""
+        params = _stream_params(after, follow)
+        timeout = httpx.Timeout(30, read=None)
+        with self.http.stream("GET", _events_path(task_id), params=params, timeout=timeout) as r:
             if r.status_code >= 400:
                 r.read()
                 _check(r)
@@ -215,18 +225,20 @@ class Client:
         """Block until the task finishes (via its event stream); raises TimeoutError."""
         deadline = time.monotonic() + timeout
         view = self.get_task(task_id)
-        if view.status in TERMINAL_TASK_STATUSES:
-            return view
-        stream = self.events(task_id)
-        try:
-            for ev in stream:
-                if is_done(ev, task_id):
-                    return self.get_task(task_id)
-                if time.monotonic() > deadline:
-                    break
-        finally:
-            stream.close()  # type: ignore[attr-defined]
-        raise TimeoutError(f"task {task_id!r} did not finish within {timeout} s")
+        after: str | None = None
+        while view.status not in TERMINAL_TASK_STATUSES:
+            stream = self.events(task_id, after)
+            try:
+                for ev in stream:
+                    after = ev.id
+                    if is_done(ev, task_id) or time.monotonic() > deadline:
+                        break
+            finally:
+                stream.close()  # type: ignore[attr-defined]
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"task {task_id!r} did not finish within {timeout} s")
+            view = self.get_task(task_id)  # the stream ended: read the outcome (or follow a revival)
+        return view
 
     def job(self, job_id: str) -> JobRecord:
         return self._get(JobRecord, f"/jobs/{job_id}")
@@ -315,9 +327,12 @@ class AsyncClient:
     async def cancel_task(self, task_id: str) -> CancelResponse:
         return await self._post(CancelResponse, f"/tasks/{task_id}/cancel")
 
-    async def events(self, task_id: str | None = None, after: str | None = None) -> AsyncIterator[Event]:
-        params = {"after": after} if after else {}
+    async def events(
+        self, task_id: str | None = None, after: str | None = None, *, follow: bool = False
+    ) -> AsyncIterator[Event]:
+        """As `Client.events`: a task's stream ends after its final event unless `follow`."""
         timeout = httpx.Timeout(30, read=None)
+        params = _stream_params(after, follow)
         async with self.http.stream("GET", _events_path(task_id), params=params, timeout=timeout) as r:
             if r.status_code >= 400:
                 await r.aread()
@@ -331,20 +346,22 @@ class AsyncClient:
     async def wait(self, task_id: str, timeout: float = 300.0) -> TaskView:  # noqa: ASYNC109 (same API as Client)
         """Wait until the task finishes (via its event stream); raises TimeoutError."""
         view = await self.get_task(task_id)
-        if view.status in TERMINAL_TASK_STATUSES:
-            return view
+        after: str | None = None
         try:
             async with asyncio.timeout(timeout):
-                stream = self.events(task_id)
-                try:
-                    async for ev in stream:
-                        if is_done(ev, task_id):
-                            break
-                finally:
-                    await stream.aclose()  # type: ignore[attr-defined]
+                while view.status not in TERMINAL_TASK_STATUSES:
+                    stream = self.events(task_id, after)
+                    try:
+                        async for ev in stream:
+                            after = ev.id
+                            if is_done(ev, task_id):
+                                break
+                    finally:
+                        await stream.aclose()  # type: ignore[attr-defined]
+                    view = await self.get_task(task_id)  # the stream ended: the outcome, or a revival
         except TimeoutError:
             raise TimeoutError(f"task {task_id!r} did not finish within {timeout} s") from None
-        return await self.get_task(task_id)
+        return view
 
     async def job(self, job_id: str) -> JobRecord:
         return await self._get(JobRecord, f"/jobs/{job_id}")

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hiveq.contract.errors import ValidationFailed
+from hiveq.contract.errors import OutcomeUnknown, RedisUnavailable, ValidationFailed
 from hiveq.contract.models import Plan, SubtaskSpec, TaskRequest, TaskSubmission
+from hiveq.contract.states import TaskStatus
 from hiveq.contract.validate import check_fields
+from hiveq.contract.views import Links, PlannedSubtask, PlanOut, SubmitResponse
 from hiveq.plan import get_planner
 from hiveq.queue import inspect
 from hiveq.queue.broker import Broker
 from hiveq.queue.enqueue import enqueue
 
 BUILTIN_AGENTS = frozenset({"demo", "llm"})
+NOT_CREATED = "the task was not created; submit it again when Redis is back"
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,10 @@ async def submit_task(b: Broker, request: TaskRequest, *, idempotency_key: str |
     s = b.settings
     check_fields(request.description, request.metadata, idempotency_key, s.limits)
     if idempotency_key is not None:
-        earlier = await b.guard(b.redis.get(b.keys.idempotency(idempotency_key)))
+        try:
+            earlier = await b.guard(b.redis.get(b.keys.idempotency(idempotency_key)))
+        except RedisUnavailable as exc:  # a read: nothing was written
+            raise RedisUnavailable(s.redis_url, exc.reason, effect=NOT_CREATED) from None
         if earlier:
             return await replay(b, str(earlier))
     planner = get_planner(choose_planner(request, s.api.default_planner))
@@ -88,7 +94,40 @@ async def submit_task(b: Broker, request: TaskRequest, *, idempotency_key: str |
         subtasks=plan.subtasks,
         plan_note=plan.note,
     )
-    (done,) = await enqueue(b, [submission], prechecked=True)
+    try:
+        (done,) = await enqueue(b, [submission], prechecked=True)
+    except RedisUnavailable as exc:
+        if exc.sent:  # the script may have run and its answer been lost: the task may exist
+            raise OutcomeUnknown(exc, idempotency_key) from None
+        raise RedisUnavailable(s.redis_url, exc.reason, effect=NOT_CREATED) from None
     if done.duplicate:  # lost a race with a concurrent request carrying the same key
         return await replay(b, done.task_id)
     return Submitted(done.task_id, False, plan)
+
+
+def links(task_id: str) -> Links:
+    return Links(
+        self=f"/tasks/{task_id}", events=f"/tasks/{task_id}/events", cancel=f"/tasks/{task_id}/cancel"
+    )
+
+
+async def submit_response(b: Broker, done: Submitted, priority: int) -> SubmitResponse:
+    """The one answer to a submission, for `POST /tasks` and `hiveq submit --json` alike."""
+    status = (await inspect.get_task(b, done.task_id)).status if done.duplicate else TaskStatus.QUEUED
+    plan = PlanOut(
+        planner=done.plan.planner,
+        note=done.plan.note,
+        subtasks=[
+            PlannedSubtask(
+                id=st.id,
+                agent=st.agent,
+                title=st.title,
+                depends_on=st.depends_on,
+                priority=st.priority or priority,
+            )
+            for st in done.plan.subtasks
+        ],
+    )
+    return SubmitResponse(
+        task_id=done.task_id, status=status, duplicate=done.duplicate, plan=plan, links=links(done.task_id)
+    )

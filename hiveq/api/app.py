@@ -9,9 +9,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from hiveq.api import errors, jobs, stream, system, tasks
+from hiveq.api import docs, errors, jobs, stream, system, tasks
 from hiveq.api.deps import require_token
 from hiveq.api.doctor import router as doctor_router
+from hiveq.api.guard import BrowserGuard
 from hiveq.api.metrics import Metrics
 from hiveq.contract.errors import RedisUnavailable
 from hiveq.contract.protocol import VERSION
@@ -53,16 +54,21 @@ def create_app(settings: Settings, *, sse_keepalive_s: float = 15.0) -> FastAPI:
         version=VERSION,
         summary="AI-agent work on Redis: no job disappears silently, and you can always see who took it.",
         lifespan=lifespan,
+        docs_url=None,  # hiveq/api/docs.py serves them offline, behind the token when one is set
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.settings = settings
     app.state.sse_keepalive_s = sse_keepalive_s
     app.state.metrics = Metrics()
     errors.install(app)
     app.add_middleware(errors.BodyLimit, limit=settings.limits.max_payload_bytes)
+    app.add_middleware(BrowserGuard, settings=settings)  # outermost: before any body is read
     for router in (tasks.router, stream.router, jobs.router, system.router, system.health_router):
         app.include_router(router)
     app.include_router(doctor_router, dependencies=[Depends(require_token)])
     tasks.add_request_schema(app)
+    docs.mount(app)
     mount_dashboard(app)
     return app
 

@@ -62,3 +62,10 @@ async def require_token(request: Request) -> None:
 async def require_token_or_query(request: Request) -> None:
     """For SSE: EventSource in a browser cannot set headers, so `?token=` is accepted too."""
     _check(request, allow_query=True)
+
+
+async def require_docs_token(request: Request) -> None:
+    """For /docs, /redoc and /openapi.json: public with HIVEQ_PUBLIC_DOCS=1, else like SSE (a
+    browser opening the page cannot send a header, so `?token=` is accepted)."""
+    if not request.app.state.settings.api.public_docs:
+        _check(request, allow_query=True)

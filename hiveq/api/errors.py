@@ -148,16 +148,21 @@ class BodyLimit:
                 await self._refuse(scope, send, seen)
 
     async def _refuse(self, scope: Scope, send: Send, size: int) -> None:
-        exc = PayloadTooLarge("request body", size, self.limit)
-        body = json.dumps({"error": {"code": exc.code, "message": str(exc), "field": "body"}}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": exc.http_status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_error(send, PayloadTooLarge("request body", size, self.limit), field="body")
+
+
+async def send_error(send: Send, exc: HiveqError, field: str | None = None) -> None:
+    """Answer with the JSON error body from plain ASGI middleware (before any route ran)."""
+    error = {"code": exc.code, "message": str(exc), "field": field or exc.field}
+    body = json.dumps({"error": error}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": exc.http_status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

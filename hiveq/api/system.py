@@ -13,6 +13,7 @@ from hiveq.api.deps import get_broker, require_token
 from hiveq.api.schemas import errors
 from hiveq.contract.errors import HiveqError
 from hiveq.contract.protocol import VERSION
+from hiveq.contract.redact import redact
 from hiveq.contract.views import Health, Queues, RedisHealth, Throughput, Workers
 from hiveq.queue import inspect, registry
 from hiveq.queue.broker import Broker
@@ -66,7 +67,7 @@ async def probe(b: Broker) -> RedisHealth:
     except TimeoutError:
         return RedisHealth(
             reachable=False,
-            error=f"Redis at {b.settings.redis_url} did not answer within "
+            error=f"Redis at {redact(b.settings.redis_url)} did not answer within "
             f"{HEALTH_TIMEOUT_S} s; check that it is running and not overloaded",
         )
     except HiveqError as exc:

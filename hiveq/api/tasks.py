@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
@@ -13,44 +12,44 @@ from hiveq.api.deps import get_broker, require_token
 from hiveq.api.errors import from_pydantic
 from hiveq.api.schemas import errors
 from hiveq.contract.errors import UnsupportedMediaType, ValidationFailed
+from hiveq.contract.jsonrules import parse_json
 from hiveq.contract.models import TaskRequest
 from hiveq.contract.states import TaskStatus
-from hiveq.contract.views import (
-    CancelResponse,
-    Links,
-    PlannedSubtask,
-    PlanOut,
-    SubmitResponse,
-    TaskList,
-    TaskView,
-)
+from hiveq.contract.views import CancelResponse, SubmitResponse, TaskList, TaskView
+from hiveq.plan import PLANNERS
 from hiveq.queue import cancel, inspect
 from hiveq.queue.broker import Broker
-from hiveq.submit import submit_task
+from hiveq.submit import submit_response, submit_task
 
 router = APIRouter(tags=["tasks"], dependencies=[Depends(require_token)])
 BrokerDep = Annotated[Broker, Depends(get_broker)]
 
-# curl's `-d` without `-H` sends this type; the seed command must work as is, so a JSON body
-# under it is accepted. Anything else that is not JSON is refused with 415.
-JSON_TYPES = ("application/json", "application/x-www-form-urlencoded", "")
+# curl's `-d` without `-H` sends application/x-www-form-urlencoded, and the seed command
+# (`curl -X POST localhost:8001/tasks -d '{...}'`) must work as is: a JSON body under that type, or
+# under none, is read as JSON. But only from a client that is not a browser: an HTML form or a
+# fetch on any web page can send that type to a loopback API without a CORS preflight, and a
+# browser marks every such request with Origin or Sec-Fetch-* headers, which curl, the SDK and the
+# CLI never send. Browsers must send a JSON type (the dashboard does). The Origin check in
+# hiveq/api/guard.py refuses other origins before this runs; this keeps form posts out even from
+# an allowed origin.
+FORM_TYPE = "application/x-www-form-urlencoded"
+BROWSER_HEADERS = ("origin", "sec-fetch-site", "sec-fetch-mode")
 
 
 def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
+def from_browser(request: Request) -> bool:
+    return any(h in request.headers for h in BROWSER_HEADERS)
+
+
 async def read_task_request(request: Request) -> TaskRequest:
     media = _media_type(request)
-    if media not in JSON_TYPES and not media.endswith("+json"):
+    is_json = media == "application/json" or media.endswith("+json")
+    if not is_json and (media not in (FORM_TYPE, "") or from_browser(request)):
         raise UnsupportedMediaType(media)
-    raw = await request.body()
-    try:
-        data: Any = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        if media == "application/x-www-form-urlencoded":
-            raise UnsupportedMediaType(media) from None
-        raise ValidationFailed("body", f"is not valid JSON ({exc}); send a JSON object") from None
+    data = parse_json(await request.body())
     if not isinstance(data, dict):
         raise ValidationFailed("body", f"must be a JSON object, not {type(data).__name__}")
     try:
@@ -59,19 +58,13 @@ async def read_task_request(request: Request) -> TaskRequest:
         raise from_pydantic(exc.errors()) from None
 
 
-def links(task_id: str) -> Links:
-    return Links(
-        self=f"/tasks/{task_id}", events=f"/tasks/{task_id}/events", cancel=f"/tasks/{task_id}/cancel"
-    )
-
-
 @router.post(
     "/tasks",
     status_code=201,
     response_model=SubmitResponse,
     responses={
         200: {"model": SubmitResponse, "description": "idempotent replay: the earlier task"},
-        **errors(401, 413, 415, 422, 503),
+        **errors(401, 403, 413, 415, 421, 422, 503),
     },
     openapi_extra={
         "requestBody": {
@@ -97,28 +90,11 @@ async def create_task(
     200 with the earlier task instead of creating a second one."""
     req = await read_task_request(request)
     done = await submit_task(b, req, idempotency_key=idempotency_key)
-    status = TaskStatus.QUEUED
+    answer = await submit_response(b, done, req.priority)
     if done.duplicate:
         response.status_code = 200
-        status = (await inspect.get_task(b, done.task_id)).status
-    plan = PlanOut(
-        planner=done.plan.planner,
-        note=done.plan.note,
-        subtasks=[
-            PlannedSubtask(
-                id=s.id,
-                agent=s.agent,
-                title=s.title,
-                depends_on=s.depends_on,
-                priority=s.priority or req.priority,
-            )
-            for s in done.plan.subtasks
-        ],
-    )
-    response.headers["Location"] = f"/tasks/{done.task_id}"
-    return SubmitResponse(
-        task_id=done.task_id, status=status, duplicate=done.duplicate, plan=plan, links=links(done.task_id)
-    )
+    response.headers["Location"] = answer.links.self
+    return answer
 
 
 @router.get("/tasks", response_model=TaskList, responses=errors(401, 422, 503))
@@ -157,7 +133,8 @@ async def cancel_task(task_id: str, b: BrokerDep) -> CancelResponse:
 
 def add_request_schema(app: FastAPI) -> None:
     """`POST /tasks` reads its body by hand (for 415 and clear errors), so FastAPI does not see the
-    model; put `TaskRequest` into the OpenAPI components so /docs and fuzzers know the body."""
+    model; put `TaskRequest` into the OpenAPI components so /docs and fuzzers know the body. The
+    planner is declared as an enum of the planners registered when the schema is first built."""
     original = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -167,6 +144,8 @@ def add_request_schema(app: FastAPI) -> None:
         body = TaskRequest.model_json_schema(ref_template="#/components/schemas/{model}")
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components.update(body.pop("$defs", {}))
+        planner = body["properties"]["planner"]
+        planner["anyOf"] = [{"type": "string", "enum": sorted(PLANNERS)}, {"type": "null"}]
         components["TaskRequest"] = body
         return schema
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import typer
@@ -11,22 +10,20 @@ from rich.table import Table
 
 from hiveq.cli.common import connect, console, fail, print_json, run, settings
 from hiveq.cli.watch import finish, follow
-from hiveq.contract.errors import ExitCode
+from hiveq.contract.errors import ExitCode, ValidationFailed
+from hiveq.contract.jsonrules import parse_json
 from hiveq.contract.models import TaskRequest
 from hiveq.queue.events import last_event_id
-from hiveq.submit import Submitted, submit_task
+from hiveq.submit import Submitted, submit_response, submit_task
 
 
 def parse_metadata(raw: str | None) -> dict[str, Any]:
     if not raw:
         return {}
     try:
-        value = json.loads(raw)
-    except ValueError as exc:
-        fail(
-            f'--metadata is not valid JSON ({exc}); pass an object like \'{{"team": "auth"}}\'',
-            ExitCode.USAGE,
-        )
+        value = parse_json(raw, "--metadata")  # the API's rules: no NaN, bounded depth, real text
+    except ValidationFailed as exc:
+        fail(f'{exc}; pass an object like \'{{"team": "auth"}}\'', ExitCode.USAGE)
     if not isinstance(value, dict):
         fail('--metadata must be a JSON object like \'{"team": "auth"}\'', ExitCode.USAGE)
     return value
@@ -75,12 +72,11 @@ def register(app: typer.Typer) -> None:
         async def go() -> int:
             async with connect(s, write=True) as b:
                 after = await last_event_id(b)  # before submitting: show every step, even fast ones
-                done = await submit_task(
-                    b, TaskRequest.model_validate(request), idempotency_key=idempotency_key
-                )
+                req = TaskRequest.model_validate(request)
+                done = await submit_task(b, req, idempotency_key=idempotency_key)
                 if not wait:
-                    if as_json:
-                        print_json({"task_id": done.task_id, "duplicate": done.duplicate, "plan": done.plan})
+                    if as_json:  # the same shape as the answer of POST /tasks
+                        print_json(await submit_response(b, done, req.priority))
                     else:
                         show_plan(done)
                     return ExitCode.OK

@@ -12,6 +12,7 @@ from typing import Any
 
 from hiveq.contract.codec import dumps_bounded
 from hiveq.contract.errors import ValidationFailed
+from hiveq.contract.jsonrules import check_depth, encodable
 from hiveq.contract.limits import IDEMPOTENCY_KEY_RE, IDEMPOTENCY_KEY_RULE, Limits
 from hiveq.contract.models import SubtaskSpec
 
@@ -19,7 +20,9 @@ from hiveq.contract.models import SubtaskSpec
 def check_fields(
     description: str, metadata: dict[str, Any], idempotency_key: str | None, limits: Limits
 ) -> None:
-    """The task-level fields: a non-empty, bounded description, bounded metadata, a sane key."""
+    """The task-level fields: a non-empty, bounded description that is real text, bounded
+    metadata that is JSON (hiveq/contract/jsonrules.py: no NaN, bounded depth), a sane key."""
+    encodable(description, "description")
     if not description.strip():
         raise ValidationFailed("description", "must not be empty; say what the task should do")
     if len(description) > limits.max_description_chars:
@@ -29,6 +32,7 @@ def check_fields(
             "(HIVEQ_MAX_DESCRIPTION_CHARS); shorten it or put large inputs in subtask input",
         )
     if metadata:
+        check_depth(metadata, "metadata")  # the HTTP edge checked its body; the CLI and SDK come here
         size = len(dumps_bounded(metadata, "metadata", limits.max_payload_bytes).encode())
         if size > limits.max_metadata_bytes:
             raise ValidationFailed(

@@ -111,7 +111,8 @@ class Broker:
         try:
             return await op
         except (rex.ConnectionError, rex.TimeoutError, OSError) as exc:
-            raise RedisUnavailable(self.settings.redis_url, str(exc) or type(exc).__name__) from None
+            reason = str(exc) or type(exc).__name__
+            raise RedisUnavailable(self.settings.redis_url, reason, sent=maybe_sent(exc)) from None
         except rex.ResponseError as exc:
             if "WRONGTYPE" in str(exc):
                 raise await self.explain_wrongtype() from None
@@ -130,6 +131,19 @@ class Broker:
             if want and found not in ("none", want):
                 return WrongTypeError(key, found, want)
         return WrongTypeError(self.keys.prefix + "*", "another type", "its documented type")
+
+
+# redis-py's words for a failure while opening a connection (socket connect, AUTH, SETNAME):
+# no command of the caller's had been sent yet.
+CONNECT_PHASE = ("connecting to", "Connection refused", "Name or service not known")
+
+
+def maybe_sent(exc: BaseException) -> bool:
+    """Whether the failed call may have reached Redis. False only when the connection could not
+    be opened (nothing was sent); a broken or timed-out connection may have carried the command."""
+    if isinstance(exc, rex.AuthenticationError | ConnectionRefusedError):
+        return False
+    return not any(words in str(exc) for words in CONNECT_PHASE)
 
 
 def expected_type(keys: Keyspace, key: str) -> str | None:

@@ -23,7 +23,7 @@ async def asgi_client(app: FastAPI, token: str | None = None) -> AsyncIterator[h
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://hiveq.test", headers=headers
+            transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1", headers=headers
         ) as client,
     ):
         yield client

@@ -10,7 +10,7 @@ import pytest
 
 from hiveq.api.app import create_app
 from hiveq.queue.broker import Broker
-from tests.api.live import asgi_client
+from tests.api.live import asgi_client, live_server
 
 SUB = {"id": "a", "agent": "demo"}
 
@@ -104,10 +104,51 @@ async def test_wrong_content_type_is_415(api: httpx.AsyncClient, ctype: str) -> 
     }
 
 
-async def test_real_form_body_is_415_but_curls_default_type_with_json_works(api: httpx.AsyncClient) -> None:
-    form = {"Content-Type": "application/x-www-form-urlencoded"}
-    assert (await api.post("/tasks", content=b"description=x", headers=form)).status_code == 415
-    assert (await api.post("/tasks", content=b'{"description": "x"}', headers=form)).status_code == 201
+@pytest.mark.parametrize("headers", [{"Content-Type": "application/x-www-form-urlencoded"}, {}])
+async def test_broken_json_without_a_json_content_type_is_422_about_the_json(
+    api: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    # What `curl -d` sends when the JSON is broken (form type) or a client sends no type at all.
+    for body in (b'{"description": "x",', b"description=x"):
+        r = await api.post("/tasks", content=body, headers=headers)
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["field"] == "body"
+        assert "is not valid JSON" in r.json()["error"]["message"]
+    r = await api.post("/tasks", content=b'{"description": "x"}', headers=headers)
+    assert r.status_code == 201
+
+
+# The three hostile bodies, sent to a real uvicorn (its stack is deeper than the in-process
+# client's, which is where a deep document used to overflow).
+NESTED = b'{"description":"x","metadata":{"a":' + b"[" * 946 + b"]" * 946 + b"}}"
+HOSTILE = [
+    (NESTED, "body", "nests deeper than 64 levels"),
+    (b'{"description":"x","metadata":{"score":Infinity}}', "body", "'Infinity', which is not a JSON number"),
+    (b'{"description":"x","metadata":{"score":NaN}}', "body", "'NaN', which is not a JSON number"),
+    (b'{"description":"x","metadata":{"big":1e999}}', "body", "'1e999', which is not a JSON number"),
+    (b'{"description":"a\\ud800b"}', "body", "lone UTF-16 surrogate"),
+    (
+        b'{"description":"x","subtasks":[{"id":"a","agent":"demo","input":"a\\ud800b"}]}',
+        "body",
+        "lone UTF-16 surrogate",
+    ),
+]
+
+
+async def test_hostile_json_is_422_naming_the_rule_never_500(broker: Broker) -> None:
+    assert 1800 < len(NESTED) < 2000  # about 1.9 KB, as in the report
+    async with live_server(broker.settings) as url, httpx.AsyncClient(base_url=url) as http:
+        for body, field, rule in HOSTILE:
+            r = await http.post("/tasks", content=body, headers={"Content-Type": "application/json"})
+            assert r.status_code == 422, (body[:60], r.text)
+            err = r.json()["error"]
+            assert err["code"] == "validation_failed" and err["field"] == field
+            assert rule in err["message"], err
+        ok = b'{"description":"\\ud83d\\ude00 a pair is fine","metadata":{"n":1.5}}'
+        assert (
+            await http.post("/tasks", content=ok, headers={"Content-Type": "application/json"})
+        ).status_code == 201
+        assert (await http.get("/tasks")).json()["total"] == 1
 
 
 async def test_oversized_body_is_413_by_content_length_and_by_streamed_size(broker: Broker) -> None:

@@ -25,8 +25,9 @@ from tests.conftest import fresh_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 # Acceptance of schema-valid data is not a property of this API: a well-formed task is still refused
-# when it names an agent no worker registered, a planner that does not exist, or a graph with a
-# cycle. Those rules depend on the namespace's state, so they cannot live in the schema.
+# when it names an agent no worker registered or a graph with a cycle. Those rules depend on the
+# namespace's state or span several fields, so they cannot live in the schema (the planner, which
+# can, is an enum there).
 EXCLUDED = [checks.positive_data_acceptance]
 
 

@@ -1,5 +1,5 @@
-"""Server-sent events on a real uvicorn: a task's events from its creation, resuming from
-Last-Event-ID, the namespace stream, keep-alives."""
+"""Server-sent events on a real uvicorn: a task's events from its creation until its final event,
+resuming from Last-Event-ID, `?follow=1`, the namespace stream, keep-alives."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ import pytest
 
 from hiveq.client import SSEParser
 from hiveq.contract.models import Event, SubtaskSpec, TaskSubmission
-from hiveq.queue import cancel
+from hiveq.queue import cancel, complete, fetch, registry, retry
 from hiveq.queue.broker import Broker
 from hiveq.queue.enqueue import enqueue
 from tests.api.live import live_server
+
+ONE = {"description": "x", "subtasks": [{"id": "a", "agent": "demo"}]}
 
 
 @pytest.fixture
@@ -115,3 +117,81 @@ async def test_events_sharing_a_stream_entry_carry_the_resume_id_only_on_the_las
     assert [(e.type, e.task) for e in got] == [("task", t0), ("job", t0), ("task", t1), ("job", t1)]
     assert len({e.id for e in got}) == 1 and got[0].id  # every event knows its entry id
     assert [line for line in raw if line.startswith("id:")] == [f"id: {got[0].id}"]  # resume after all four
+
+
+async def read_to_end(
+    http: httpx.AsyncClient, path: str, headers: dict[str, str] | None = None
+) -> list[Event]:
+    """Every event of a stream the server ends by itself (fails the test if it does not)."""
+    out: list[Event] = []
+    parser = SSEParser()
+    async with asyncio.timeout(20), http.stream("GET", path, headers=headers or {}) as r:
+        assert r.status_code == 200, await r.aread()
+        async for line in r.aiter_lines():
+            ev = parser.feed(line)
+            if ev is not None:
+                out.append(ev)
+    return out
+
+
+async def finish_one(broker: Broker, *, fatal: bool = False) -> str:
+    """Claim the one waiting demo job and complete it (or dead-letter it); returns its id."""
+    await registry.register_worker(broker, "w-1", ["demo"], concurrency=1)
+    (job,) = await fetch.claim(broker, "w-1", ["demo"], 1)
+    if fatal:
+        await retry.fail(broker, [retry.Failure(job.lease, "boom", fatal=True)])
+    else:
+        await complete.complete(broker, [complete.Completion(job.lease, "ok")])
+    return job.id
+
+
+async def test_task_stream_ends_after_the_final_event(url: str, broker: Broker) -> None:
+    async with httpx.AsyncClient(base_url=url) as http:
+        tid = (await http.post("/tasks", json=ONE)).json()["task_id"]
+        await finish_one(broker)
+        got = await read_to_end(http, f"/tasks/{tid}/events")
+        assert [(e.type, e.to) for e in got] == [
+            ("task", "queued"),
+            ("job", "waiting"),
+            ("job", "active"),
+            ("task", "running"),
+            ("job", "succeeded"),
+            ("task", "succeeded"),
+        ]
+        # Resuming after the final event: 204, which tells a browser's EventSource to stop.
+        r = await http.get(f"/tasks/{tid}/events", headers={"Last-Event-ID": got[-1].id})
+        assert r.status_code == 204 and r.text == ""
+
+
+async def test_live_task_stream_ends_when_the_task_finishes(url: str, broker: Broker) -> None:
+    async with httpx.AsyncClient(base_url=url) as http:
+        tid = (await http.post("/tasks", json=ONE)).json()["task_id"]
+        reader = asyncio.create_task(read_to_end(http, f"/tasks/{tid}/events"))
+        await read(http, f"/tasks/{tid}/events", 2)  # the stream is open and has replayed the start
+        await finish_one(broker)
+        got = await reader
+        assert got[-1].type == "task" and got[-1].to == "succeeded"
+
+
+async def test_a_revived_task_stream_ends_only_at_the_last_finish_and_follow_keeps_it_open(
+    url: str, broker: Broker
+) -> None:
+    async with httpx.AsyncClient(base_url=url) as http:
+        tid = (await http.post("/tasks", json=ONE)).json()["task_id"]
+        job_id = await finish_one(broker, fatal=True)  # the task fails ...
+        following: list[str] = []
+        parser = SSEParser()
+        async with asyncio.timeout(20), http.stream("GET", f"/tasks/{tid}/events?follow=1") as r:
+            async for line in r.aiter_lines():
+                ev = parser.feed(line)
+                if ev is None:
+                    continue
+                following.append(f"{ev.type}:{ev.to}")
+                if following[-1] == "task:failed":
+                    await retry.retry_dead(broker, job_id, "test")  # ... and is revived: follow sees it
+                    await finish_one(broker)
+                if following[-1] == "task:succeeded":
+                    break
+        assert following.count("task:failed") == 1 and following[-1] == "task:succeeded"
+        replay = [f"{e.type}:{e.to}" for e in await read_to_end(http, f"/tasks/{tid}/events")]
+        assert replay == following  # without follow: past the stale "failed", up to the last finish

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from hiveq.cli.main import app as cli_app
+from hiveq.contract.views import SubmitResponse
 from hiveq.queue import inspect, registry
 from hiveq.queue.broker import Broker
 
@@ -166,3 +170,33 @@ async def test_agent_registered_by_a_worker_is_accepted(api: httpx.AsyncClient, 
     assert (await api.post("/tasks", json=body)).status_code == 422
     await registry.register_worker(broker, "w1", ["resize-images"], concurrency=1)
     assert (await api.post("/tasks", json=body)).status_code == 201
+
+
+def submit_json(broker: Broker, *args: str) -> dict[str, object]:
+    """`hiveq submit … --json` (the real typer app, in process) on the test's namespace."""
+    s = broker.settings
+    env = {"REDIS_URL": s.redis_url, "HIVEQ_APP": s.app, "HIVEQ_ENV": s.env, "HIVEQ_DEBUG": None}
+    res = CliRunner().invoke(cli_app, ["submit", *args, "--json"], env=env)
+    assert res.exit_code == 0, res.output
+    body: dict[str, object] = json.loads(res.stdout)
+    return body
+
+
+async def test_post_tasks_and_submit_json_answer_in_one_shape(api: httpx.AsyncClient, broker: Broker) -> None:
+    over_http = (await api.post("/tasks", json=SEED, headers={"Idempotency-Key": "one"})).json()
+    from_cli = await asyncio.to_thread(submit_json, broker, str(SEED["description"]), "--priority", "1")
+    assert SubmitResponse.model_validate(from_cli).model_dump(mode="json") == from_cli  # nothing more
+    tid = from_cli["task_id"]
+    assert from_cli == {
+        **over_http,
+        "task_id": tid,
+        "links": {
+            "self": f"/tasks/{tid}",
+            "events": f"/tasks/{tid}/events",
+            "cancel": f"/tasks/{tid}/cancel",
+        },
+    }
+    replay = await asyncio.to_thread(
+        submit_json, broker, str(SEED["description"]), "--priority", "1", "--idempotency-key", "one"
+    )
+    assert replay == {**over_http, "duplicate": True}  # the same task, said the same way
