@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from typing import Any, Literal
 
 from hiveq.contract.errors import ConfigError
+from hiveq.contract.redact import RedactFilter
 
 CONTEXT_FIELDS = ("worker_id", "task_id", "job_id", "agent", "attempt")
 _SHORT = {"worker_id": "worker", "task_id": "task", "job_id": "job", "agent": "agent", "attempt": "attempt"}
@@ -69,8 +70,11 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str, ensure_ascii=False)
 
 
-def setup_logging(level: str = "info", fmt: LogFormat | str = "text", stream: Any = None) -> None:
-    """Configure the root logger once for a process (worker, API, CLI)."""
+def setup_logging(
+    level: str = "info", fmt: LogFormat | str = "text", stream: Any = None, secrets: Sequence[str] = ()
+) -> None:
+    """Configure the root logger once for a process (worker, API, CLI). Every line is redacted:
+    credentials in URLs, and the process's `secrets` (Settings.secrets) wherever they appear."""
     name = level.upper()
     if name not in logging.getLevelNamesMapping():
         raise ConfigError(f"log level {level!r} is not one of debug, info, warning, error")
@@ -78,6 +82,7 @@ def setup_logging(level: str = "info", fmt: LogFormat | str = "text", stream: An
         raise ConfigError(f"log format {fmt!r} is not 'text' or 'json'")
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(RedactFilter(secrets))
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)

@@ -45,9 +45,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _ping(port: int) -> bool:
+def _ping(port: int, password: str | None = None) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
+            if password:
+                s.sendall(f"AUTH {password}\r\n".encode())
+                if not s.recv(64).startswith(b"+OK"):
+                    return False
             s.sendall(b"PING\r\n")
             return s.recv(64).startswith(b"+PONG")
     except OSError:
@@ -62,11 +66,13 @@ class ServerProcess:
     port: int = field(default_factory=free_port)
     data_dir: Path | None = None  # AOF persistence here when set; no persistence otherwise
     extra_args: list[str] = field(default_factory=list)
+    password: str | None = None  # requirepass: clients must AUTH (the URL carries it)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     @property
     def kind(self) -> str:
@@ -80,6 +86,8 @@ class ServerProcess:
             a += ["--dir", str(self.data_dir), "--appendonly", "yes", "--appendfsync", "everysec"]
         else:
             a += ["--appendonly", "no"]
+        if self.password:
+            a += ["--requirepass", self.password]
         return a + self.extra_args
 
     def start(self, timeout_s: float = 10.0) -> ServerProcess:
@@ -88,7 +96,7 @@ class ServerProcess:
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if _ping(self.port):
+            if _ping(self.port, self.password):
                 return self
             if self.proc.poll() is not None:
                 err = self.proc.stderr.read().decode() if self.proc.stderr else ""

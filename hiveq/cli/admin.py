@@ -17,6 +17,7 @@ from hiveq.cli.common import connect, console, fail, print_json, run, settings
 from hiveq.cli.watch import clock, short, styled
 from hiveq.contract.errors import ExitCode
 from hiveq.contract.models import JobRecord
+from hiveq.contract.redact import redact
 from hiveq.contract.states import TaskStatus
 from hiveq.contract.views import JobAction
 from hiveq.queue import inspect
@@ -272,7 +273,7 @@ def purge_cmd(
     s = settings(ctx)
     if not namespace:
         fail("say what to purge: `hiveq purge --namespace` deletes the whole namespace", ExitCode.USAGE)
-    question = f"Delete every key of namespace {s.namespace} at {s.redis_url}?"
+    question = f"Delete every key of namespace {s.namespace} at {redact(s.redis_url)}?"
     if not yes and not typer.confirm(question, err=as_json):  # stdout stays pure JSON
         fail("not confirmed; nothing deleted", ExitCode.FAILURE)
 

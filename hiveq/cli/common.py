@@ -25,6 +25,7 @@ from rich.markup import escape
 
 from hiveq.cli import stackfile
 from hiveq.contract.errors import ExitCode, HiveqError
+from hiveq.contract.redact import redact
 from hiveq.queue.broker import Broker
 from hiveq.settings import Settings
 
@@ -122,7 +123,12 @@ def error_boundary(debug: bool = False) -> Iterator[None]:
 
 
 def describe(exc: BaseException) -> str:
-    """One sentence for a user: hiveq's messages already are; Redis and pydantic ones get a frame."""
+    """One sentence for a user: hiveq's messages already are; Redis and pydantic ones get a frame.
+    Redacted, like every line hiveq prints: no password of a Redis URL reaches the terminal."""
+    return redact(_describe(exc))
+
+
+def _describe(exc: BaseException) -> str:
     if isinstance(exc, rex.ConnectionError | rex.TimeoutError):
         return f"Redis is unreachable ({exc}); check that it is running and REDIS_URL is right"
     if isinstance(exc, rex.RedisError):

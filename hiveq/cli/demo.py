@@ -18,6 +18,7 @@ from hiveq.cli.submit import show_plan
 from hiveq.cli.watch import custody, follow, render_summary
 from hiveq.contract.errors import ExitCode
 from hiveq.contract.models import TaskRequest
+from hiveq.contract.redact import redact
 from hiveq.contract.states import TaskStatus
 from hiveq.queue.events import last_event_id
 from hiveq.server import free_port
@@ -64,7 +65,7 @@ def demo_cmd(
             stack.wait_ready()
             console.print(
                 f"  API {stack.api_url}  dashboard {stack.api_url}/dashboard/  "
-                f"Redis {stack.settings.redis_url}  namespace {stack.settings.namespace}"
+                f"Redis {redact(stack.settings.redis_url)}  namespace {stack.settings.namespace}"
             )
             code = run(run_seed(stack.settings, description, priority))
         finally:

@@ -22,6 +22,7 @@ from hiveq.cli import stackfile
 from hiveq.cli.common import console, error_boundary, global_options, settings
 from hiveq.cli.stack import Stack, StackOptions, port_free
 from hiveq.contract.errors import ConfigError, Conflict, HiveqError
+from hiveq.contract.redact import redact
 from hiveq.queue import inspect
 from hiveq.queue.broker import Broker
 from hiveq.server import free_port
@@ -106,6 +107,7 @@ def print_banner(stack: Stack, embedded: bool) -> None:
     slots = o.concurrency or s.worker.concurrency
     hiveq = hiveq_command()
     elsewhere = f"REDIS_URL={stackfile.where(s.redis_url)}" if embedded else "the same REDIS_URL"
+    shown = redact(s.redis_url)  # a given REDIS_URL may hold a password: never print it
     # One print, so a reader of the output (a person or a test) never sees half a banner.
     console.print(
         "\n".join(
@@ -114,7 +116,7 @@ def print_banner(stack: Stack, embedded: bool) -> None:
                 f"  API        {stack.api_url}",
                 f"  API docs   {stack.api_url}/docs",
                 f"  dashboard  {stack.api_url}/dashboard/",
-                f"  Redis      {s.redis_url}  ({where})",
+                f"  Redis      {shown}  ({where})",
                 f"  workers    {o.workers} process(es) x {slots} slots; each also runs the maintenance "
                 "loop (expired leases, due retries)",
                 "In another terminal, in this folder (commands run here find this stack through "

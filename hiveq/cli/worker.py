@@ -42,7 +42,7 @@ def worker(
     """Run workers: claim jobs, run their agents, record results; SIGTERM stops them cleanly."""
     s = settings(ctx)
     with error_boundary(global_options(ctx).debug):
-        setup_logging(log_level, log_format)
+        setup_logging(log_level, log_format, secrets=s.secrets)
         names = [a for a in agents.split(",") if a.strip()] if agents else None
         code = run_worker_processes(
             s, agents=names, concurrency=concurrency, processes=processes, modules=module or []

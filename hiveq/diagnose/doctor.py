@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from redis import exceptions as rex
 
 from hiveq.contract.errors import HiveqError, RedisUnavailable
+from hiveq.contract.redact import redact
 from hiveq.diagnose.consumers import consumers_check, list_clients, sample_check
 from hiveq.diagnose.monitor import sample_monitor
 from hiveq.diagnose.report import Check, DoctorReport, fail, ok, warn, when
@@ -28,17 +29,9 @@ LATENCY_WARN_MS = 50.0
 PINGS = 5
 
 
-def _redacted(url: str) -> str:
-    """The URL without its password, for evidence a user may paste somewhere."""
-    if "@" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
-
-
 async def connection_check(b: Broker) -> Check:
     name = "connection"
-    url = _redacted(b.settings.redis_url)
+    url = redact(b.settings.redis_url)
     fix = "Check that Redis runs at REDIS_URL, that host and port are reachable, and the user/password."
     rtts = []
     try:
@@ -149,7 +142,7 @@ async def run_doctor(b: Broker, *, sample_s: float = 0, remember: bool = True) -
         checks += await _guarded("workers", lambda: worker_checks(b, lv, remember=remember))
     return DoctorReport(
         namespace=b.keys.prefix,
-        redis_url=_redacted(b.settings.redis_url),
+        redis_url=redact(b.settings.redis_url),
         checks=checks,
         took_ms=int((time.monotonic() - t0) * 1000),
     )

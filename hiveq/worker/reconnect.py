@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from hiveq.contract.redact import redact
+
 
 class ReconnectDelay:
     """How long a loop waits before it tries Redis again: base, 2*base, ... capped at `cap`, each
@@ -61,6 +63,7 @@ class Link:
     ) -> None:
         self.log = logger
         self.url = url
+        self.where = redact(url)  # for log lines: never the password
         self.probe_name = probe_name
         self.drop_idle = drop_idle  # forgets pooled connections that died with the server
         self.down_since: float | None = None
@@ -90,7 +93,7 @@ class Link:
             self.log.warning(
                 "Redis lost at %s (%s); running jobs continue, their results are kept and "
                 "recorded when it is back; reconnecting with backoff",
-                self.url,
+                self.where,
                 reason,
             )
 
@@ -99,4 +102,4 @@ class Link:
             took = time.monotonic() - self.down_since
             self.down_since = None
             self.generation += 1
-            self.log.warning("Redis restored at %s after %.1f s; resuming", self.url, took)
+            self.log.warning("Redis restored at %s after %.1f s; resuming", self.where, took)
