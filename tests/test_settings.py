@@ -85,6 +85,8 @@ def test_the_readme_table_gives_every_declared_setting_with_its_one_default() ->
         shown = readme[name]
         if default in (None, ()):
             assert shown == "none", (name, shown)
+        elif isinstance(default, bool):  # yes/no settings are documented as 1 / 0
+            assert shown == str(int(default)), (name, shown)
         elif isinstance(default, float):
             assert float(shown) == default, (name, shown)
         else:

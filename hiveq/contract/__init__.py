@@ -8,6 +8,8 @@ other hiveq module is imported from here (tests/test_layers.py keeps that true).
 - `states`: job states, task statuses, the place (key) of each state, the transitions table;
 - `lease`: the (job id, token, worker id) every lease-holding script checks;
 - `limits`: bounds on what a client may send, with their defaults;
+- `jsonrules`: what counts as JSON from a client (no NaN/Infinity, bounded depth, real text);
+- `redact`: the one function that takes passwords and tokens out of any text before output;
 - `models`: what clients send (requests, subtasks) and the records read back;
 - `views`: the shapes the HTTP API answers with (the SDK parses the same classes).
 """
