@@ -17,7 +17,8 @@ from hiveq.agents.registry import AgentContext, AgentSpec, FatalError
 from hiveq.contract.codec import dumps_bounded
 from hiveq.contract.errors import HiveqError
 from hiveq.contract.models import ClaimedJob
-from hiveq.worker.tracebacks import agent_traceback, scrub, secrets_of
+from hiveq.contract.redact import redact
+from hiveq.worker.tracebacks import agent_traceback
 
 
 class Ending(Enum):
@@ -83,10 +84,10 @@ async def execute(job: ClaimedJob, spec: AgentSpec, ctx: AgentContext, executor:
         if not fatal:
             ctx.logger.warning("agent raised %s: %s", type(exc).__name__, exc, exc_info=True)
         error = f"{exc}" if fatal else f"{type(exc).__name__}: {exc}"
-        secrets = secrets_of(ctx.settings)
+        secrets = ctx.settings.secrets
         return Outcome(
             Ending.FAILED,
-            error=scrub(error, secrets),
+            error=redact(error, secrets),
             fatal=fatal,
             traceback=agent_traceback(exc, secrets),
         )

@@ -38,12 +38,12 @@ async def test_reply_lost_after_the_script_ran_says_the_task_may_exist_and_a_key
             )
             assert "retry with the same Idempotency-Key" in err["message"]
             # Counted in Redis itself, not through the API: the script did run.
-            total, newest = await inspect.list_tasks(broker, limit=1)
-            assert total == 2 and newest[0].idempotency_key == "k-1"
+            page = await inspect.list_tasks(broker, limit=1)
+            assert page.total == 2 and page.items[0].idempotency_key == "k-1"
             again = await api.post("/tasks", json=TASK, headers={"Idempotency-Key": "k-1"})
             assert again.status_code == 200 and again.json()["duplicate"] is True
-            assert again.json()["task_id"] == newest[0].id
-            assert (await inspect.list_tasks(broker))[0] == 2  # the retry made no second task
+            assert again.json()["task_id"] == page.items[0].id
+            assert (await inspect.list_tasks(broker)).total == 2  # the retry made no second task
 
             proxy.arm("EVALSHA")
             r = await api.post("/tasks", json=TASK)  # without a key: how to find it, and how to be safe

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from hiveq.contract.redact import MASK, redact
 from hiveq.contract.states import JobState
 from hiveq.queue import inspect
 from hiveq.queue.broker import Broker
 from hiveq.settings import Settings
-from hiveq.worker.tracebacks import MASK, scrub, secrets_of
 from tests.support.waiting import until
 from tests.support.worker import submit, worker_in_process
 
@@ -18,7 +18,7 @@ def test_every_secret_a_worker_holds_is_masked_in_text() -> None:
         api_tokens=(TOKEN,), api_key=LLM_KEY
     )
     text = f"{TOKEN} {LLM_KEY} redis-pw-3 query-pw-4 mysql://root:hunter2@db:3306/x plain://host/x"
-    out = scrub(text, secrets_of(s))
+    out = redact(text, s.secrets)
     for secret in (TOKEN, LLM_KEY, "redis-pw-3", "query-pw-4", "hunter2"):
         assert secret not in out
     assert out.count(MASK) == 5 and "mysql://root:***@db:3306/x" in out and "plain://host/x" in out
