@@ -80,5 +80,10 @@ def serve(
         )
         return
     uvicorn.run(
-        create_app(settings), host=host, port=port, log_level="info", access_log=access_log, log_config=logging
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=access_log,
+        log_config=logging,
     )
