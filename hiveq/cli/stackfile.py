@@ -16,7 +16,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+
+from hiveq.contract.redact import redact
 
 STATE_DIR = ".hiveq"
 STATE_NAME = "stack.json"
@@ -51,20 +52,6 @@ class Found:
 
 def state_path(folder: Path | None = None) -> Path:
     return (folder or Path.cwd()) / STATE_DIR / STATE_NAME
-
-
-def where(url: str) -> str:
-    """A Redis URL reduced to scheme, host, port and db: safe to print (no user or password)."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        host = f"[{host}]" if ":" in host else host
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "(unparsable Redis URL)"
-    if parts.scheme == "unix":
-        return f"unix://{parts.path}"
-    return f"{parts.scheme}://{host}{port}{parts.path if parts.path not in ('', '/') else ''}"
 
 
 def write(state: StackState, folder: Path | None = None) -> Path:
@@ -138,6 +125,6 @@ def find(folder: Path | None = None) -> Found:
     folder_shown = f"./{STATE_DIR}" if folder is None else str(path.parent)
     return Found(
         state,
-        f"using the stack started by `hiveq up` in {folder_shown} ({where(state.redis_url)}, "
+        f"using the stack started by `hiveq up` in {folder_shown} ({redact(state.redis_url)}, "
         f"namespace {state.namespace})",
     )

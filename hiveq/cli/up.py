@@ -106,7 +106,7 @@ def print_banner(stack: Stack, embedded: bool) -> None:
     )
     slots = o.concurrency or s.worker.concurrency
     hiveq = hiveq_command()
-    elsewhere = f"REDIS_URL={stackfile.where(s.redis_url)}" if embedded else "the same REDIS_URL"
+    elsewhere = f"REDIS_URL={redact(s.redis_url)}" if embedded else "the same REDIS_URL"
     shown = redact(s.redis_url)  # a given REDIS_URL may hold a password: never print it
     # One print, so a reader of the output (a person or a test) never sees half a banner.
     console.print(

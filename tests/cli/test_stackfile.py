@@ -17,6 +17,7 @@ from hiveq.cli.common import GlobalOptions, settings_from
 from hiveq.cli.stackfile import StackState
 from hiveq.cli.up import refuse_second_stack_here
 from hiveq.contract.errors import Conflict
+from hiveq.contract.redact import redact
 
 
 def state(pid: int, url: str = "redis://127.0.0.1:6391/0") -> StackState:
@@ -87,9 +88,9 @@ def test_up_removes_only_its_own_file(tmp_path: Path) -> None:
 
 
 def test_the_printed_url_never_carries_a_password() -> None:
-    assert stackfile.where("redis://user:s3cret@db.example:6380/2") == "redis://db.example:6380/2"
-    assert stackfile.where("rediss://:s3cret@db.example") == "rediss://db.example"
-    assert stackfile.where("unix:///run/redis.sock") == "unix:///run/redis.sock"
+    for url in ("redis://user:s3cret@db.example:6380/2", "rediss://:s3cret@db.example"):
+        assert "s3cret" not in redact(url) and "db.example" in redact(url)
+    assert redact("unix:///run/redis.sock") == "unix:///run/redis.sock"
 
 
 def test_commands_in_the_folder_use_the_live_stack_and_say_so_unless_redis_url_is_set(
@@ -100,7 +101,7 @@ def test_commands_in_the_folder_use_the_live_stack_and_say_so_unless_redis_url_i
     s = settings_from(GlobalOptions(), env={})
     assert (s.redis_url, s.namespace) == ("redis://:s3cret@127.0.0.1:6391/0", "shop:dev")
     err = capsys.readouterr().err
-    assert "using the stack started by `hiveq up` in ./.hiveq (redis://127.0.0.1:6391/0" in err
+    assert "using the stack started by `hiveq up` in ./.hiveq (redis://:***@127.0.0.1:6391/0" in err
     assert "s3cret" not in err
     assert settings_from(GlobalOptions(app="other"), env={}).namespace == "other:dev"  # --app still wins
     capsys.readouterr()
