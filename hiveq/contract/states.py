@@ -41,25 +41,43 @@ PLACE_OF: dict[JobState, str] = {
 }
 STATE_OF_PLACE: dict[str, JobState] = {place: state for state, place in PLACE_OF.items()}
 
-# (from, to) -> the one script that makes that transition. docs/state-machine.mmd draws this.
+# (from, to) -> every script that can make that edge (a job event with that `from` and `to`).
+# "foreign queue key": the job's q:<agent> holds another Redis type, so the job is quarantined
+# instead of waiting. docs/state-machine.mmd draws this; tests check emitted events against it.
 TRANSITIONS: dict[tuple[JobState, JobState], str] = {
     (JobState.BLOCKED, JobState.WAITING): "complete (dependency released)",
+    (JobState.BLOCKED, JobState.QUARANTINED): "complete (foreign queue key)",
+    (JobState.BLOCKED, JobState.CANCELLED): (
+        "cancel | fail | quarantine | reap_expired | complete, promote_due, release, retry_dead "
+        "(dependency dead, quarantined or cancelled)"
+    ),
     (JobState.WAITING, JobState.ACTIVE): "claim",
-    (JobState.ACTIVE, JobState.ACTIVE): "heartbeat (lease extended)",
+    (JobState.WAITING, JobState.QUARANTINED): "claim (no job record, or a foreign-typed one)",
+    (JobState.WAITING, JobState.CANCELLED): "cancel",
+    (JobState.DELAYED, JobState.WAITING): "promote_due",
+    (JobState.DELAYED, JobState.QUARANTINED): "promote_due (foreign queue key)",
+    (JobState.DELAYED, JobState.CANCELLED): "cancel",
+    (JobState.ACTIVE, JobState.ACTIVE): "heartbeat (lease extended, no event)",
     (JobState.ACTIVE, JobState.SUCCEEDED): "complete",
     (JobState.ACTIVE, JobState.DELAYED): "fail",
     (JobState.ACTIVE, JobState.DEAD): "fail | reap_expired",
     (JobState.ACTIVE, JobState.WAITING): "reap_expired | release",
-    (JobState.ACTIVE, JobState.QUARANTINED): "quarantine",
-    (JobState.WAITING, JobState.QUARANTINED): "claim (malformed record)",
-    (JobState.DELAYED, JobState.WAITING): "promote_due",
+    (JobState.ACTIVE, JobState.QUARANTINED): "quarantine | reap_expired, release (foreign queue key)",
+    (JobState.ACTIVE, JobState.CANCELLED): "cancel",
     (JobState.DEAD, JobState.WAITING): "retry_dead",
+    (JobState.DEAD, JobState.QUARANTINED): "retry_dead (foreign queue key)",
     (JobState.DEAD, JobState.CANCELLED): "discard_dead",
     (JobState.QUARANTINED, JobState.WAITING): "retry_dead",
+    (JobState.QUARANTINED, JobState.QUARANTINED): "retry_dead (foreign queue key)",
     (JobState.QUARANTINED, JobState.CANCELLED): "discard_dead",
-    (JobState.BLOCKED, JobState.CANCELLED): "cancel | fail (dependency dead)",
-    (JobState.WAITING, JobState.CANCELLED): "cancel",
-    (JobState.DELAYED, JobState.CANCELLED): "cancel",
-    (JobState.ACTIVE, JobState.CANCELLED): "cancel",
     (JobState.CANCELLED, JobState.BLOCKED): "retry_dead (dependency revived)",
+}
+# A job's first state (its enqueue event has `from` ""), and the states whose records expire.
+ENQUEUED_AS: dict[JobState, str] = {
+    JobState.WAITING: "enqueue (no dependencies)",
+    JobState.BLOCKED: "enqueue (has dependencies)",
+}
+EXPIRED_FROM: dict[JobState, str] = {
+    JobState.SUCCEEDED: "expire_finished",
+    JobState.CANCELLED: "expire_finished",
 }
