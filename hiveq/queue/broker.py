@@ -7,6 +7,7 @@ Every hiveq process opens its connections through `Broker.connect`, which names 
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -18,10 +19,13 @@ from redis.asyncio import Redis
 from hiveq.contract.errors import Code, NamespaceError, RedisUnavailable, WrongTypeError
 from hiveq.contract.protocol import PROTOCOL_VERSION
 from hiveq.queue.keys import Keyspace
-from hiveq.queue.scripts import Scripts
+from hiveq.queue.scripts import Scripts, script_keys
 from hiveq.settings import Settings
 
 T = TypeVar("T")
+
+# The refusal of a script's prelude (lua/_lib.lua check_type): it names the key itself.
+_SCRIPT_WRONGTYPE = re.compile(r"WRONGTYPE hiveq key (\S+) holds a (\w+), expected a (\w+)")
 
 
 def _text(value: Any) -> str:
@@ -37,6 +41,7 @@ class Broker:
     scripts: Scripts = field(init=False)
     # Per-broker helpers owned by other modules (e.g. the enqueue coalescer), keyed by name.
     extensions: dict[str, Any] = field(init=False, default_factory=dict)
+    _script_keys: dict[str, list[str]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.scripts = Scripts(self.redis)
@@ -82,11 +87,7 @@ class Broker:
 
     async def claim_namespace(self) -> dict[str, Any]:
         s = self.settings
-        res = await self.run(
-            "claim_namespace",
-            [self.keys.meta],
-            [s.app, s.env, str(PROTOCOL_VERSION), self.client_name],
-        )
+        res = await self.run("claim_namespace", [s.app, s.env, str(PROTOCOL_VERSION), self.client_name])
         code, app, env, proto, created = int(res[0]), res[1], res[2], res[3], res[4]
         if code == Code.NAMESPACE_MISMATCH:
             raise NamespaceError(
@@ -101,8 +102,12 @@ class Broker:
             )
         return {"app": app, "env": env, "protocol": int(proto), "created_ms": created}
 
-    async def run(self, script: str, keys: list[str], args: list[Any]) -> Any:
-        """Run one transition script; translate Redis errors into hiveq's."""
+    async def run(self, script: str, args: list[Any]) -> Any:
+        """Run one transition script with the fixed keys its header declares (in that order) and
+        `args` from ARGV[3]; translate Redis errors into hiveq's."""
+        keys = self._script_keys.get(script)
+        if keys is None:
+            keys = self._script_keys[script] = [self.keys.key(s) for s in script_keys(script)]
         full = [self.keys.prefix, self.settings.retention.events_maxlen, *args]
         return await self.guard(self.scripts.run(script, keys, full))
 
@@ -115,6 +120,9 @@ class Broker:
             raise RedisUnavailable(self.settings.redis_url, reason, sent=maybe_sent(exc)) from None
         except rex.ResponseError as exc:
             if "WRONGTYPE" in str(exc):
+                named = _SCRIPT_WRONGTYPE.search(str(exc))
+                if named:
+                    raise WrongTypeError(*named.groups()) from None
                 raise await self.explain_wrongtype() from None
             raise
 

@@ -7,8 +7,7 @@ from hiveq.queue.broker import Broker
 
 
 async def _cancel(b: Broker, task_id: str, job_id: str, reason: str) -> int:
-    k = b.keys
-    res = await b.run("cancel", [k.cancelled, k.stats], [task_id, job_id, reason])
+    res = await b.run("cancel", [task_id, job_id, reason])
     code, n = int(res[0]), int(res[1])
     kind, ident = ("task", task_id) if task_id else ("job", job_id)
     if code == Code.NOT_FOUND:

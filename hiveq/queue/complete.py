@@ -26,11 +26,10 @@ async def complete(b: Broker, done: Sequence[Completion]) -> list[Code]:
     """
     if not done:
         return []
-    k = b.keys
     args: list[object] = [holder(c.lease for c in done)]
     limit = b.settings.limits.max_payload_bytes
     for c in done:
         job_id = c.lease.job_id
         args += [job_id, c.lease.token, dumps_bounded(c.result, f"result of {job_id}", limit)]
-    res = await b.run("complete", [k.leases, k.succeeded, k.stats], args)
+    res = await b.run("complete", args)
     return [Code(int(c)) for c in res]

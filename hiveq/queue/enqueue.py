@@ -171,13 +171,11 @@ class Coalescer:
             self.busy = False
 
     async def _send(self, batch: list[_Pending]) -> None:
-        k = self.b.keys
         s = self.b.settings
         agents = frozenset().union(*(p.agents for p in batch))
         try:
             res = await self.b.run(
                 "enqueue",
-                [k.seq, k.jobs, k.tasks, k.blocked, k.agents, k.stats, k.events],
                 [
                     "[" + ",".join(p.text for p in batch) + "]",
                     s.retention.retention_s,

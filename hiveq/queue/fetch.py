@@ -62,11 +62,8 @@ async def claim(
     """Lease up to `count` jobs across `agents`, most urgent first. Returns [] when none wait."""
     if count <= 0 or not agents:
         return []
-    k = b.keys
     lease_ms = int(b.settings.leases.lease_s * 1000)
-    raw = await b.run(
-        "claim", [k.leases, k.stats], [worker_id, token or new_token(), count, lease_ms, *agents]
-    )
+    raw = await b.run("claim", [worker_id, token or new_token(), count, lease_ms, *agents])
     return [_decode(r, worker_id) for r in raw]
 
 

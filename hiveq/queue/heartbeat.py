@@ -21,17 +21,16 @@ async def heartbeat(b: Broker, worker_id: str, leases: Collection[Lease], runnin
     """Mark `worker_id` alive and extend `leases` (every job it still holds, running or finished
     but not yet recorded). The worker id is given apart because a worker holding nothing beats too.
     """
-    k = b.keys
     args: list[object] = [worker_id, int(b.settings.leases.lease_s * 1000), running]
     for lease in leases:
         if lease.worker_id != worker_id:
             raise ValueError(f"lease of job {lease.job_id} belongs to {lease.worker_id}, not {worker_id}")
         args += [lease.job_id, lease.token]
-    res = await b.run("heartbeat", [k.leases, k.workers], args)
+    res = await b.run("heartbeat", args)
     return Beat(registered=int(res[0]) == 1, lost=[str(x) for x in res[1:]])
 
 
 async def progress(b: Broker, lease: Lease, fraction: float, message: str) -> Code:
     fraction = min(1.0, max(0.0, fraction))
-    res = await b.run("progress", [], [lease.worker_id, lease.job_id, lease.token, fraction, message[:500]])
+    res = await b.run("progress", [lease.worker_id, lease.job_id, lease.token, fraction, message[:500]])
     return Code(int(res[0]))

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from hiveq.contract.protocol import NAME_RE, check_name
 
-# key suffix -> Redis type, for the fixed keys of a namespace (checked by doctor and on errors).
+# key suffix -> Redis type, for the fixed keys of a namespace (checked by every script before it
+# writes, see queue/assemble.py; by doctor; and named in errors).
 FIXED_KEY_TYPES: dict[str, str] = {
     "meta": "hash",
     "seq": "string",

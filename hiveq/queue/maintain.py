@@ -19,24 +19,17 @@ class Maintenance:
 
 
 async def promote_due(b: Broker, limit: int = 1000) -> int:
-    return int(await b.run("promote_due", [b.keys.delayed], [limit]))
+    return int(await b.run("promote_due", [limit]))
 
 
 async def reap_expired(b: Broker, limit: int = 1000) -> tuple[int, int, int]:
     stale_ms = int(max(b.settings.leases.lease_s * 3, b.settings.leases.heartbeat_s * 10) * 1000)
-    res = await b.run("reap_expired", [b.keys.leases, b.keys.workers], [limit, stale_ms])
+    res = await b.run("reap_expired", [limit, stale_ms])
     return int(res[0]), int(res[1]), int(res[2])
 
 
 async def expire_finished(b: Broker, limit: int = 200) -> int:
-    k = b.keys
-    return int(
-        await b.run(
-            "expire_finished",
-            [k.finished, k.tasks, k.jobs, k.succeeded, k.cancelled],
-            [b.settings.retention.retention_s * 1000, limit],
-        )
-    )
+    return int(await b.run("expire_finished", [b.settings.retention.retention_s * 1000, limit]))
 
 
 async def maintain(b: Broker) -> Maintenance:

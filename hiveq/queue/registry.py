@@ -35,8 +35,7 @@ async def register_worker(
     }
     if modules:
         fields["modules"] = dict(modules)
-    k = b.keys
-    await b.run("register_worker", [k.workers, k.agents, k.agent_modules], [worker_id, dumps(fields)])
+    await b.run("register_worker", [worker_id, dumps(fields)])
     return WorkerInfo(
         id=worker_id,
         host=str(fields["host"]),
@@ -50,7 +49,7 @@ async def register_worker(
 
 
 async def deregister_worker(b: Broker, worker_id: str, reason: str = "stopped") -> None:
-    await b.run("deregister_worker", [b.keys.workers], [worker_id, reason])
+    await b.run("deregister_worker", [worker_id, reason])
 
 
 async def list_workers(b: Broker) -> list[WorkerInfo]:

@@ -17,5 +17,5 @@ async def release(b: Broker, leases: Collection[Lease], reason: str = "worker sh
     args: list[object] = [holder(leases), reason]
     for lease in leases:
         args += [lease.job_id, lease.token]
-    res = await b.run("release", [b.keys.leases], args)
+    res = await b.run("release", args)
     return [Code(int(c)) for c in res]

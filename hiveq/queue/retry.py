@@ -43,7 +43,7 @@ async def fail(b: Broker, failures: Sequence[Failure]) -> list[Code]:
     """Retry each job later or dead-letter it; all leases belong to one worker. One code per job."""
     if not failures:
         return []
-    s, k = b.settings, b.keys
+    s = b.settings
     worker_id = holder(f.lease for f in failures)
     args: list[object] = [
         worker_id,
@@ -55,15 +55,14 @@ async def fail(b: Broker, failures: Sequence[Failure]) -> list[Code]:
         lease, mode = f.lease, "fatal" if f.fatal else "retry"
         tb = clip_traceback(f.traceback)
         args += [lease.job_id, lease.token, f.error[:ERROR_MAX_CHARS], mode, random.random(), tb]
-    res = await b.run("fail", [k.leases, k.delayed, k.stats], args)
+    res = await b.run("fail", args)
     return [Code(int(c)) for c in res]
 
 
 async def quarantine(b: Broker, q: Quarantine) -> Code:
-    k = b.keys
     lease = q.lease
     args = [lease.worker_id, lease.job_id, lease.token, q.reason[:ERROR_MAX_CHARS]]
-    res = await b.run("quarantine", [k.leases, k.quarantine], args)
+    res = await b.run("quarantine", args)
     return Code(int(res[0]))
 
 
@@ -79,13 +78,11 @@ def _check(code: int, job_id: str, action: str) -> None:
 
 async def retry_dead(b: Broker, job_id: str, who: str) -> None:
     """Put a dead-lettered job back in its queue and revive its task."""
-    k = b.keys
-    res = await b.run("retry_dead", [k.dead, k.quarantine, k.cancelled, k.blocked], [job_id, who])
+    res = await b.run("retry_dead", [job_id, who])
     _check(int(res[0]), job_id, "retried")
 
 
 async def discard_dead(b: Broker, job_id: str, who: str) -> None:
     """Mark a dead letter handled: it moves to cancelled and its task's retention starts."""
-    k = b.keys
-    res = await b.run("discard_dead", [k.dead, k.quarantine, k.cancelled], [job_id, who])
+    res = await b.run("discard_dead", [job_id, who])
     _check(int(res[0]), job_id, "discarded")

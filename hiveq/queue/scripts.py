@@ -1,15 +1,18 @@
-"""Loads the Lua scripts (each prefixed by _lib.lua) and runs them with errors translated.
+"""Registers the Lua scripts (each built by `assemble.script_source`) on a client and runs them.
 
 Scripts are sent once and then called by SHA (redis-py reloads them after a server restart).
 """
 
 from __future__ import annotations
 
-from importlib import resources
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+
+from hiveq.queue.assemble import script_keys, script_source
+
+__all__ = ["SCRIPT_NAMES", "Scripts", "script_keys", "script_source"]
 
 SCRIPT_NAMES = (
     "claim_namespace",
@@ -30,11 +33,6 @@ SCRIPT_NAMES = (
     "register_worker",
     "deregister_worker",
 )
-
-
-def script_source(name: str) -> str:
-    lua = resources.files("hiveq.queue") / "lua"
-    return (lua / "_lib.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
 
 
 class Scripts:

@@ -1,22 +1,41 @@
---[[ _lib.lua: shared prelude, prepended to every script by scripts.py.
+--[[ _lib.lua: shared prelude. hiveq/queue/assemble.py sends each script with the top-level
+statements of this file that it uses (directly or through each other) and every statement that
+defines nothing (the key checks): Lua runs them all on every call, so unused helpers would cost
+Redis CPU. Sending the whole file works too.
 
 Conventions for every script:
   ARGV[1]  namespace prefix, e.g. "hiveq:{app:env}:"  (all keys share its hash tag)
   ARGV[2]  events stream MAXLEN (approximate cap)
   ARGV[3…] the script's own arguments, listed in its header.
-Fixed keys are passed in KEYS; per-record keys (job:<id>, task:<id>, q:<agent>) are derived
-from the prefix and hash to the same cluster slot because of the {app:env} hash tag.
 Return codes (hiveq/contract/errors.py Code): 0 OK, 1 NOT_FOUND, 2 STALE_TOKEN, 3 WRONG_STATE,
 4 DUPLICATE, 5 NAMESPACE_MISMATCH, 6 PROTOCOL_MISMATCH.
-Before its body runs, every script checks that each fixed key in KEYS, and the events stream,
-holds its documented type (or does not exist); otherwise it fails with a "WRONGTYPE hiveq key
-<key> holds a <found>, expected a <type>" error before writing anything.
+
+Fixed keys (meta, seq, agents, jobs, blocked, delayed, leases, succeeded, dead, cancelled,
+quarantine, tasks, finished, events, workers, stats): every one a script can write or read is in
+its KEYS, in the order of its header's KEYS list. assemble.py reads that list and puts it, with
+each key's Redis type from hiveq/queue/keys.py, in front of this prelude as DECLARED. The
+prelude below checks, once per call and before the script writes anything, that KEYS[i] is the
+i-th declared key and that it holds its type or does not exist; otherwise the call fails with
+"WRONGTYPE hiveq key <key> holds a <found>, expected a <type>". Scripts use them as K.<name>.
+
+Derived keys (per-record: job:<id>, job:<id>:log, job:<id>:tracebacks, task:<id>, q:<agent>,
+wake:<agent>, worker:<id>, idem:<key>) are built from the prefix by the helpers jkey … ikey below, never
+elsewhere. They carry the prefix's {app:env} hash tag, so they are in the same cluster slot as
+KEYS. They are not in KEYS (their names are known only from the records), so each script's
+header names the ones it touches and how a foreign Redis type there is kept from stopping it
+half-way: either the script reads the key with a plain command before its first write (a
+foreign type fails the call cleanly, nothing written), or every command on it that can run
+after a write goes through try(), which changes nothing on a foreign type and lets the script
+carry on as its header says (usually: the record is treated as missing and an anomaly event
+names the key). A key's type cannot change during a script, so after one successful command
+on a key, the later ones on it cannot fail on its type.
 ]]
 local P = ARGV[1]
 local EV_MAXLEN = tonumber(ARGV[2])
 local OK, NOT_FOUND, STALE, WRONG_STATE, DUPLICATE = 0, 1, 2, 3, 4
 local PRIO_SHIFT = 4398046511104 -- 2^42: score = priority * 2^42 + enqueue sequence
 local TERMINAL = { succeeded = true, dead = true, cancelled = true, quarantined = true }
+local TASK_TERMINAL = { succeeded = true, failed = true, cancelled = true }
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -25,13 +44,6 @@ end
 local NOW = now_ms()
 local NOW_TEXT = string.format('%d', NOW)
 
--- Type checks: a script refuses to start when one of our keys holds another Redis type (a
--- foreign client wrote it), so a transition never stops half-way on a WRONGTYPE error.
--- Mirrors hiveq/queue/keys.py FIXED_KEY_TYPES; the client names the key in its error.
-local FIXED_TYPES = { meta = 'hash', seq = 'string', agents = 'set', jobs = 'zset',
-  blocked = 'zset', delayed = 'zset', leases = 'zset', succeeded = 'zset', dead = 'zset',
-  cancelled = 'zset', quarantine = 'zset', tasks = 'zset', finished = 'zset', events = 'stream',
-  workers = 'zset', stats = 'hash', agent_modules = 'hash' }
 local function type_of(key)
   local t = redis.call('TYPE', key)
   return type(t) == 'table' and t.ok or t
@@ -42,49 +54,102 @@ local function check_type(key, expected)
     error({ err = 'WRONGTYPE hiveq key ' .. key .. ' holds a ' .. found .. ', expected a ' .. expected })
   end
 end
-local events_checked = false
-for _, key in ipairs(KEYS) do
-  local suffix = string.sub(key, #P + 1)
-  if FIXED_TYPES[suffix] then check_type(key, FIXED_TYPES[suffix]) end
-  if suffix == 'events' then events_checked = true end
-end
-if not events_checked then check_type(P .. 'events', 'stream') end -- every transition appends to it
 
+-- The fixed keys, checked before anything is written (see the header).
+local K = setmetatable({}, { __index = function(_, name)
+  error({ err = 'hiveq script ' .. SCRIPT .. ' uses fixed key ' .. name .. ', which is not in its KEYS' })
+end })
+for i = 1, #DECLARED, 2 do
+  local n = (i + 1) / 2
+  local name, key = DECLARED[i], KEYS[n]
+  if key ~= P .. name then
+    error({ err = 'hiveq script ' .. SCRIPT .. ': KEYS[' .. n .. '] must be ' .. P .. name .. ', not ' ..
+      tostring(key) })
+  end
+  check_type(key, DECLARED[i + 1])
+  rawset(K, name, key)
+end
+
+-- Derived keys: the only places they are built.
 local function jkey(id) return P .. 'job:' .. id end
+local function lkey(id) return P .. 'job:' .. id .. ':log' end
+local function tbkey(id) return P .. 'job:' .. id .. ':tracebacks' end
+local function tkey(id) return P .. 'task:' .. id end
+local function qkey(agent) return P .. 'q:' .. agent end
+local function wakekey(agent) return P .. 'wake:' .. agent end
+local function wkey(wid) return P .. 'worker:' .. wid end
+local function ikey(idem) return P .. 'idem:' .. idem end
+
+-- One command on a derived key that may hold a foreign type: its reply, or FOREIGN (then Redis
+-- changed nothing). Any other error still stops the script.
+local FOREIGN = {}
+local function try(...)
+  local r = redis.pcall(...)
+  if type(r) == 'table' and r.err then
+    if string.sub(r.err, 1, 9) ~= 'WRONGTYPE' then error(r) end
+    return FOREIGN
+  end
+  return r
+end
+
 -- Decode a JSON list of job ids; most jobs have none, so skip the decoder for "[]".
 local function id_list(text)
   if not text or text == '[]' or text == '' then return {} end
   return cjson.decode(text)
 end
-local function tkey(id) return P .. 'task:' .. id end
 
 local worker_cache = {}
--- host/pid/client of a registered worker, for custody events.
+-- host/pid/client of a registered worker, for custody events; nil when unknown (no record, or
+-- its key holds a foreign type: custody then names the worker id only).
 local function worker_info(wid)
   if wid == nil or wid == '' then return nil end
   local w = worker_cache[wid]
   if w == nil then
-    local f = redis.call('HMGET', P .. 'worker:' .. wid, 'host', 'pid', 'client')
+    local f = try('HMGET', wkey(wid), 'host', 'pid', 'client')
+    if f == FOREIGN then f = {} end
     w = { host = f[1] or nil, pid = tonumber(f[2]), client = f[3] or nil }
     worker_cache[wid] = w
   end
   return w
 end
 
--- Append one event to the capped stream and, for job events, to the job's custody log
--- (unless `nolog`).
-local function emit(ev, nolog)
+-- Append one event to the capped stream (not to any job's custody log).
+local function emit(ev)
   ev.ts = NOW
-  if ev.worker and ev.host == nil then
-    local w = worker_info(ev.worker)
-    if w then ev.host = w.host; ev.pid = w.pid; ev.client = w.client end
+  return redis.call('XADD', K.events, 'MAXLEN', '~', EV_MAXLEN, '*', 'e', cjson.encode(ev))
+end
+
+local reported = {}
+-- Announce, once per key and call, that a derived key holds a foreign type and what was done.
+local function report_foreign(key, expected, done, job, tid)
+  if reported[key] then return end
+  reported[key] = true
+  emit({ type = 'anomaly', job = job, task = tid, reason = key .. ' holds a ' .. type_of(key) ..
+    ', not a ' .. expected .. ' (another application using the same key name?); ' .. done })
+end
+
+-- Append a job's custody-log row; a foreign log key loses the row (the stream keeps the event).
+local function log_row(id, row)
+  if try('RPUSH', lkey(id), row) == FOREIGN then
+    report_foreign(lkey(id), 'list', 'its events are in the stream only', id)
   end
+end
+
+-- Append one event about a job to the stream and to the job's custody log (unless `nolog`).
+local function emit_custody(ev, nolog)
+  ev.ts = NOW
   local body = cjson.encode(ev)
-  local id = redis.call('XADD', P .. 'events', 'MAXLEN', '~', EV_MAXLEN, '*', 'e', body)
-  if ev.job and not nolog then
-    redis.call('RPUSH', P .. 'job:' .. ev.job .. ':log', '{"id":"' .. id .. '",' .. string.sub(body, 2))
-  end
+  local id = redis.call('XADD', K.events, 'MAXLEN', '~', EV_MAXLEN, '*', 'e', body)
+  if not nolog then log_row(ev.job, '{"id":"' .. id .. '",' .. string.sub(body, 2)) end
   return id
+end
+
+-- Name the worker in an event: its id, and host/pid/client when its record says.
+local function by_worker(ev, wid)
+  ev.worker = wid
+  local w = worker_info(wid)
+  if w then ev.host = w.host; ev.pid = w.pid; ev.client = w.client end
+  return ev
 end
 
 -- The hot transitions (enqueue, claim, complete) write their job events through emit_job, which
@@ -94,8 +159,8 @@ local J = cjson.encode
 local function emit_job(id, tid, from, to, tail)
   local rest = '"type":"job","job":' .. J(id) .. ',"task":' .. J(tid) .. ',"from":"' .. from ..
     '","to":"' .. to .. '"' .. tail .. ',"ts":' .. NOW_TEXT .. '}'
-  local sid = redis.call('XADD', P .. 'events', 'MAXLEN', '~', EV_MAXLEN, '*', 'e', '{' .. rest)
-  redis.call('RPUSH', P .. 'job:' .. id .. ':log', '{"id":"' .. sid .. '",' .. rest)
+  local sid = redis.call('XADD', K.events, 'MAXLEN', '~', EV_MAXLEN, '*', 'e', '{' .. rest)
+  log_row(id, '{"id":"' .. sid .. '",' .. rest)
   return sid
 end
 
@@ -116,17 +181,20 @@ local function worker_tail(wid)
   return t
 end
 
+-- Wake blocked fetchers of `agent` (a hint: a foreign wake key only costs them the wake-up).
 local woken = {}
 local function wake(agent)
   if not woken[agent] then
-    redis.call('ZADD', P .. 'wake:' .. agent, 0, '1')
     woken[agent] = true
+    if try('ZADD', wakekey(agent), 0, '1') == FOREIGN then
+      report_foreign(wakekey(agent), 'zset', 'workers blocked on it are not woken; the job is in its queue')
+    end
   end
 end
 
 -- Sorted-set writes gathered in a script's main loop and sent at the end as one variadic call
 -- per (command, key): a batch of N jobs costs a few calls instead of N. Only for keys that no
--- other write in the same script touches in between.
+-- other write in the same script touches in between, and whose type is already known.
 local zq, zq_index = {}, { ZADD = {}, ZREM = {} }
 local function zlater(cmd, key, a, b)
   local e = zq_index[cmd][key]
@@ -148,11 +216,26 @@ local function zflush()
   zq, zq_index = {}, { ZADD = {}, ZREM = {} }
 end
 
--- Derive a task's status from its counters; write and announce it when it changes.
+-- Add `n` to a task counter; false (and an anomaly) when the task key holds a foreign type.
+local function task_add(tid, field, n)
+  if try('HINCRBY', tkey(tid), field, n) == FOREIGN then
+    report_foreign(tkey(tid), 'hash', 'its counters and status were not updated', nil, tid)
+    return false
+  end
+  return true
+end
+
+-- Derive a task's status from its counters; write and announce it when it changes. `finished`
+-- holds exactly the terminal tasks without an unhandled dead letter: a task that was not
+-- terminal before is not in it, so it is only touched when the task is or was terminal.
 local function refresh_task(tid)
   local tk = tkey(tid)
-  local t = redis.call('HMGET', tk, 'status', 'total', 'succeeded', 'dead', 'cancelled',
-    'discarded', 'started', 'user_cancelled')
+  local t = try('HMGET', tk, 'status', 'total', 'succeeded', 'dead', 'cancelled', 'discarded',
+    'started', 'user_cancelled')
+  if t == FOREIGN then
+    report_foreign(tk, 'hash', 'its counters and status were not updated', nil, tid)
+    return
+  end
   if not t[1] then return end
   -- counters that never moved are absent (HINCRBY creates them)
   local total, s, d = tonumber(t[2]), tonumber(t[3]) or 0, tonumber(t[4]) or 0
@@ -165,11 +248,11 @@ local function refresh_task(tid)
     else status = 'cancelled' end
   elseif t[7] == '1' then status = 'running'
   else status = 'queued' end
-  local terminal = status == 'succeeded' or status == 'failed' or status == 'cancelled'
+  local terminal = TASK_TERMINAL[status]
   if terminal and d == 0 then
-    redis.call('ZADD', P .. 'finished', 'NX', NOW, tid) -- retention clock starts
-  elseif not terminal or d > 0 then
-    redis.call('ZREM', P .. 'finished', tid) -- dead letters are kept until handled
+    redis.call('ZADD', K.finished, 'NX', NOW, tid) -- retention clock starts
+  elseif TASK_TERMINAL[t[1]] then
+    redis.call('ZREM', K.finished, tid) -- revived, or dead letters to handle first
   end
   if status ~= t[1] then
     redis.call('HSET', tk, 'status', status, 'finished', terminal and NOW or '')
@@ -178,79 +261,79 @@ local function refresh_task(tid)
   end
 end
 
--- Move a job from wherever it is into a terminal place (zset `place`) with a reason.
-local PLACE_OF = { blocked = 'blocked', delayed = 'delayed', active = 'leases' }
-local function leave_place(id, state, agent)
-  if state == 'waiting' then redis.call('ZREM', P .. 'q:' .. agent, id)
-  elseif PLACE_OF[state] then redis.call('ZREM', P .. PLACE_OF[state], id) end
-end
-
--- Cancel every blocked job downstream of `cause` (its dependency was dead-lettered or cancelled).
+-- Cancel every blocked job downstream of `cause` (its dependency was dead-lettered, quarantined
+-- or cancelled). `cause`'s record is a hash (the caller read it); a dependent whose record key
+-- holds a foreign type is skipped.
 local function cascade_cancel(cause, tid, why)
-  local queue = cjson.decode(redis.call('HGET', jkey(cause), 'dependents') or '[]')
+  local queue = id_list(redis.call('HGET', jkey(cause), 'dependents'))
   local n = 0
   local i = 1
   while i <= #queue do
     local d = queue[i]
     i = i + 1
-    local f = redis.call('HMGET', jkey(d), 'state', 'dependents')
-    if f[1] == 'blocked' then
-      redis.call('ZREM', P .. 'blocked', d)
-      redis.call('ZADD', P .. 'cancelled', NOW, d)
+    local f = try('HMGET', jkey(d), 'state', 'dependents')
+    if f ~= FOREIGN and f[1] == 'blocked' then
+      redis.call('ZREM', K.blocked, d)
+      redis.call('ZADD', K.cancelled, NOW, d)
       redis.call('HSET', jkey(d), 'state', 'cancelled', 'cause', cause, 'finished', NOW,
         'reason', why)
-      emit({ type = 'job', job = d, task = tid, from = 'blocked', to = 'cancelled', reason = why })
+      emit_custody({ type = 'job', job = d, task = tid, from = 'blocked', to = 'cancelled', reason = why })
       n = n + 1
-      for _, dd in ipairs(cjson.decode(f[2] or '[]')) do queue[#queue + 1] = dd end
+      for _, dd in ipairs(id_list(f[2])) do queue[#queue + 1] = dd end
     end
   end
-  if n > 0 then redis.call('HINCRBY', tkey(tid), 'cancelled', n) end
+  if n > 0 then task_add(tid, 'cancelled', n) end
   return n
 end
 
--- Dead-letter an active (or any pending) job; cancels what depended on it.
-local function to_dead(id, from, tid, agent, reason, worker)
-  leave_place(id, from, agent)
-  redis.call('ZADD', P .. 'dead', NOW, id)
+-- Dead-letter a job its caller already took out of its place; cancels what depended on it.
+local function to_dead(id, from, tid, reason, worker)
+  redis.call('ZADD', K.dead, NOW, id)
   redis.call('HSET', jkey(id), 'state', 'dead', 'reason', reason, 'finished', NOW)
   redis.call('HDEL', jkey(id), 'token', 'deadline', 'due')
-  emit({ type = 'job', job = id, task = tid, from = from, to = 'dead', reason = reason, worker = worker })
-  redis.call('HINCRBY', tkey(tid), 'dead', 1)
-  redis.call('HINCRBY', P .. 'stats', 'dead', 1)
+  emit_custody(by_worker({ type = 'job', job = id, task = tid, from = from, to = 'dead', reason = reason },
+    worker))
+  task_add(tid, 'dead', 1)
+  redis.call('HINCRBY', K.stats, 'dead', 1)
   cascade_cancel(id, tid, 'dependency ' .. id .. ' was dead-lettered')
 end
 
--- Put a job into its agent's priority queue at its original position. When the queue key holds
--- a foreign type, the job is quarantined with that reason instead (kept, never lost).
+-- Put a job its caller already took out of its place into its agent's priority queue at its
+-- original position. When the queue key holds a foreign type, the job is quarantined with that
+-- reason instead (kept, never lost); when its own record is missing or foreign, it is dropped
+-- with an anomaly event (audit then reports it vanished).
 local function to_waiting(id, from, reason, extra)
-  local f = redis.call('HMGET', jkey(id), 'agent', 'score', 'task')
-  if not f[1] or not f[2] then
-    emit({ type = 'anomaly', job = id, from = from, to = from,
-      reason = 'no job record for ' .. id .. ' in ' .. from .. '; dropped from there' })
+  local f = try('HMGET', jkey(id), 'agent', 'score', 'task')
+  if f == FOREIGN or not f[1] or not f[2] then
+    local what = (f == FOREIGN) and ('record key ' .. jkey(id) .. ' holds a ' .. type_of(jkey(id)))
+      or ('no job record for ' .. id)
+    emit_custody({ type = 'anomaly', job = id, from = from, to = from,
+      reason = what .. ' in ' .. from .. '; dropped from there' })
     return
   end
-  local qtype = type_of(P .. 'q:' .. f[1])
+  local q = qkey(f[1])
+  local qtype = type_of(q)
   if qtype ~= 'none' and qtype ~= 'zset' then
-    redis.call('ZADD', P .. 'quarantine', NOW, id)
-    local why = 'queue key ' .. P .. 'q:' .. f[1] .. ' holds a ' .. qtype ..
+    redis.call('ZADD', K.quarantine, NOW, id)
+    local why = 'queue key ' .. q .. ' holds a ' .. qtype ..
       ', not a zset (another application using the same key name?)'
     redis.call('HSET', jkey(id), 'state', 'quarantined', 'reason', why, 'finished', NOW)
     redis.call('HDEL', jkey(id), 'token', 'deadline', 'due')
-    emit({ type = 'job', job = id, task = f[3], from = from, to = 'quarantined', reason = why })
+    emit_custody({ type = 'job', job = id, task = f[3], from = from, to = 'quarantined', reason = why })
     if f[3] and f[3] ~= '' then
-      redis.call('HINCRBY', tkey(f[3]), 'dead', 1)
+      task_add(f[3], 'dead', 1)
       cascade_cancel(id, f[3], 'dependency ' .. id .. ' was quarantined')
       refresh_task(f[3])
     end
     return
   end
-  redis.call('ZADD', P .. 'q:' .. f[1], f[2], id)
+  redis.call('ZADD', q, f[2], id)
   redis.call('HSET', jkey(id), 'state', 'waiting')
   redis.call('HDEL', jkey(id), 'token', 'deadline', 'due')
   wake(f[1])
   local ev = { type = 'job', job = id, task = f[3], from = from, to = 'waiting', reason = reason }
   if extra then for k, v in pairs(extra) do ev[k] = v end end
-  emit(ev)
+  emit_custody(ev)
 end
 
 -- ---------------------------------------------------------------------------------------------

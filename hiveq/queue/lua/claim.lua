@@ -1,13 +1,29 @@
 --[[ claim: lease up to N waiting jobs to one worker, strictly by priority across its agents,
 FIFO within a priority.
 
-KEYS  1 leases  2 stats
+KEYS  1 leases      each leased job, score = lease deadline
+      2 stats       counter `claimed`
+      3 quarantine  a queue member whose job record is missing or foreign-typed goes here
+      4 jobs        ... and is indexed (NX: a known job keeps its created time)
+      5 finished    touched by refresh_task only if a task was terminal (not in practice)
+      6 events      the events below
 ARGV  3 worker id  4 lease token  5 max jobs  6 lease ms  7… agent names served
+Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
+  q:<agent>      read (ZRANGE) for every agent before the first write, so a foreign type fails
+                 the call cleanly; later ZREM/ZCARD on the same keys cannot fail
+  job:<id>       each head's record, read with try: a foreign type quarantines the member
+                 (record left as is); a dependency's `result` (try: foreign -> null, anomaly)
+  job:<id>:log   custody rows (try: a foreign log keeps the event in the stream only)
+  task:<id>      read with try (foreign: no description/metadata, status not updated, anomaly)
+  wake:<agent>   re-armed when jobs remain (try: a foreign one is reported, not woken)
+  worker:<id>    the claiming worker's host/pid/client, read with try (foreign: id only)
 Returns an array of JSON objects, one per leased job:
   {id, task, sub, agent, input, prio, attempt, max_attempts, timeout, token, deadline,
    description, metadata, deps: {job_id: result_json}, enq}
 A queue member with no job record is quarantined (reason recorded), never handed out or dropped.
-Events: job waiting -> active (worker, host, pid, client, attempt); task queued -> running.
+Events: job waiting -> active (worker, host, pid, client, attempt) | waiting -> quarantined;
+task queued -> running; anomaly (a member whose record is in another state: removed from the
+queue, record left as is; a foreign derived key).
 ]]
 local wid, token = ARGV[3], ARGV[4]
 local want, lease_ms = tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -15,46 +31,65 @@ local deadline = NOW + lease_ms
 local heads = {}
 for i = 7, #ARGV do
   local agent = ARGV[i]
-  local r = redis.call('ZRANGE', P .. 'q:' .. agent, 0, want - 1, 'WITHSCORES')
+  local r = redis.call('ZRANGE', qkey(agent), 0, want - 1, 'WITHSCORES')
   for k = 1, #r, 2 do heads[#heads + 1] = { tonumber(r[k + 1]), r[k], agent } end
 end
 table.sort(heads, function(a, b) return a[1] < b[1] end)
 local out = {}
 local tasks = {}
 local touched = {}
+local NO_TASK = { desc = '', meta = '{}' }
 for n = 1, math.min(want, #heads) do
   local id, agent = heads[n][2], heads[n][3]
-  zlater('ZREM', P .. 'q:' .. agent, id)
+  zlater('ZREM', qkey(agent), id)
   touched[agent] = true
   local jk = jkey(id)
-  local f = redis.call('HMGET', jk, 'state', 'task', 'sub', 'input', 'prio', 'attempts',
+  local f = try('HMGET', jk, 'state', 'task', 'sub', 'input', 'prio', 'attempts',
     'max_attempts', 'timeout', 'deps', 'created')
-  if not f[1] then
+  if f == FOREIGN then
+    redis.call('ZADD', K.quarantine, NOW, id)
+    redis.call('ZADD', K.jobs, 'NX', NOW, id)
+    emit_custody(by_worker({ type = 'job', job = id, from = 'waiting', to = 'quarantined',
+      reason = 'found in queue ' .. qkey(agent) .. ' but its record key ' .. jk .. ' holds a ' ..
+      type_of(jk) .. ', not a hash (written by a foreign client?); record left as is' }, wid))
+  elseif not f[1] then
     redis.call('HSET', jk, 'id', id, 'state', 'quarantined', 'agent', agent, 'task', '',
-      'reason', 'found in queue ' .. P .. 'q:' .. agent .. ' with no job record (written by a foreign client?)')
-    redis.call('ZADD', P .. 'quarantine', NOW, id)
-    redis.call('ZADD', P .. 'jobs', NOW, id)
-    emit({ type = 'job', job = id, from = 'waiting', to = 'quarantined', worker = wid,
-      reason = 'no job record' })
+      'reason', 'found in queue ' .. qkey(agent) .. ' with no job record (written by a foreign client?)')
+    redis.call('ZADD', K.quarantine, NOW, id)
+    redis.call('ZADD', K.jobs, 'NX', NOW, id)
+    emit_custody(by_worker({ type = 'job', job = id, from = 'waiting', to = 'quarantined',
+      reason = 'no job record' }, wid))
   elseif f[1] ~= 'waiting' then
-    emit({ type = 'anomaly', job = id, task = f[2], from = f[1], to = f[1], worker = wid,
-      reason = 'job in waiting queue has state ' .. f[1] .. '; removed from the queue, record left as is' })
+    emit_custody(by_worker({ type = 'anomaly', job = id, task = f[2], from = f[1], to = f[1],
+      reason = 'job in waiting queue has state ' .. f[1] .. '; removed from the queue, record left as is' },
+      wid))
   else
     local tid = f[2]
     local attempt = (tonumber(f[6]) or 0) + 1
     redis.call('HSET', jk, 'state', 'active', 'worker', wid, 'token', token,
       'deadline', deadline, 'attempts', attempt, 'started', NOW)
-    zlater('ZADD', KEYS[1], deadline, id)
+    zlater('ZADD', K.leases, deadline, id)
     local t = tasks[tid]
     if t == nil then
-      local tf = redis.call('HMGET', tkey(tid), 'description', 'metadata', 'started')
-      t = { desc = tf[1] or '', meta = tf[2] or '{}' }
-      if tf[3] ~= '1' then redis.call('HSET', tkey(tid), 'started', 1); t.refresh = true end
+      local tf = try('HMGET', tkey(tid), 'description', 'metadata', 'started')
+      if tf == FOREIGN then
+        report_foreign(tkey(tid), 'hash', 'its jobs are handed out without description or metadata',
+          nil, tid)
+        t = NO_TASK
+      else
+        t = { desc = tf[1] or '', meta = tf[2] or '{}' }
+        if tf[3] ~= '1' then redis.call('HSET', tkey(tid), 'started', 1); t.refresh = true end
+      end
       tasks[tid] = t
     end
     local deps = {}
     for _, d in ipairs(id_list(f[9])) do
-      deps[d] = redis.call('HGET', jkey(d), 'result') or 'null'
+      local r = try('HGET', jkey(d), 'result')
+      if r == FOREIGN then
+        report_foreign(jkey(d), 'hash', 'its result was handed to ' .. id .. ' as null', d, tid)
+        r = false
+      end
+      deps[d] = r or 'null'
     end
     emit_job(id, tid, 'waiting', 'active', worker_tail(wid) .. ',"attempt":' .. attempt)
     out[#out + 1] = cjson.encode({ id = id, task = tid, sub = f[3], agent = agent, input = f[4],
@@ -66,7 +101,7 @@ end
 zflush()
 for tid, t in pairs(tasks) do if t.refresh then refresh_task(tid) end end
 for agent, _ in pairs(touched) do
-  if redis.call('ZCARD', P .. 'q:' .. agent) > 0 then wake(agent) end
+  if redis.call('ZCARD', qkey(agent)) > 0 then wake(agent) end
 end
-if #out > 0 then redis.call('HINCRBY', KEYS[2], 'claimed', #out) end
+if #out > 0 then redis.call('HINCRBY', K.stats, 'claimed', #out) end
 return out

@@ -2,10 +2,28 @@
 reported), release dependents whose dependencies are all done, and update each task's progress
 and status — all in one step.
 
-KEYS  1 leases  2 succeeded  3 stats
+KEYS  1 leases      the completed jobs leave it
+      2 succeeded   ... and enter it, score = finished ms
+      3 stats       counter `succeeded`
+      4 blocked     a released dependent leaves it
+      5 quarantine  a dependent released into a foreign-typed queue key goes here instead
+      6 cancelled   ... and the blocked jobs downstream of it (cascade)
+      7 finished    a task that finishes without dead letters enters it (retention clock)
+      8 events      the events below
 ARGV  3 worker id  4… triples: job id, lease token, result JSON
+Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
+  job:<id>       each job's record, read with try (foreign: NOT_FOUND, anomaly) and written
+                 only after that read; a dependent's `pending` counted down with try (foreign:
+                 not released, anomaly)
+  job:<id>:log   custody rows (try: a foreign log keeps the event in the stream only)
+  task:<id>      counters and status, each first command with try (foreign: not updated,
+                 anomaly)
+  q:<agent>      a released dependent's queue: TYPE first, a foreign one quarantines it
+  wake:<agent>   marked for a released dependent (try: a foreign one is reported, not woken)
+  worker:<id>    the worker's host/pid/client, read with try (foreign: id only)
 Returns one code per job: OK, NOT_FOUND, or STALE (lease lost: expired, reclaimed, cancelled).
-Events: job active -> succeeded; dependents blocked -> waiting; task status changes.
+Events: job active -> succeeded; dependents blocked -> waiting | quarantined (foreign queue key),
+and their blocked dependents -> cancelled; task status changes; anomaly (a foreign derived key).
 ]]
 local wid = ARGV[3]
 local out = {}
@@ -14,8 +32,11 @@ local n = 0
 for i = 4, #ARGV, 3 do
   local id, token, result = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local jk = jkey(id)
-  local f = redis.call('HMGET', jk, 'state', 'token', 'task', 'dependents', 'attempts')
-  if not f[1] then
+  local f = try('HMGET', jk, 'state', 'token', 'task', 'dependents', 'attempts')
+  if f == FOREIGN then
+    report_foreign(jk, 'hash', 'its result was not recorded (NOT_FOUND)', id)
+    out[#out + 1] = NOT_FOUND
+  elseif not f[1] then
     out[#out + 1] = NOT_FOUND
   elseif f[1] ~= 'active' or f[2] ~= token then
     out[#out + 1] = STALE
@@ -23,14 +44,16 @@ for i = 4, #ARGV, 3 do
     local tid = f[3]
     redis.call('HSET', jk, 'state', 'succeeded', 'result', result, 'finished', NOW, 'progress', 1)
     redis.call('HDEL', jk, 'token', 'deadline')
-    zlater('ZREM', KEYS[1], id)
-    zlater('ZADD', KEYS[2], NOW, id)
+    zlater('ZREM', K.leases, id)
+    zlater('ZADD', K.succeeded, NOW, id)
     emit_job(id, tid, 'active', 'succeeded', worker_tail(wid) .. ',"attempt":' .. (f[5] or '0'))
     dirty[tid] = (dirty[tid] or 0) + 1
     for _, d in ipairs(id_list(f[4])) do
-      local left = redis.call('HINCRBY', jkey(d), 'pending', -1)
-      if left <= 0 and redis.call('HGET', jkey(d), 'state') == 'blocked' then
-        redis.call('ZREM', P .. 'blocked', d)
+      local left = try('HINCRBY', jkey(d), 'pending', -1)
+      if left == FOREIGN then
+        report_foreign(jkey(d), 'hash', 'this dependent of ' .. id .. ' was not released', d, tid)
+      elseif left <= 0 and redis.call('HGET', jkey(d), 'state') == 'blocked' then
+        redis.call('ZREM', K.blocked, d)
         to_waiting(d, 'blocked', 'dependencies succeeded')
       end
     end
@@ -40,8 +63,7 @@ for i = 4, #ARGV, 3 do
 end
 zflush()
 for tid, done in pairs(dirty) do
-  redis.call('HINCRBY', tkey(tid), 'succeeded', done)
-  refresh_task(tid)
+  if task_add(tid, 'succeeded', done) then refresh_task(tid) end
 end
-if n > 0 then redis.call('HINCRBY', KEYS[3], 'succeeded', n) end
+if n > 0 then redis.call('HINCRBY', K.stats, 'succeeded', n) end
 return out

@@ -1,14 +1,17 @@
 --[[ deregister_worker: a worker that stopped cleanly removes its record. It must have released
 or finished its leases first; any it still holds are left for reap_expired.
 
-KEYS  1 workers
+KEYS  1 workers     the worker leaves it
+      2 events      the worker event
 ARGV  3 worker id  4 reason
-Returns {OK}. Events: worker alive -> stopped.
+Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
+  worker:<id>    host/pid/client read with try for the event (foreign: id only), then deleted
+                 (DEL works on any type)
+Returns {OK}.
+Events: worker alive -> stopped.
 ]]
 local wid = ARGV[3]
-local w = worker_info(wid)
-emit({ type = 'worker', worker = wid, host = w.host, pid = w.pid, client = w.client,
-  from = 'alive', to = 'stopped', reason = ARGV[4] })
-redis.call('ZREM', KEYS[1], wid)
-redis.call('DEL', P .. 'worker:' .. wid)
+emit(by_worker({ type = 'worker', from = 'alive', to = 'stopped', reason = ARGV[4] }, wid))
+redis.call('ZREM', K.workers, wid)
+redis.call('DEL', wkey(wid))
 return { OK }

@@ -1,6 +1,12 @@
 --[=[ enqueue: persist whole tasks and their jobs; ready jobs become runnable, the rest blocked.
 
-KEYS  1 seq  2 jobs  3 tasks  4 blocked  5 agents  6 stats  7 events
+KEYS  1 seq         the enqueue sequence, one number per job (FIFO inside a priority)
+      2 jobs        every job enters the job index, score = created ms
+      3 tasks       every task enters the task index, score = sequence of its first job
+      4 blocked     a job with dependencies enters it, score = created ms
+      5 agents      every agent enqueued to is added
+      6 stats       counter `enqueued`
+      7 events      one entry per group of tasks (below)
 ARGV  3 tasks JSON, positional (arrays decode faster than objects), defaults left out:
         [[task id, description, priority, planner, [[subtask id, agent, input, opts?], …],
           extra?], …]
@@ -12,6 +18,14 @@ ARGV  3 tasks JSON, positional (arrays decode faster than objects), defaults lef
       5 who enqueued (client name / host:pid), recorded in the task hash and its enqueue event
       6 max deliveries, 7 default max attempts, 8 default timeout (s): the same for every job
       9… agents whose queue keys must be checked too (those of a many-task call's other chunks)
+Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
+  q:<agent>      every agent's queue (this chunk's and ARGV 9…) type-checked before the first
+                 write; a ready job enters it, score = priority * 2^42 + sequence
+  idem:<key>     every idempotency key type-checked before the first write; SET NX
+  wake:<agent>   marked for each agent given a ready job (try: a foreign one is reported, not
+                 woken; the job is in its queue)
+  job:<id>, task:<id>  created; not type-checked: their names hold a fresh random task id (64
+                 bits from the client's OS random source), so no other writer holds them
 Returns a flat array: task_id, code (OK, or DUPLICATE with the id of the earlier task).
 Errors with WRONGTYPE, before writing anything, when a queue or idempotency key holds a
 foreign type.
@@ -20,8 +34,8 @@ Events: one stream entry per group of up to 64 tasks of the call:
    "tasks": [[task id, [[job id, "waiting" | "blocked"], …]], …]}
 (readers expand it into each task's task -> queued event and one job event per job, all with
 the entry's id). The task hash records that id (`eid`) and who enqueued it (`by`); a job's
-custody log starts empty, readers put this enqueue event first. Compared with an entry (and a
-log write) per task and per job, this saves about 4 µs of Redis time per one-job task.
+custody log starts empty, readers put this enqueue event first. Fewer entries and no log
+writes at enqueue keep its Redis time per task low.
 Counters (attempts, failures, succeeded, …) start absent, meaning 0: HINCRBY creates them.
 ]=]
 local tasks = cjson.decode(ARGV[3])
@@ -36,19 +50,19 @@ local agents = {}
 for _, t in ipairs(tasks) do
   njobs = njobs + #t[5]
   for _, j in ipairs(t[5]) do agents[j[2]] = true end
-  if idem_of(t) then check_type(P .. 'idem:' .. idem_of(t), 'string') end
+  if idem_of(t) then check_type(ikey(idem_of(t)), 'string') end
 end
 -- Check every queue key (and above, idempotency key) before writing anything, so a foreign key
 -- fails the call cleanly.
 local agent_list = {}
 for agent, _ in pairs(agents) do
-  check_type(P .. 'q:' .. agent, 'zset')
+  check_type(qkey(agent), 'zset')
   agent_list[#agent_list + 1] = agent
 end
-for i = 9, #ARGV do check_type(P .. 'q:' .. ARGV[i], 'zset') end
+for i = 9, #ARGV do check_type(qkey(ARGV[i]), 'zset') end
 local enqueued = 0
 local seq = 0
-if njobs > 0 then seq = redis.call('INCRBY', KEYS[1], njobs) - njobs end
+if njobs > 0 then seq = redis.call('INCRBY', K.seq, njobs) - njobs end
 local out = {}
 
 -- Write one task (not a duplicate) whose enqueue event is stream entry `eid`.
@@ -64,8 +78,8 @@ local function write_task(t, eid)
     redis.call('HSET', jkey(id), 'id', id, 'task', tid, 'sub', j[1], 'agent', j[2],
       'state', 'waiting', 'prio', t[3], 'score', score, 'input', j[3], 'max_attempts', max_attempts,
       'max_deliveries', max_deliveries, 'timeout', timeout, 'created', NOW)
-    zlater('ZADD', KEYS[2], NOW, id)
-    zlater('ZADD', P .. 'q:' .. j[2], score, id)
+    zlater('ZADD', K.jobs, NOW, id)
+    zlater('ZADD', qkey(j[2]), score, id)
     wake(j[2])
     jobs_json = '[' .. J(id) .. ']'
   else
@@ -86,12 +100,12 @@ local function write_task(t, eid)
       end
       if o.dependents then jf[#jf + 1] = 'dependents'; jf[#jf + 1] = o.dependents end
       redis.call('HSET', jkey(id), unpack(jf))
-      zlater('ZADD', KEYS[2], NOW, id)
+      zlater('ZADD', K.jobs, NOW, id)
       if state == 'waiting' then
-        zlater('ZADD', P .. 'q:' .. j[2], score, id)
+        zlater('ZADD', qkey(j[2]), score, id)
         wake(j[2])
       else
-        zlater('ZADD', KEYS[4], NOW, id)
+        zlater('ZADD', K.blocked, NOW, id)
       end
       ids[#ids + 1] = J(id)
     end
@@ -108,7 +122,7 @@ local function write_task(t, eid)
     if x.plan_note then tf[#tf + 1] = 'plan_note'; tf[#tf + 1] = x.plan_note end
     redis.call('HSET', tk, unpack(tf))
   end
-  zlater('ZADD', KEYS[3], seq - #jobs + 1, tid) -- enqueue order, also within one millisecond
+  zlater('ZADD', K.tasks, seq - #jobs + 1, tid) -- enqueue order, also within one millisecond
   enqueued = enqueued + #jobs
 end
 
@@ -122,7 +136,7 @@ for first = 1, #tasks, GROUP do
     local tid = t[1]
     local dup = nil
     if idem_of(t) then
-      local ik = P .. 'idem:' .. idem_of(t)
+      local ik = ikey(idem_of(t))
       if not redis.call('SET', ik, tid, 'NX', 'EX', idem_ttl) then dup = redis.call('GET', ik) end
     end
     if dup then
@@ -139,7 +153,7 @@ for first = 1, #tasks, GROUP do
     end
   end
   if #group > 0 then
-    local eid = redis.call('XADD', KEYS[7], 'MAXLEN', '~', EV_MAXLEN, '*', 'e',
+    local eid = redis.call('XADD', K.events, 'MAXLEN', '~', EV_MAXLEN, '*', 'e',
       '{"type":"enqueued"' .. by .. ',"tasks":[' .. table.concat(parts, ',') .. '],"ts":' .. NOW_TEXT ..
       '}')
     for _, n in ipairs(group) do write_task(tasks[n], eid) end
@@ -147,7 +161,7 @@ for first = 1, #tasks, GROUP do
 end
 zflush()
 if enqueued > 0 then
-  redis.call('SADD', KEYS[5], unpack(agent_list))
-  redis.call('HINCRBY', KEYS[6], 'enqueued', enqueued)
+  redis.call('SADD', K.agents, unpack(agent_list))
+  redis.call('HINCRBY', K.stats, 'enqueued', enqueued)
 end
 return out

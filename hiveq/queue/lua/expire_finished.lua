@@ -1,25 +1,42 @@
 --[[ expire_finished: delete tasks that finished longer ago than the retention, with their jobs,
-results, custody logs and tracebacks. Tasks holding dead letters never enter `finished` until handled.
+results, custody logs and tracebacks. Tasks holding dead letters never enter `finished` until
+handled.
 
-KEYS  1 finished  2 tasks  3 jobs  4 succeeded  5 cancelled
+KEYS  1 finished    expired tasks leave it
+      2 tasks       ... and the task index
+      3 jobs        their jobs leave the job index ...
+      4 succeeded   ... and their place (a finished task's jobs are succeeded ...
+      5 cancelled   ... or cancelled)
+      6 events      an anomaly when a record key holds a foreign type
 ARGV  3 retention ms  4 max tasks per call
-Returns the number of tasks deleted. No events (the deletion is the end of the record).
+Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
+  task:<id>      read with try (foreign: the task only leaves `finished`, its keys are left for
+                 an operator, anomaly), then deleted
+  job:<id>, job:<id>:log, job:<id>:tracebacks  deleted (DEL works on any type)
+  idem:<key>     deleted only when it still names this task (GET with try: a foreign value is
+                 not ours to delete)
+Returns the number of tasks deleted.
+Events: none for the deletion (it is the end of the record); anomaly (a foreign task record).
 ]]
-local tids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', NOW - tonumber(ARGV[3]), 'LIMIT', 0,
+local tids = redis.call('ZRANGEBYSCORE', K.finished, '-inf', NOW - tonumber(ARGV[3]), 'LIMIT', 0,
   tonumber(ARGV[4]))
+local deleted = 0
 for _, tid in ipairs(tids) do
-  local t = redis.call('HMGET', tkey(tid), 'jobs', 'idem')
-  for _, id in ipairs(cjson.decode(t[1] or '[]')) do
-    redis.call('DEL', jkey(id), jkey(id) .. ':log', jkey(id) .. ':tracebacks')
-    redis.call('ZREM', KEYS[3], id)
-    redis.call('ZREM', KEYS[4], id)
-    redis.call('ZREM', KEYS[5], id)
+  redis.call('ZREM', K.finished, tid)
+  local t = try('HMGET', tkey(tid), 'jobs', 'idem')
+  if t == FOREIGN then
+    report_foreign(tkey(tid), 'hash', 'the task left `finished`; its keys were not deleted', nil, tid)
+  else
+    for _, id in ipairs(id_list(t[1])) do
+      redis.call('DEL', jkey(id), lkey(id), tbkey(id))
+      redis.call('ZREM', K.jobs, id)
+      redis.call('ZREM', K.succeeded, id)
+      redis.call('ZREM', K.cancelled, id)
+    end
+    if t[2] and t[2] ~= '' and try('GET', ikey(t[2])) == tid then redis.call('DEL', ikey(t[2])) end
+    redis.call('DEL', tkey(tid))
+    redis.call('ZREM', K.tasks, tid)
+    deleted = deleted + 1
   end
-  if t[2] and t[2] ~= '' then
-    if redis.call('GET', P .. 'idem:' .. t[2]) == tid then redis.call('DEL', P .. 'idem:' .. t[2]) end
-  end
-  redis.call('DEL', tkey(tid))
-  redis.call('ZREM', KEYS[2], tid)
-  redis.call('ZREM', KEYS[1], tid)
 end
-return #tids
+return deleted

@@ -3,41 +3,61 @@ the queue with the delivery counted, or to the dead-letter set after max_deliver
 that kills its worker every time cannot loop forever. Also drops worker records whose
 heartbeat is older than the stale limit.
 
-KEYS  1 leases  2 workers
+KEYS  1 leases      expired leases leave it
+      2 workers     stale workers leave it
+      3 stats       counters `reaped`, `dead`
+      4 dead        a job past max_deliveries enters it
+      5 quarantine  a job whose queue key holds a foreign type goes here instead of waiting
+      6 blocked     blocked dependents of a dead or quarantined job leave it ...
+      7 cancelled   ... and are cancelled (cascade)
+      8 finished    touched by refresh_task only if a task was terminal (not in practice)
+      9 events      the events below
 ARGV  3 max leases to reap  4 worker stale ms
+Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
+  job:<id>       each expired job's record, read with try (foreign: lease dropped, anomaly)
+                 and written only after that read; dependents' records read with try
+  job:<id>:log   custody rows (try: a foreign log keeps the event in the stream only)
+  q:<agent>      a requeued job's queue: TYPE first, a foreign one quarantines the job
+  wake:<agent>   marked for each job requeued (try: a foreign one is reported, not woken)
+  task:<id>      counters and status, each first command with try (foreign: not updated,
+                 anomaly)
+  worker:<id>    the job's last worker's host/pid/client, read with try (foreign: id only);
+                 a stale worker's record is deleted (DEL works on any type)
 Returns {requeued, dead-lettered, workers lost}.
-Events: job active -> waiting | dead (reason names the worker); worker lost.
+Events: job active -> waiting | dead | quarantined (foreign queue key), reason names the
+worker; blocked dependents -> cancelled; task status changes; worker alive -> lost; anomaly (a
+lease of a job in another state, or with a foreign record: the lease is dropped).
 ]]
 local limit, stale = tonumber(ARGV[3]), tonumber(ARGV[4])
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', NOW, 'LIMIT', 0, limit)
+local ids = redis.call('ZRANGEBYSCORE', K.leases, '-inf', NOW, 'LIMIT', 0, limit)
 local requeued, dead = 0, 0
 local dirty = {}
 for _, id in ipairs(ids) do
-  local f = redis.call('HMGET', jkey(id), 'state', 'attempts', 'max_deliveries', 'worker',
-    'task', 'agent')
-  redis.call('ZREM', KEYS[1], id)
-  if f[1] ~= 'active' then
-    emit({ type = 'anomaly', job = id, task = f[5], from = f[1], to = f[1],
+  local f = try('HMGET', jkey(id), 'state', 'attempts', 'max_deliveries', 'worker', 'task')
+  redis.call('ZREM', K.leases, id)
+  if f == FOREIGN then
+    report_foreign(jkey(id), 'hash', 'its expired lease was dropped', id)
+  elseif f[1] ~= 'active' then
+    emit_custody({ type = 'anomaly', job = id, task = f[5], from = f[1], to = f[1],
       reason = 'lease entry for a job in state ' .. tostring(f[1]) .. '; lease dropped' })
   elseif tonumber(f[2]) >= tonumber(f[3]) then
-    to_dead(id, 'active', f[5], f[6], 'delivered ' .. f[2] .. ' times and the lease expired each '
+    to_dead(id, 'active', f[5], 'delivered ' .. f[2] .. ' times and the lease expired each '
       .. 'time (worker ' .. f[4] .. ' stopped heartbeating); poison job?', f[4])
     dirty[f[5]] = true
     dead = dead + 1
   else
-    to_waiting(id, 'active', 'lease expired: worker ' .. f[4] .. ' missed its heartbeats',
-      { worker = f[4], attempt = tonumber(f[2]) })
+    local ev = by_worker({ attempt = tonumber(f[2]) }, f[4])
+    to_waiting(id, 'active', 'lease expired: worker ' .. f[4] .. ' missed its heartbeats', ev)
     requeued = requeued + 1
   end
 end
 for tid, _ in pairs(dirty) do refresh_task(tid) end
-local lost = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', NOW - stale, 'LIMIT', 0, 100)
+local lost = redis.call('ZRANGEBYSCORE', K.workers, '-inf', NOW - stale, 'LIMIT', 0, 100)
 for _, wid in ipairs(lost) do
-  local w = worker_info(wid)
-  emit({ type = 'worker', worker = wid, host = w.host, pid = w.pid, client = w.client,
-    from = 'alive', to = 'lost', reason = 'no heartbeat for ' .. stale .. ' ms' })
-  redis.call('ZREM', KEYS[2], wid)
-  redis.call('DEL', P .. 'worker:' .. wid)
+  emit(by_worker({ type = 'worker', from = 'alive', to = 'lost',
+    reason = 'no heartbeat for ' .. stale .. ' ms' }, wid))
+  redis.call('ZREM', K.workers, wid)
+  redis.call('DEL', wkey(wid))
 end
-if requeued + dead > 0 then redis.call('HINCRBY', P .. 'stats', 'reaped', requeued + dead) end
+if requeued + dead > 0 then redis.call('HINCRBY', K.stats, 'reaped', requeued + dead) end
 return { requeued, dead, #lost }

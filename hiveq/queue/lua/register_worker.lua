@@ -1,21 +1,29 @@
 --[[ register_worker: a worker announces itself (or re-announces after being reaped).
 
-KEYS  1 workers  2 agents  3 agent_modules
+KEYS  1 workers        the worker's score = now
+      2 agents         the agents it serves are added
+      3 agent_modules  agent -> the module the worker loaded it from (when `modules` is given)
+      4 events         the worker event
 ARGV  3 worker id  4 fields JSON {host, pid, client, client_id, agents (JSON text), version,
       concurrency, modules (optional: {agent: module that defines it}, for `hiveq why` hints)}
-Returns {OK}. Events: worker -> alive.
+Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
+  worker:<id>    type-checked (hash) before the first write, then written whole
+Returns {OK}.
+Events: worker -> alive.
 ]]
 local wid = ARGV[3]
 local w = cjson.decode(ARGV[4])
-local wk = P .. 'worker:' .. wid
+local wk = wkey(wid)
+check_type(wk, 'hash')
 redis.call('HSET', wk, 'id', wid, 'host', w.host, 'pid', w.pid, 'client', w.client,
   'client_id', w.client_id, 'agents', w.agents, 'version', w.version,
   'concurrency', w.concurrency, 'started', NOW, 'last_hb', NOW, 'running', 0)
-redis.call('ZADD', KEYS[1], NOW, wid)
-for _, a in ipairs(cjson.decode(w.agents)) do redis.call('SADD', KEYS[2], a) end
+redis.call('ZADD', K.workers, NOW, wid)
+local agents = cjson.decode(w.agents)
+if #agents > 0 then redis.call('SADD', K.agents, unpack(agents)) end
 if type(w.modules) == 'table' then
-  for a, m in pairs(w.modules) do redis.call('HSET', KEYS[3], a, m) end
+  for a, m in pairs(w.modules) do redis.call('HSET', K.agent_modules, a, m) end
 end
 emit({ type = 'worker', worker = wid, host = w.host, pid = w.pid, client = w.client,
-  from = '', to = 'alive', data = { agents = cjson.decode(w.agents) } })
+  from = '', to = 'alive', data = { agents = agents } })
 return { OK }

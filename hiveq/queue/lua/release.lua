@@ -1,24 +1,40 @@
 --[[ release: a worker hands leased jobs back at once (shutdown), to the head of their priority.
 The hand-back does not count as a delivery.
 
-KEYS  1 leases
+KEYS  1 leases      the released jobs leave it
+      2 quarantine  a job whose queue key holds a foreign type goes here instead of waiting
+      3 blocked     ... its blocked dependents leave it ...
+      4 cancelled   ... and are cancelled (cascade)
+      5 finished    ... and a task that so finishes without dead letters (not in practice:
+                    the quarantined job counts as one)
+      6 events      the events below
 ARGV  3 worker id  4 reason  5… pairs: job id, lease token
+Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
+  job:<id>       each job's record, read with try (foreign: NOT_FOUND) and written only after
+                 that read; dependents' records read with try (foreign: skipped)
+  job:<id>:log   custody rows (try: a foreign log keeps the event in the stream only)
+  q:<agent>      the job's queue: TYPE first, a foreign one quarantines the job
+  wake:<agent>   marked for each job put back (try: a foreign one is reported, not woken)
+  task:<id>      counters and status on quarantine, each first command with try (foreign: not
+                 updated, anomaly)
+  worker:<id>    the worker's host/pid/client, read with try (foreign: id only)
 Returns one code per job: OK, NOT_FOUND or STALE.
-Events: job active -> waiting (reason).
+Events: job active -> waiting (reason) | active -> quarantined (foreign queue key), with its
+blocked dependents -> cancelled and task status changes; anomaly (a foreign derived key).
 ]]
 local wid, reason = ARGV[3], ARGV[4]
 local out = {}
 for i = 5, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
-  local f = redis.call('HMGET', jkey(id), 'state', 'token')
-  if not f[1] then
+  local f = try('HMGET', jkey(id), 'state', 'token')
+  if f == FOREIGN or not f[1] then
     out[#out + 1] = NOT_FOUND
   elseif f[1] ~= 'active' or f[2] ~= token then
     out[#out + 1] = STALE
   else
-    redis.call('ZREM', KEYS[1], id)
+    redis.call('ZREM', K.leases, id)
     redis.call('HINCRBY', jkey(id), 'attempts', -1)
-    to_waiting(id, 'active', reason, { worker = wid })
+    to_waiting(id, 'active', reason, by_worker({}, wid))
     out[#out + 1] = OK
   end
 end
