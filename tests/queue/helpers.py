@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from hiveq.contract.models import Event, SubtaskSpec, TaskSubmission
-from hiveq.contract.states import PLACE_OF, STATE_OF_PLACE
+from hiveq.contract.states import ENQUEUED_AS, PLACE_OF, STATE_OF_PLACE, TRANSITIONS
 from hiveq.queue.broker import Broker
 from hiveq.queue.enqueue import Enqueued, enqueue
 from hiveq.queue.events import job_history, read_events
@@ -71,3 +72,37 @@ async def stream_events(b: Broker) -> list[Event]:
 async def server_ms(b: Broker) -> int:
     s, us = await b.redis.time()
     return int(s) * 1000 + int(us) // 1000
+
+
+def job_edges(events: Iterable[Event]) -> list[tuple[str, str]]:
+    """(from, to) of every job event, in order ("" as `from` for a job's enqueue)."""
+    return [(e.frm or "", e.to or "") for e in events if e.type == "job"]
+
+
+def off_table(edges: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The edges that the transition table (hiveq/contract/states.py) does not hold."""
+    known = {(a.value, b.value) for a, b in TRANSITIONS} | {("", s.value) for s in ENQUEUED_AS}
+    return [e for e in edges if e not in known]
+
+
+async def snapshot(b: Broker) -> dict[str, tuple[str, Any, bool]]:
+    """Every key of the namespace with its type, content and whether it expires, to compare before
+    and after a call."""
+    out: dict[str, tuple[str, Any, bool]] = {}
+    async for key in b.redis.scan_iter(match=b.keys.prefix + "*", count=1000):
+        kind = str(await b.redis.type(key))
+        value: Any
+        if kind == "hash":
+            value = await b.redis.hgetall(key)
+        elif kind == "zset":
+            value = await b.redis.zrange(key, 0, -1, withscores=True)
+        elif kind == "list":
+            value = await b.redis.lrange(key, 0, -1)
+        elif kind == "set":
+            value = sorted(await b.redis.smembers(key))
+        elif kind == "stream":
+            value = await b.redis.xrange(key)
+        else:
+            value = await b.redis.get(key)
+        out[str(key)] = (kind, value, await b.redis.ttl(key) >= 0)
+    return out

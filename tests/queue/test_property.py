@@ -1,6 +1,7 @@
 """Random operation sequences (hypothesis), including worker death: after every step audit() is ok,
-every job's record agrees with the one place that holds it, task counters match their jobs and
-dependencies gate release; at the end, everything not cancelled or dead-lettered has succeeded."""
+every job event emitted is an edge of the transition table, every job's record agrees with the
+one place that holds it, task counters match their jobs and dependencies gate release; at the end,
+everything not cancelled or dead-lettered has succeeded."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from hiveq.queue.audit import audit
 from hiveq.queue.broker import Broker
 from hiveq.queue.cancel import cancel_task
 from hiveq.queue.complete import Completion, complete
+from hiveq.queue.events import read_events
 from hiveq.queue.fetch import claim
 from hiveq.queue.heartbeat import heartbeat
 from hiveq.queue.maintain import maintain
@@ -26,7 +28,7 @@ from hiveq.queue.purge import purge_namespace
 from hiveq.queue.retry import Failure, discard_dead, fail, retry_dead
 from hiveq.server import ServerProcess
 from tests.conftest import fresh_settings
-from tests.queue.helpers import enqueue_task, hash_of, members, st, variant
+from tests.queue.helpers import enqueue_task, hash_of, job_edges, members, off_table, st, variant
 
 AGENTS = ["a", "b"]
 PENDING = {"blocked", "waiting", "delayed", "active"}
@@ -57,6 +59,8 @@ class Run:
         self.held: dict[str, Lease] = {}  # job id -> lease
         self.tasks: list[str] = []
         self.user_cancelled: set[str] = set()
+        self.seen = "0"  # the last stream entry whose events were checked
+        self.edges: set[tuple[str, str]] = set()
 
     async def step(self, op: tuple[Any, ...]) -> None:  # noqa: C901 - one branch per operation
         b, name = self.b, op[0]
@@ -108,6 +112,10 @@ class Run:
 
     async def check(self) -> None:
         b = self.b
+        self.seen, events = await read_events(b, self.seen, count=100_000)
+        edges = job_edges(events)
+        assert off_table(edges) == [], edges
+        self.edges.update(edges)
         report = await audit(b, with_history=False)
         assert report.ok, report
         place: dict[str, str] = {}
@@ -161,6 +169,8 @@ class Run:
     async def check_final(self) -> None:
         b = self.b
         await self.check()
+        if self.tasks:  # the stream was read: every enqueued job's first event was checked
+            assert ("", "waiting") in self.edges or ("", "blocked") in self.edges
         for tid in self.tasks:
             t = await hash_of(b, b.keys.task(tid))
             if tid in self.user_cancelled:

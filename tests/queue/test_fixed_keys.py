@@ -1,0 +1,186 @@
+"""A foreign Redis type on any fixed key a script declares makes that script refuse before it
+writes anything: the namespace is unchanged and the error names the key, the type found and
+the type hiveq keeps there. Each script is called in a state where it would otherwise write."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from hiveq.contract.errors import WrongTypeError
+from hiveq.queue.broker import Broker
+from hiveq.queue.cancel import cancel_task
+from hiveq.queue.complete import complete
+from hiveq.queue.fetch import claim
+from hiveq.queue.heartbeat import heartbeat, progress
+from hiveq.queue.keys import FIXED_KEY_TYPES
+from hiveq.queue.maintain import expire_finished, promote_due, reap_expired
+from hiveq.queue.registry import deregister_worker, register_worker
+from hiveq.queue.release import release
+from hiveq.queue.retry import Failure, discard_dead, fail, quarantine, retry_dead
+from hiveq.queue.scripts import SCRIPT_NAMES, script_keys
+from tests.queue.helpers import enqueue_task, server_ms, snapshot, st, variant
+from tests.support.waiting import until
+
+Call = Callable[[], Awaitable[Any]]
+
+
+async def _leased(b: Broker, *, lease_s: float | None = None) -> tuple[str, str]:
+    """A registered worker `w` holding the lease of job x, which job y depends on."""
+    await register_worker(b, "w", ["a"], 1)
+    await enqueue_task(b, st("x"), st("y", deps=("x",)))
+    [job] = await claim(variant(b, lease_s=lease_s) if lease_s else b, "w", ["a"], 1)
+    return job.id, job.token
+
+
+async def _dead(b: Broker) -> str:
+    job_id, token = await _leased(b)
+    await fail(b, "w", [Failure(job_id, token, "boom", fatal=True)])
+    return job_id
+
+
+async def _past(b: Broker, job_id: str, field: str) -> None:
+    """Wait until Redis time passes the job's `field` (a due time or lease deadline, in ms)."""
+    ms = int(await b.redis.hget(b.keys.job(job_id), field) or 0)
+    await until(lambda: _later(b, ms), what=f"{field} of {job_id} to pass")
+
+
+async def _later(b: Broker, ms: int) -> bool:
+    return await server_ms(b) > ms
+
+
+async def s_claim_namespace(b: Broker) -> Call:
+    await b.redis.delete(b.keys.meta)  # a first use: the owner record is written
+    return b.claim_namespace
+
+
+async def s_enqueue(b: Broker) -> Call:
+    return lambda: enqueue_task(b, st("x"), st("y", deps=("x",)), idem="once")
+
+
+async def s_claim(b: Broker) -> Call:
+    await enqueue_task(b, st("x"))
+    return lambda: claim(b, "w", ["a"], 5)
+
+
+async def s_heartbeat(b: Broker) -> Call:
+    job_id, token = await _leased(b)
+    return lambda: heartbeat(b, "w", {job_id: token}, 1)
+
+
+async def s_progress(b: Broker) -> Call:
+    job_id, token = await _leased(b)
+    return lambda: progress(b, "w", job_id, token, 0.5, "half way")
+
+
+async def s_complete(b: Broker) -> Call:
+    job_id, token = await _leased(b)
+    return lambda: complete(b, "w", [(job_id, token, {"ok": True})])
+
+
+async def s_fail(b: Broker) -> Call:
+    job_id, token = await _leased(b)
+    return lambda: fail(b, "w", [Failure(job_id, token, "boom", fatal=True)])
+
+
+async def s_release(b: Broker) -> Call:
+    job_id, token = await _leased(b)
+    return lambda: release(b, "w", {job_id: token})
+
+
+async def s_quarantine(b: Broker) -> Call:
+    job_id, token = await _leased(b)
+    return lambda: quarantine(b, "w", job_id, token, "undecodable")
+
+
+async def s_cancel(b: Broker) -> Call:
+    res = await enqueue_task(b, st("x"), st("y", deps=("x",)))
+    return lambda: cancel_task(b, res.task_id)
+
+
+async def s_retry_dead(b: Broker) -> Call:
+    job_id = await _dead(b)
+    return lambda: retry_dead(b, job_id, "ops")
+
+
+async def s_discard_dead(b: Broker) -> Call:
+    job_id = await _dead(b)
+    return lambda: discard_dead(b, job_id, "ops")
+
+
+async def s_promote_due(b: Broker) -> Call:
+    job_id, token = await _leased(b)
+    await fail(variant(b, backoff_base_s=0.001), "w", [Failure(job_id, token, "boom")])
+    await _past(b, job_id, "due")
+    return lambda: promote_due(b)
+
+
+async def s_reap_expired(b: Broker) -> Call:
+    job_id, _ = await _leased(b, lease_s=0.001)
+    await _past(b, job_id, "deadline")
+    return lambda: reap_expired(b)
+
+
+async def s_expire_finished(b: Broker) -> Call:
+    await enqueue_task(b, st("x"), idem="once")
+    [job] = await claim(b, "w", ["a"], 1)
+    await complete(b, "w", [(job.id, job.token, "ok")])
+    return lambda: expire_finished(variant(b, retention_s=0))
+
+
+async def s_register_worker(b: Broker) -> Call:
+    return lambda: register_worker(b, "w", ["a"], 1)
+
+
+async def s_deregister_worker(b: Broker) -> Call:
+    await register_worker(b, "w", ["a"], 1)
+    return lambda: deregister_worker(b, "w")
+
+
+SCENARIOS: dict[str, Callable[[Broker], Awaitable[Call]]] = {
+    name: globals()[f"s_{name}"] for name in SCRIPT_NAMES
+}
+CASES = [(name, key) for name in SCRIPT_NAMES for key in script_keys(name)]
+
+
+async def _put_foreign(b: Broker, key: str) -> str:
+    """Replace `key` with a value of another Redis type, as a foreign client would; returns it."""
+    await b.redis.delete(key)
+    if FIXED_KEY_TYPES[key.removeprefix(b.keys.prefix)] == "string":
+        await b.redis.rpush(key, "foreign")
+        return "list"
+    await b.redis.set(key, "foreign")
+    return "string"
+
+
+def test_every_script_has_a_scenario() -> None:
+    assert set(SCENARIOS) == set(SCRIPT_NAMES)
+
+
+@pytest.mark.parametrize("script", SCRIPT_NAMES)
+async def test_each_scenario_makes_its_script_write_when_no_key_is_foreign(
+    any_broker: Broker, script: str
+) -> None:
+    b = any_broker
+    call = await SCENARIOS[script](b)
+    before = await snapshot(b)
+    await call()
+    assert await snapshot(b) != before
+
+
+@pytest.mark.parametrize(("script", "suffix"), CASES, ids=[f"{s}-{k}" for s, k in CASES])
+async def test_a_foreign_type_on_a_declared_fixed_key_refuses_the_script_before_any_write(
+    any_broker: Broker, script: str, suffix: str
+) -> None:
+    b = any_broker
+    call = await SCENARIOS[script](b)
+    key = b.keys.key(suffix)
+    found = await _put_foreign(b, key)
+    before = await snapshot(b)
+    with pytest.raises(WrongTypeError) as err:
+        await call()
+    assert (err.value.key, err.value.found, err.value.expected) == (key, found, FIXED_KEY_TYPES[suffix])
+    assert key in str(err.value)
+    assert await snapshot(b) == before
