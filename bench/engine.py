@@ -76,11 +76,20 @@ async def _pipeline_ceiling(port: int, n: int) -> float:
     return rate
 
 
-async def timed(label: str, jobs: int, ceiling: float, fn: Callable[[], Awaitable[None]]) -> float:
+async def server_cpu_us(r: Redis) -> float:
+    """CPU time the server process has used so far (INFO cpu, user + system), in µs."""
+    cpu = await r.info("cpu")
+    return (float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])) * 1e6
+
+
+async def timed(b: Broker, label: str, jobs: int, ceiling: float, fn: Callable[[], Awaitable[None]]) -> float:
+    used = await server_cpu_us(b.redis)
     t0 = time.perf_counter()
     await fn()
     rate = jobs / (time.perf_counter() - t0)
-    print(f"{label:<46} {rate:>10,.0f} jobs/s   {rate / ceiling:6.1%} of ceiling")
+    per_job = (await server_cpu_us(b.redis) - used) / jobs
+    share = rate / ceiling
+    print(f"{label:<46} {rate:>10,.0f} jobs/s   {share:6.1%} of ceiling   {per_job:5.1f} µs Redis CPU/job")
     return rate
 
 
@@ -107,12 +116,15 @@ async def batched_fan_out(b: Broker, jobs: int) -> None:
         await enqueue(b, [fan_out() for _ in range(10)])
 
 
-async def drain(b: Broker) -> None:
-    while True:
-        got = await claim(b, "bench-worker", ["noop"], 100)
+async def drain(b: Broker, jobs: int | None = None, batch: int = 100) -> None:
+    """Claim and complete `jobs` (all that wait when None), `batch` per call."""
+    done = 0
+    while jobs is None or done < jobs:
+        got = await claim(b, "bench-worker", ["noop"], batch)
         if not got:
             return
         await complete(b, [Completion(j.lease, None) for j in got])
+        done += len(got)
 
 
 async def run(url: str, jobs: int, ceiling: float) -> dict[str, float]:
@@ -121,23 +133,32 @@ async def run(url: str, jobs: int, ceiling: float) -> dict[str, float]:
     out: dict[str, float] = {}
     quarter = jobs // 4 // 1000 * 1000
     out["enqueue_one"] = await timed(
-        "enqueue, one at a time (sequential awaits)", quarter, ceiling, lambda: sequential(b, quarter)
+        b, "enqueue, one at a time (sequential awaits)", quarter, ceiling, lambda: sequential(b, quarter)
     )
     out["enqueue_concurrent"] = await timed(
-        "enqueue, one at a time (32 coroutines)", quarter // 32 * 32, ceiling, lambda: concurrent(b, quarter)
+        b,
+        "enqueue, one at a time (32 coroutines)",
+        quarter // 32 * 32,
+        ceiling,
+        lambda: concurrent(b, quarter),
     )
     out["enqueue_batched"] = await timed(
+        b,
         "enqueue, batched (1,000 one-job tasks per call)",
         jobs // 1000 * 1000,
         ceiling,
         lambda: batched(b, jobs),
     )
     out["enqueue_fan_out"] = await timed(
-        "enqueue, batched (10 tasks x 100 subtasks)", quarter, ceiling, lambda: batched_fan_out(b, quarter)
+        b, "enqueue, batched (10 tasks x 100 subtasks)", quarter, ceiling, lambda: batched_fan_out(b, quarter)
+    )
+    one_by_one = quarter // 4
+    out["claim_complete_one"] = await timed(
+        b, "claim+complete, one job per call", one_by_one, ceiling, lambda: drain(b, one_by_one, batch=1)
     )
     total = int(await b.redis.zcard(b.keys.queue("noop")))
     out["claim_complete"] = await timed(
-        "claim+complete, batches of 100, events on", total, ceiling, lambda: drain(b)
+        b, "claim+complete, batches of 100, events on", total, ceiling, lambda: drain(b)
     )
     await purge_namespace(b.redis, b.keys)
     out["bytes_per_task"] = await memory_per_task(b)
