@@ -20,7 +20,7 @@ from importlib import resources
 from hiveq.queue.keys import FIXED_KEY_TYPES
 
 _HEADER = re.compile(r"--\[(=*)\[(.*?)\]\1\]", re.S)
-_KEY_ROW = re.compile(r"^(?:KEYS)?\s+(\d+)\s+([a-z]+)\b")
+_KEY_ROW = re.compile(r"^(?:KEYS)?\s+(\d+)\s+([a-z_]+)\b")
 # Comments and string literals, which never use a name.
 _NOT_CODE = re.compile(r"--\[(=*)\[.*?\]\1\]|--[^\n]*|'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"", re.S)
 _NAME = re.compile(r"(?<![.\w])[A-Za-z_]\w*")

@@ -15,7 +15,7 @@ from hiveq.contract.models import Event
 from hiveq.queue.audit import audit
 from hiveq.queue.broker import Broker
 from hiveq.queue.cancel import cancel_task
-from hiveq.queue.complete import complete
+from hiveq.queue.complete import Completion, complete
 from hiveq.queue.events import last_event_id, read_events
 from hiveq.queue.fetch import claim
 from hiveq.queue.heartbeat import heartbeat
@@ -23,7 +23,7 @@ from hiveq.queue.inspect import get_job, get_task
 from hiveq.queue.maintain import expire_finished, promote_due, reap_expired
 from hiveq.queue.registry import deregister_worker, register_worker
 from hiveq.queue.release import release
-from hiveq.queue.retry import Failure, discard_dead, fail, quarantine, retry_dead
+from hiveq.queue.retry import Failure, Quarantine, discard_dead, fail, quarantine, retry_dead
 from tests.queue.helpers import (
     enqueue_task,
     job_edges,
@@ -74,7 +74,7 @@ async def test_promote_due_into_a_foreign_queue_key_quarantines_the_job_and_canc
     b = variant(any_broker, backoff_base_s=0.001)
     res = await enqueue_task(b, st("x"), st("y", deps=("x",)))
     [job] = await claim(b, "w", ["a"], 1)
-    await fail(b, "w", [Failure(job.id, job.token, "boom")])
+    await fail(b, [Failure(job.lease, "boom")])
     await past(b, job.id, "due")
     q = await foreign_queue(b)
     promoted, events = await emitted(b, promote_due(b))
@@ -97,7 +97,7 @@ async def test_release_and_reap_into_a_foreign_queue_key_quarantine_the_active_j
     one, two = first.job_ids[0], second.job_ids[0]
     await past(b, two, "deadline")
     await foreign_queue(b)
-    codes, events = await emitted(b, release(b, "w", {one: jobs[one].token}))
+    codes, events = await emitted(b, release(b, [jobs[one].lease]))
     assert codes == [Code.OK] and job_edges(events) == [("active", "quarantined")]
     (requeued, dead, _), events = await emitted(b, reap_expired(b))
     assert (requeued, dead) == (1, 0) and job_edges(events) == [("active", "quarantined")]
@@ -110,7 +110,7 @@ async def test_retry_dead_into_a_foreign_queue_key_quarantines_again_from_dead_a
     b = any_broker
     res = await enqueue_task(b, st("x"))
     [job] = await claim(b, "w", ["a"], 1)
-    await fail(b, "w", [Failure(job.id, job.token, "boom", fatal=True)])
+    await fail(b, [Failure(job.lease, "boom", fatal=True)])
     await foreign_queue(b)
     _, events = await emitted(b, retry_dead(b, job.id, "ops"))
     assert job_edges(events) == [("dead", "quarantined")]
@@ -128,7 +128,7 @@ async def test_complete_releasing_a_dependent_into_a_foreign_queue_key_quarantin
     res = await enqueue_task(b, st("x"), st("y", agent="other", deps=("x",)))
     await foreign_queue(b, "other")
     [job] = await claim(b, "w", ["a"], 1)
-    codes, events = await emitted(b, complete(b, "w", [(job.id, job.token, "ok")]))
+    codes, events = await emitted(b, complete(b, [Completion(job.lease, "ok")]))
     assert codes == [Code.OK]
     assert job_edges(events) == [("active", "succeeded"), ("blocked", "quarantined")]
     assert await places_of(b, res.job_ids[1]) == ["quarantined"]
@@ -161,14 +161,14 @@ async def test_a_foreign_record_in_a_batch_is_not_found_and_the_other_jobs_go_th
     for j in jobs[1:]:  # every job after the first: the script has written by then
         await b.redis.delete(b.keys.job(j.id))
         await b.redis.set(b.keys.job(j.id), "clobbered")
-    beat, _ = await emitted(b, heartbeat(b, "w", {j.id: j.token for j in jobs}, 4))
+    beat, _ = await emitted(b, heartbeat(b, "w", [j.lease for j in jobs], 4))
     assert beat.lost == ids[1:]
     codes, events = await emitted(
-        b, complete(b, "w", [(jobs[0].id, jobs[0].token, "ok"), (ids[1], "t", "ok")])
+        b, complete(b, [Completion(jobs[0].lease, "ok"), Completion(jobs[1].lease, "ok")])
     )
     assert codes == [Code.OK, Code.NOT_FOUND]
     assert any(b.keys.job(ids[1]) in r for r in anomalies(events))
-    codes, _ = await emitted(b, fail(b, "w", [Failure(ids[2], "t", "e")]))
+    codes, _ = await emitted(b, fail(b, [Failure(jobs[2].lease, "e", traceback="Traceback …")]))
     assert codes == [Code.NOT_FOUND]
     await b.redis.zadd(b.keys.leases, {ids[3]: 0})  # its lease has expired
     (requeued, dead, _), events = await emitted(b, reap_expired(b))
@@ -185,7 +185,7 @@ async def test_a_foreign_task_record_leaves_its_counters_alone_but_the_job_compl
     [job] = await claim(b, "w", ["a"], 1)
     await b.redis.delete(b.keys.task(res.task_id))
     await b.redis.set(b.keys.task(res.task_id), "clobbered")
-    codes, events = await emitted(b, complete(b, "w", [(job.id, job.token, "ok")]))
+    codes, events = await emitted(b, complete(b, [Completion(job.lease, "ok")]))
     assert codes == [Code.OK] and job_edges(events) == [("active", "succeeded")]
     assert any(b.keys.task(res.task_id) in r for r in anomalies(events))
     assert await places_of(b, job.id) == ["succeeded"]
@@ -220,7 +220,7 @@ async def test_foreign_wake_log_and_worker_keys_cost_the_hint_the_log_row_and_th
     claimed = next(e for e in events if e.type == "job")
     assert (claimed.worker, claimed.host) == ("w", None)  # named by id only
     assert any(log in r for r in anomalies(events))
-    assert (await heartbeat(b, "w", {job.id: job.token}, 1)).registered is False
+    assert (await heartbeat(b, "w", [job.lease], 1)).registered is False
     assert await b.redis.get(log) == "x" and await b.redis.get(wake) == "x"
 
 
@@ -228,7 +228,7 @@ async def test_expire_finished_leaves_a_foreign_idempotency_key_alone(any_broker
     b = any_broker
     res = await enqueue_task(b, st("x"), idem="k1")
     [job] = await claim(b, "w", ["a"], 1)
-    await complete(b, "w", [(job.id, job.token, "ok")])
+    await complete(b, [Completion(job.lease, "ok")])
     idem = b.keys.idempotency("k1")
     await b.redis.delete(idem)
     await b.redis.rpush(idem, "someone else's")
@@ -266,7 +266,7 @@ async def test_quarantine_and_discard_with_a_foreign_task_record_move_the_job_an
     task = b.keys.task(res.task_id)
     await b.redis.delete(task)
     await b.redis.set(task, "clobbered")
-    code, events = await emitted(b, quarantine(b, "w", job.id, job.token, "undecodable"))
+    code, events = await emitted(b, quarantine(b, Quarantine(job.lease, "undecodable")))
     assert code == Code.OK
     assert job_edges(events) == [("active", "quarantined"), ("blocked", "cancelled")]
     assert any(task in r for r in anomalies(events))
@@ -274,3 +274,18 @@ async def test_quarantine_and_discard_with_a_foreign_task_record_move_the_job_an
     assert job_edges(events) == [("quarantined", "cancelled")]
     assert any(task in r for r in anomalies(events))
     assert await b.redis.get(task) == "clobbered"
+
+
+async def test_a_foreign_tracebacks_key_drops_the_traceback_and_the_failure_is_recorded(
+    any_broker: Broker,
+) -> None:
+    b = any_broker
+    await enqueue_task(b, st("x"))
+    [job] = await claim(b, "w", ["a"], 1)
+    tracebacks = b.keys.job_tracebacks(job.id)
+    await b.redis.set(tracebacks, "x")
+    codes, events = await emitted(b, fail(b, [Failure(job.lease, "boom", traceback="Traceback …")]))
+    assert codes == [Code.OK] and job_edges(events) == [("active", "delayed")]
+    assert any(tracebacks in r and "traceback of this failure was dropped" in r for r in anomalies(events))
+    assert await b.redis.hmget(b.keys.job(job.id), ["state", "error"]) == ["delayed", "boom"]
+    assert await b.redis.get(tracebacks) == "x"

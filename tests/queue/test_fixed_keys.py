@@ -10,16 +10,17 @@ from typing import Any
 import pytest
 
 from hiveq.contract.errors import WrongTypeError
+from hiveq.contract.lease import Lease
 from hiveq.queue.broker import Broker
 from hiveq.queue.cancel import cancel_task
-from hiveq.queue.complete import complete
+from hiveq.queue.complete import Completion, complete
 from hiveq.queue.fetch import claim
 from hiveq.queue.heartbeat import heartbeat, progress
 from hiveq.queue.keys import FIXED_KEY_TYPES
 from hiveq.queue.maintain import expire_finished, promote_due, reap_expired
 from hiveq.queue.registry import deregister_worker, register_worker
 from hiveq.queue.release import release
-from hiveq.queue.retry import Failure, discard_dead, fail, quarantine, retry_dead
+from hiveq.queue.retry import Failure, Quarantine, discard_dead, fail, quarantine, retry_dead
 from hiveq.queue.scripts import SCRIPT_NAMES, script_keys
 from tests.queue.helpers import enqueue_task, server_ms, snapshot, st, variant
 from tests.support.waiting import until
@@ -27,18 +28,18 @@ from tests.support.waiting import until
 Call = Callable[[], Awaitable[Any]]
 
 
-async def _leased(b: Broker, *, lease_s: float | None = None) -> tuple[str, str]:
+async def _leased(b: Broker, *, lease_s: float | None = None) -> Lease:
     """A registered worker `w` holding the lease of job x, which job y depends on."""
     await register_worker(b, "w", ["a"], 1)
     await enqueue_task(b, st("x"), st("y", deps=("x",)))
     [job] = await claim(variant(b, lease_s=lease_s) if lease_s else b, "w", ["a"], 1)
-    return job.id, job.token
+    return job.lease
 
 
 async def _dead(b: Broker) -> str:
-    job_id, token = await _leased(b)
-    await fail(b, "w", [Failure(job_id, token, "boom", fatal=True)])
-    return job_id
+    lease = await _leased(b)
+    await fail(b, [Failure(lease, "boom", fatal=True)])
+    return lease.job_id
 
 
 async def _past(b: Broker, job_id: str, field: str) -> None:
@@ -66,33 +67,33 @@ async def s_claim(b: Broker) -> Call:
 
 
 async def s_heartbeat(b: Broker) -> Call:
-    job_id, token = await _leased(b)
-    return lambda: heartbeat(b, "w", {job_id: token}, 1)
+    lease = await _leased(b)
+    return lambda: heartbeat(b, "w", [lease], 1)
 
 
 async def s_progress(b: Broker) -> Call:
-    job_id, token = await _leased(b)
-    return lambda: progress(b, "w", job_id, token, 0.5, "half way")
+    lease = await _leased(b)
+    return lambda: progress(b, lease, 0.5, "half way")
 
 
 async def s_complete(b: Broker) -> Call:
-    job_id, token = await _leased(b)
-    return lambda: complete(b, "w", [(job_id, token, {"ok": True})])
+    lease = await _leased(b)
+    return lambda: complete(b, [Completion(lease, {"ok": True})])
 
 
 async def s_fail(b: Broker) -> Call:
-    job_id, token = await _leased(b)
-    return lambda: fail(b, "w", [Failure(job_id, token, "boom", fatal=True)])
+    lease = await _leased(b)
+    return lambda: fail(b, [Failure(lease, "boom", fatal=True, traceback="Traceback …")])
 
 
 async def s_release(b: Broker) -> Call:
-    job_id, token = await _leased(b)
-    return lambda: release(b, "w", {job_id: token})
+    lease = await _leased(b)
+    return lambda: release(b, [lease])
 
 
 async def s_quarantine(b: Broker) -> Call:
-    job_id, token = await _leased(b)
-    return lambda: quarantine(b, "w", job_id, token, "undecodable")
+    lease = await _leased(b)
+    return lambda: quarantine(b, Quarantine(lease, "undecodable"))
 
 
 async def s_cancel(b: Broker) -> Call:
@@ -111,27 +112,27 @@ async def s_discard_dead(b: Broker) -> Call:
 
 
 async def s_promote_due(b: Broker) -> Call:
-    job_id, token = await _leased(b)
-    await fail(variant(b, backoff_base_s=0.001), "w", [Failure(job_id, token, "boom")])
-    await _past(b, job_id, "due")
+    lease = await _leased(b)
+    await fail(variant(b, backoff_base_s=0.001), [Failure(lease, "boom")])
+    await _past(b, lease.job_id, "due")
     return lambda: promote_due(b)
 
 
 async def s_reap_expired(b: Broker) -> Call:
-    job_id, _ = await _leased(b, lease_s=0.001)
-    await _past(b, job_id, "deadline")
+    lease = await _leased(b, lease_s=0.001)
+    await _past(b, lease.job_id, "deadline")
     return lambda: reap_expired(b)
 
 
 async def s_expire_finished(b: Broker) -> Call:
     await enqueue_task(b, st("x"), idem="once")
     [job] = await claim(b, "w", ["a"], 1)
-    await complete(b, "w", [(job.id, job.token, "ok")])
+    await complete(b, [Completion(job.lease, "ok")])
     return lambda: expire_finished(variant(b, retention_s=0))
 
 
 async def s_register_worker(b: Broker) -> Call:
-    return lambda: register_worker(b, "w", ["a"], 1)
+    return lambda: register_worker(b, "w", ["a"], 1, modules={"a": "my_agents"})
 
 
 async def s_deregister_worker(b: Broker) -> Call:

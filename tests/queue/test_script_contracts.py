@@ -17,6 +17,7 @@ from hiveq.queue.scripts import SCRIPT_NAMES, script_keys, script_source
 DERIVED = {
     "jkey": "job:<id>",
     "lkey": "job:<id>:log",
+    "tbkey": "job:<id>:tracebacks",
     "tkey": "task:<id>",
     "qkey": "q:<agent>",
     "wakekey": "wake:<agent>",
