@@ -225,13 +225,17 @@ local function task_add(tid, field, n)
   return true
 end
 
--- Derive a task's status from its counters; write and announce it when it changes. `finished`
--- holds exactly the terminal tasks without an unhandled dead letter: a task that was not
--- terminal before is not in it, so it is only touched when the task is or was terminal.
-local function refresh_task(tid)
+-- The task fields refresh_task derives the status from, in this order.
+local TASK_FIELDS = { 'status', 'total', 'succeeded', 'dead', 'cancelled', 'discarded', 'started',
+  'user_cancelled' }
+
+-- Derive a task's status from its counters; write and announce it when it changes. `known`: the
+-- TASK_FIELDS the caller read in this call, when nothing but `started` changed since (it saves a
+-- read). `finished` holds exactly the terminal tasks without an unhandled dead letter: a task that
+-- was not terminal before is not in it, so it is only touched when the task is or was terminal.
+local function refresh_task(tid, known)
   local tk = tkey(tid)
-  local t = try('HMGET', tk, 'status', 'total', 'succeeded', 'dead', 'cancelled', 'discarded',
-    'started', 'user_cancelled')
+  local t = known or try('HMGET', tk, unpack(TASK_FIELDS))
   if t == FOREIGN then
     report_foreign(tk, 'hash', 'its counters and status were not updated', nil, tid)
     return
@@ -256,8 +260,10 @@ local function refresh_task(tid)
   end
   if status ~= t[1] then
     redis.call('HSET', tk, 'status', status, 'finished', terminal and NOW or '')
-    emit({ type = 'task', task = tid, from = t[1], to = status,
-      data = { total = total, succeeded = s, dead = d, cancelled = c } })
+    -- the task event, built by concatenation like emit_job's
+    redis.call('XADD', K.events, 'MAXLEN', '~', EV_MAXLEN, '*', 'e', '{"type":"task","task":' ..
+      J(tid) .. ',"from":' .. J(t[1]) .. ',"to":"' .. status .. '","data":{"total":' .. total ..
+      ',"succeeded":' .. s .. ',"dead":' .. d .. ',"cancelled":' .. c .. '},"ts":' .. NOW_TEXT .. '}')
   end
 end
 

@@ -9,8 +9,9 @@ KEYS  1 leases      each leased job, score = lease deadline
       6 events      the events below
 ARGV  3 worker id  4 lease token  5 max jobs  6 lease ms  7… agent names served
 Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
-  q:<agent>      read (ZRANGE) for every agent before the first write, so a foreign type fails
-                 the call cleanly; later ZREM/ZCARD on the same keys cannot fail
+  q:<agent>      read (ZRANGE, one head more than wanted: whether any remain) for every agent
+                 before the first write, so a foreign type fails the call cleanly; the later ZREM
+                 on the same keys cannot fail
   job:<id>       each head's record, read with try: a foreign type quarantines the member
                  (record left as is); a dependency's `result` (try: foreign -> null, anomaly)
   job:<id>:log   custody rows (try: a foreign log keeps the event in the stream only)
@@ -29,20 +30,21 @@ local wid, token = ARGV[3], ARGV[4]
 local want, lease_ms = tonumber(ARGV[5]), tonumber(ARGV[6])
 local deadline = NOW + lease_ms
 local heads = {}
+local fetched, taken = {}, {} -- per agent: heads read (one more than wanted), heads taken
 for i = 7, #ARGV do
   local agent = ARGV[i]
-  local r = redis.call('ZRANGE', qkey(agent), 0, want - 1, 'WITHSCORES')
+  local r = redis.call('ZRANGE', qkey(agent), 0, want, 'WITHSCORES')
+  fetched[agent] = #r / 2
   for k = 1, #r, 2 do heads[#heads + 1] = { tonumber(r[k + 1]), r[k], agent } end
 end
 table.sort(heads, function(a, b) return a[1] < b[1] end)
 local out = {}
 local tasks = {}
-local touched = {}
 local NO_TASK = { desc = '', meta = '{}' }
 for n = 1, math.min(want, #heads) do
   local id, agent = heads[n][2], heads[n][3]
   zlater('ZREM', qkey(agent), id)
-  touched[agent] = true
+  taken[agent] = (taken[agent] or 0) + 1
   local jk = jkey(id)
   local f = try('HMGET', jk, 'state', 'task', 'sub', 'input', 'prio', 'attempts',
     'max_attempts', 'timeout', 'deps', 'created')
@@ -71,14 +73,18 @@ for n = 1, math.min(want, #heads) do
     zlater('ZADD', K.leases, deadline, id)
     local t = tasks[tid]
     if t == nil then
-      local tf = try('HMGET', tkey(tid), 'description', 'metadata', 'started')
+      local tf = try('HMGET', tkey(tid), 'description', 'metadata', unpack(TASK_FIELDS))
       if tf == FOREIGN then
         report_foreign(tkey(tid), 'hash', 'its jobs are handed out without description or metadata',
           nil, tid)
         t = NO_TASK
       else
         t = { desc = tf[1] or '', meta = tf[2] or '{}' }
-        if tf[3] ~= '1' then redis.call('HSET', tkey(tid), 'started', 1); t.refresh = true end
+        if tf[9] ~= '1' then -- TASK_FIELDS[7], `started`: the task starts now
+          redis.call('HSET', tkey(tid), 'started', 1)
+          tf[9] = '1'
+          t.refresh = { unpack(tf, 3, 10) }
+        end
       end
       tasks[tid] = t
     end
@@ -99,9 +105,9 @@ for n = 1, math.min(want, #heads) do
   end
 end
 zflush()
-for tid, t in pairs(tasks) do if t.refresh then refresh_task(tid) end end
-for agent, _ in pairs(touched) do
-  if redis.call('ZCARD', qkey(agent)) > 0 then wake(agent) end
+for tid, t in pairs(tasks) do if t.refresh then refresh_task(tid, t.refresh) end end
+for agent, n in pairs(taken) do
+  if fetched[agent] > n then wake(agent) end -- jobs remain: pass the wake-up on
 end
 if #out > 0 then redis.call('HINCRBY', K.stats, 'claimed', #out) end
 return out
