@@ -20,7 +20,7 @@ from importlib import resources
 from hiveq.queue.keys import FIXED_KEY_TYPES
 
 _HEADER = re.compile(r"--\[(=*)\[(.*?)\]\1\]", re.S)
-_KEY_ROW = re.compile(r"^(?:KEYS)?\s+(\d+)\s+([a-z_]+)\b")
+_KEY_ROW = re.compile(r"^(?:KEYS)?\s+(\d+)\s+([a-z_]+)(\*?)(?:\s|$)")
 # Comments and string literals, which never use a name.
 _NOT_CODE = re.compile(r"--\[(=*)\[.*?\]\1\]|--[^\n]*|'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"", re.S)
 _NAME = re.compile(r"(?<![.\w])[A-Za-z_]\w*")
@@ -32,8 +32,10 @@ def lua(name: str) -> str:
 
 
 @cache
-def script_keys(name: str) -> tuple[str, ...]:
-    """The fixed keys (suffixes, in KEYS order) that a script's header declares."""
+def key_rows(name: str) -> tuple[tuple[str, bool], ...]:
+    """The fixed keys a script's header declares, in KEYS order: (suffix, checked later), where
+    "checked later" (a `*` after the name) means only the calls that write it check it, by
+    `check_later(name)`, still before their first write."""
     header = _HEADER.match(lua(name))
     if header is None:
         raise ValueError(f"{name}.lua does not start with its contract header (--[[ … ]])")
@@ -41,7 +43,7 @@ def script_keys(name: str) -> tuple[str, ...]:
     start = next((i for i, line in enumerate(lines) if line.startswith("KEYS")), None)
     if start is None:
         raise ValueError(f"{name}.lua's header has no KEYS line (write `KEYS  (none)` when it has none)")
-    keys: list[str] = []
+    rows: list[tuple[str, bool]] = []
     for n, line in enumerate(lines[start:]):
         if n and line[:1].strip():
             break  # the next section (ARGV …) starts at the left margin
@@ -49,10 +51,15 @@ def script_keys(name: str) -> tuple[str, ...]:
         if row is None:
             continue  # a wrapped description
         position, suffix = int(row.group(1)), row.group(2)
-        if position != len(keys) + 1 or suffix not in FIXED_KEY_TYPES:
+        if position != len(rows) + 1 or suffix not in FIXED_KEY_TYPES:
             raise ValueError(f"{name}.lua's header: KEYS entry {line.strip()!r} is out of order or unknown")
-        keys.append(suffix)
-    return tuple(keys)
+        rows.append((suffix, row.group(3) == "*"))
+    return tuple(rows)
+
+
+def script_keys(name: str) -> tuple[str, ...]:
+    """The fixed keys (suffixes, in KEYS order) that a script's header declares."""
+    return tuple(suffix for suffix, _ in key_rows(name))
 
 
 def names_used(code: str) -> set[str]:
@@ -112,7 +119,9 @@ def prelude_for(body: str) -> str:
 @cache
 def script_source(name: str) -> str:
     """What is sent to Redis for `name`: the KEYS declaration, the prelude it uses, the script."""
-    declared = ", ".join(f"'{k}', '{FIXED_KEY_TYPES[k]}'" for k in script_keys(name))
+    declared = ", ".join(
+        f"'{k}', '{FIXED_KEY_TYPES[k]}', {str(later).lower()}" for k, later in key_rows(name)
+    )
     head = f"local SCRIPT, DECLARED = '{name}', {{ {declared} }} -- from the header's KEYS\n"
     body = lua(name)
     return head + prelude_for(body) + "\n" + body

@@ -11,6 +11,7 @@ import pytest
 
 from hiveq.contract.errors import WrongTypeError
 from hiveq.contract.lease import Lease
+from hiveq.queue.assemble import key_rows
 from hiveq.queue.broker import Broker
 from hiveq.queue.cancel import cancel_task
 from hiveq.queue.complete import Completion, complete
@@ -140,10 +141,56 @@ async def s_deregister_worker(b: Broker) -> Call:
     return lambda: deregister_worker(b, "w")
 
 
+async def s_claim_of_a_member_without_a_record(b: Broker) -> Call:
+    await enqueue_task(b, st("x"))
+    await b.redis.zadd(b.keys.queue("a"), {"garbage-from-elsewhere": 0})
+    return lambda: claim(b, "w", ["a"], 5)
+
+
+async def s_claim_for_a_task_marked_finished(b: Broker) -> Call:
+    """A waiting job of a task whose record says it finished: never in a consistent state, so
+    the record is edited here; the claim then takes the task out of `finished`."""
+    res = await enqueue_task(b, st("x"))
+    await b.redis.hset(b.keys.task(res.task_id), "status", "failed")
+    return lambda: claim(b, "w", ["a"], 5)
+
+
+async def s_complete_of_one_of_two_independent_jobs(b: Broker) -> Call:
+    """Neither releases a dependent nor finishes its task."""
+    await enqueue_task(b, st("x"), st("z"))
+    [job] = await claim(b, "w", ["a"], 1)
+    return lambda: complete(b, [Completion(job.lease, "ok")])
+
+
 SCENARIOS: dict[str, Callable[[Broker], Awaitable[Call]]] = {
     name: globals()[f"s_{name}"] for name in SCRIPT_NAMES
 }
+# Keys marked * are checked only by the calls that write them: these scenarios make such a call.
+WRITES: dict[tuple[str, str], Callable[[Broker], Awaitable[Call]]] = {
+    ("claim", "quarantine"): s_claim_of_a_member_without_a_record,
+    ("claim", "jobs"): s_claim_of_a_member_without_a_record,
+    ("claim", "finished"): s_claim_for_a_task_marked_finished,
+}
+# ... and these make a call that does not write them.
+IDLE: dict[str, Callable[[Broker], Awaitable[Call]]] = {
+    "claim": s_claim,
+    "complete": s_complete_of_one_of_two_independent_jobs,
+    "enqueue": lambda b: s_enqueue_one(b),
+    "promote_due": lambda b: _idle(promote_due, b),
+    "reap_expired": lambda b: _idle(reap_expired, b),
+    "expire_finished": lambda b: _idle(expire_finished, b),
+}
 CASES = [(name, key) for name in SCRIPT_NAMES for key in script_keys(name)]
+LATER = [(name, key) for name in SCRIPT_NAMES for key, later in key_rows(name) if later]
+
+
+async def s_enqueue_one(b: Broker) -> Call:
+    return lambda: enqueue_task(b, st("x"))
+
+
+async def _idle(op: Callable[[Broker], Awaitable[Any]], b: Broker) -> Call:
+    await enqueue_task(b, st("x"))  # a namespace in use, with nothing due, expired or finished
+    return lambda: op(b)
 
 
 async def _put_foreign(b: Broker, key: str) -> str:
@@ -176,7 +223,7 @@ async def test_a_foreign_type_on_a_declared_fixed_key_refuses_the_script_before_
     any_broker: Broker, script: str, suffix: str
 ) -> None:
     b = any_broker
-    call = await SCENARIOS[script](b)
+    call = await WRITES.get((script, suffix), SCENARIOS[script])(b)
     key = b.keys.key(suffix)
     found = await _put_foreign(b, key)
     before = await snapshot(b)
@@ -185,3 +232,20 @@ async def test_a_foreign_type_on_a_declared_fixed_key_refuses_the_script_before_
     assert (err.value.key, err.value.found, err.value.expected) == (key, found, FIXED_KEY_TYPES[suffix])
     assert key in str(err.value)
     assert await snapshot(b) == before
+
+
+def test_every_script_with_keys_checked_later_has_a_call_that_does_not_write_them() -> None:
+    assert {script for script, _ in LATER} == set(IDLE)
+
+
+@pytest.mark.parametrize(("script", "suffix"), LATER, ids=[f"{s}-{k}" for s, k in LATER])
+async def test_a_foreign_type_on_a_key_checked_later_is_left_alone_by_a_call_that_does_not_write_it(
+    any_broker: Broker, script: str, suffix: str
+) -> None:
+    b = any_broker
+    call = await IDLE[script](b)
+    key = b.keys.key(suffix)
+    await _put_foreign(b, key)
+    foreign = (await snapshot(b))[key]
+    await call()
+    assert (await snapshot(b))[key] == foreign

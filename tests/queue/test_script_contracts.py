@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hiveq.queue.assemble import defined, lua, names_used, statements
+from hiveq.queue.assemble import defined, key_rows, lua, names_used, statements
 from hiveq.queue.keys import FIXED_KEY_TYPES
 from hiveq.queue.scripts import SCRIPT_NAMES, script_keys, script_source
 
@@ -91,6 +91,15 @@ def test_a_script_is_sent_with_every_prelude_name_it_uses_and_without_the_others
     assert ("to_waiting" in kept) == (name in moves_jobs_back)  # and the rest is left out
 
 
+@pytest.mark.parametrize("name", SCRIPT_NAMES)
+def test_each_key_checked_later_is_checked_by_the_script_that_declares_it(name: str) -> None:
+    later = {key for key, flag in key_rows(name) if flag}
+    body = NOT_CODE.sub(" ", lua(name))
+    checked = set(re.findall(r"check_later\('(\w+)'\)", lua(name)))
+    assert checked <= later, f"{name} checks later {sorted(checked - later)}, not marked * in its header"
+    assert later <= checked or "check_later_all()" in body, f"{name} never checks {sorted(later - checked)}"
+
+
 def test_the_protocol_doc_lists_each_script_with_the_keys_of_its_header() -> None:
     doc = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
     table = doc[doc.index("| script | KEYS |") :].split("\n\n")[0]
@@ -99,4 +108,6 @@ def test_the_protocol_doc_lists_each_script_with_the_keys_of_its_header() -> Non
         name: tuple(k.strip() for k in keys.split(",") if k.strip() not in ("", "–"))
         for name, keys in rows.items()
     }
-    assert documented == {name: script_keys(name) for name in SCRIPT_NAMES}
+    assert documented == {
+        name: tuple(key + ("*" if later else "") for key, later in key_rows(name)) for name in SCRIPT_NAMES
+    }

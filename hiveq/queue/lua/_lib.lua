@@ -17,6 +17,9 @@ each key's Redis type from hiveq/queue/keys.py, in front of this prelude as DECL
 prelude below checks, once per call and before the script writes anything, that KEYS[i] is the
 i-th declared key and that it holds its type or does not exist; otherwise the call fails with
 "WRONGTYPE hiveq key <key> holds a <found>, expected a <type>". Scripts use them as K.<name>.
+A key that only some calls write (`*` after its name in the header) is checked by those calls
+only, with check_later(name), as soon as the script knows it will write it and still before its
+first write: an idle maintenance call or a job without dependents then pays no TYPE for it.
 
 Derived keys (per-record: job:<id>, job:<id>:log, job:<id>:tracebacks, task:<id>, q:<agent>,
 wake:<agent>, worker:<id>, idem:<key>) are built from the prefix by the helpers jkey … ikey below, never
@@ -55,19 +58,36 @@ local function check_type(key, expected)
   end
 end
 
--- The fixed keys, checked before anything is written (see the header).
+-- The fixed keys, checked before anything is written (see the header). DECLARED holds, per
+-- KEYS entry: its name, its type, and whether the script checks it later (`*` in its header).
 local K = setmetatable({}, { __index = function(_, name)
   error({ err = 'hiveq script ' .. SCRIPT .. ' uses fixed key ' .. name .. ', which is not in its KEYS' })
 end })
-for i = 1, #DECLARED, 2 do
-  local n = (i + 1) / 2
+local LATER = {}
+for i = 1, #DECLARED, 3 do
+  local n = (i + 2) / 3
   local name, key = DECLARED[i], KEYS[n]
   if key ~= P .. name then
     error({ err = 'hiveq script ' .. SCRIPT .. ': KEYS[' .. n .. '] must be ' .. P .. name .. ', not ' ..
       tostring(key) })
   end
-  check_type(key, DECLARED[i + 1])
+  if DECLARED[i + 2] then LATER[name] = DECLARED[i + 1] else check_type(key, DECLARED[i + 1]) end
   rawset(K, name, key)
+end
+
+-- Check a key marked `*` in the header (only some calls write it): a script calls this for each
+-- such key as soon as it knows it will write it, before its first write.
+local function check_later(name)
+  local expected = LATER[name]
+  if expected then
+    check_type(K[name], expected)
+    LATER[name] = nil
+  end
+end
+-- Check every key marked `*` at once (a call that may write any of them).
+local function check_later_all()
+  for name, expected in pairs(LATER) do check_type(K[name], expected) end
+  LATER = {}
 end
 
 -- Derived keys: the only places they are built.

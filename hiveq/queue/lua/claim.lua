@@ -3,10 +3,11 @@ FIFO within a priority.
 
 KEYS  1 leases      each leased job, score = lease deadline
       2 stats       counter `claimed`
-      3 quarantine  a queue member whose job record is missing or foreign-typed goes here
-      4 jobs        ... and is indexed (NX: a known job keeps its created time)
-      5 finished    touched by refresh_task only if a task was terminal (not in practice)
+      3 quarantine* a queue member whose job record is missing or foreign-typed goes here
+      4 jobs*       ... and is indexed (NX: a known job keeps its created time)
+      5 finished*   left by a task that was terminal (never in a consistent state)
       6 events      the events below
+      (*: checked only when the heads read before the first write show the call writes it)
 ARGV  3 worker id  4 lease token  5 max jobs  6 lease ms  7… agent names served
 Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
   q:<agent>      read (ZRANGE, one head more than wanted: whether any remain) for every agent
@@ -33,21 +34,49 @@ local heads = {}
 local fetched, taken = {}, {} -- per agent: heads read (one more than wanted), heads taken
 for i = 7, #ARGV do
   local agent = ARGV[i]
-  local r = redis.call('ZRANGE', qkey(agent), 0, want, 'WITHSCORES')
-  fetched[agent] = #r / 2
-  for k = 1, #r, 2 do heads[#heads + 1] = { tonumber(r[k + 1]), r[k], agent } end
+  if fetched[agent] == nil then -- an agent named twice is read once
+    local r = redis.call('ZRANGE', qkey(agent), 0, want, 'WITHSCORES')
+    fetched[agent] = #r / 2
+    for k = 1, #r, 2 do heads[#heads + 1] = { tonumber(r[k + 1]), r[k], agent } end
+  end
 end
 table.sort(heads, function(a, b) return a[1] < b[1] end)
-local out = {}
-local tasks = {}
+-- Read the heads' records and their tasks before writing anything: they decide which of the
+-- keys marked * this call writes, and those are checked first.
+local take = math.min(want, #heads)
+local recs, tasks = {}, {}
 local NO_TASK = { desc = '', meta = '{}' }
-for n = 1, math.min(want, #heads) do
+for n = 1, take do
+  local f = try('HMGET', jkey(heads[n][2]), 'state', 'task', 'sub', 'input', 'prio', 'attempts',
+    'max_attempts', 'timeout', 'deps', 'created')
+  recs[n] = f
+  if f == FOREIGN or not f[1] then
+    check_later('quarantine')
+    check_later('jobs')
+  elseif f[1] == 'waiting' and tasks[f[2]] == nil then
+    local tid = f[2]
+    local tf = try('HMGET', tkey(tid), 'description', 'metadata', unpack(TASK_FIELDS))
+    if tf == FOREIGN then
+      tasks[tid] = NO_TASK
+    else
+      local t = { desc = tf[1] or '', meta = tf[2] or '{}' }
+      if tf[9] ~= '1' then -- TASK_FIELDS[7], `started`: the task starts now
+        tf[9] = '1'
+        t.refresh = { unpack(tf, 3, 10) }
+        if TASK_TERMINAL[tf[3]] then check_later('finished') end
+      end
+      tasks[tid] = t
+    end
+  end
+end
+
+local out = {}
+for n = 1, take do
   local id, agent = heads[n][2], heads[n][3]
   zlater('ZREM', qkey(agent), id)
   taken[agent] = (taken[agent] or 0) + 1
   local jk = jkey(id)
-  local f = try('HMGET', jk, 'state', 'task', 'sub', 'input', 'prio', 'attempts',
-    'max_attempts', 'timeout', 'deps', 'created')
+  local f = recs[n]
   if f == FOREIGN then
     redis.call('ZADD', K.quarantine, NOW, id)
     redis.call('ZADD', K.jobs, 'NX', NOW, id)
@@ -72,21 +101,12 @@ for n = 1, math.min(want, #heads) do
       'deadline', deadline, 'attempts', attempt, 'started', NOW)
     zlater('ZADD', K.leases, deadline, id)
     local t = tasks[tid]
-    if t == nil then
-      local tf = try('HMGET', tkey(tid), 'description', 'metadata', unpack(TASK_FIELDS))
-      if tf == FOREIGN then
-        report_foreign(tkey(tid), 'hash', 'its jobs are handed out without description or metadata',
-          nil, tid)
-        t = NO_TASK
-      else
-        t = { desc = tf[1] or '', meta = tf[2] or '{}' }
-        if tf[9] ~= '1' then -- TASK_FIELDS[7], `started`: the task starts now
-          redis.call('HSET', tkey(tid), 'started', 1)
-          tf[9] = '1'
-          t.refresh = { unpack(tf, 3, 10) }
-        end
-      end
-      tasks[tid] = t
+    if t == NO_TASK then
+      report_foreign(tkey(tid), 'hash', 'its jobs are handed out without description or metadata',
+        nil, tid)
+    elseif t.refresh and not t.started then
+      redis.call('HSET', tkey(tid), 'started', 1)
+      t.started = true
     end
     local deps = {}
     for _, d in ipairs(id_list(f[9])) do

@@ -5,19 +5,23 @@ and status — all in one step.
 KEYS  1 leases      the completed jobs leave it
       2 succeeded   ... and enter it, score = finished ms
       3 stats       counter `succeeded`
-      4 blocked     a released dependent leaves it
-      5 quarantine  a dependent released into a foreign-typed queue key goes here instead
-      6 cancelled   ... and the blocked jobs downstream of it (cascade)
-      7 finished    a task that finishes without dead letters enters it (retention clock)
+      4 blocked*    a released dependent leaves it
+      5 quarantine* a dependent released into a foreign-typed queue key goes here instead
+      6 cancelled*  ... and the blocked jobs downstream of it (cascade)
+      7 finished*   a task that finishes without dead letters enters it (retention clock)
       8 events      the events below
+      (*: checked only when the jobs and tasks read before the first write show the call may
+      write it: blocked, quarantine, cancelled when a completed job has dependents; finished
+      then too, or when a task may finish)
 ARGV  3 worker id  4… triples: job id, lease token, result JSON
 Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
   job:<id>       each job's record, read with try (foreign: NOT_FOUND, anomaly) and written
                  only after that read; a dependent's `pending` counted down with try (foreign:
                  not released, anomaly)
   job:<id>:log   custody rows (try: a foreign log keeps the event in the stream only)
-  task:<id>      counters and status, each first command with try (foreign: not updated,
-                 anomaly)
+  task:<id>      read with try before the first write (foreign: not updated, anomaly); the
+                 status derived from that read and this call's count, unless released dependents
+                 changed more (then read again)
   q:<agent>      a released dependent's queue: TYPE first, a foreign one quarantines it
   wake:<agent>   marked for a released dependent (try: a foreign one is reported, not woken)
   worker:<id>    the worker's host/pid/client, read with try (foreign: id only)
@@ -26,22 +30,56 @@ Events: job active -> succeeded; dependents blocked -> waiting | quarantined (fo
 and their blocked dependents -> cancelled; task status changes; anomaly (a foreign derived key).
 ]]
 local wid = ARGV[3]
+-- Read the jobs and their tasks before writing anything: they decide which keys marked * this
+-- call writes, and those are checked first.
+local recs, done_of, seen, reread = {}, {}, {}, {}
+for i = 4, #ARGV, 3 do
+  local id = ARGV[i]
+  local f = try('HMGET', jkey(id), 'state', 'token', 'task', 'dependents', 'attempts')
+  recs[i] = f
+  if f ~= FOREIGN and f[1] == 'active' and f[2] == ARGV[i + 1] and not seen[id] then
+    seen[id] = true
+    done_of[f[3]] = (done_of[f[3]] or 0) + 1
+    if f[4] and f[4] ~= '' and f[4] ~= '[]' then
+      check_later('blocked')
+      check_later('quarantine')
+      check_later('cancelled')
+      check_later('finished')
+      reread[f[3]] = true -- released dependents may change more of the task: read it again
+    end
+  end
+end
+local known = {}
+for tid, done in pairs(done_of) do
+  if not reread[tid] then
+    local t = try('HMGET', tkey(tid), unpack(TASK_FIELDS))
+    if t ~= FOREIGN and t[1] then
+      t[3] = (tonumber(t[3]) or 0) + done
+      local settled = t[3] + (tonumber(t[4]) or 0) + (tonumber(t[5]) or 0)
+      if settled >= tonumber(t[2]) or TASK_TERMINAL[t[1]] then check_later('finished') end
+      known[tid] = t
+    end
+  end
+end
+
 local out = {}
 local dirty = {}
 local n = 0
+local completed = {}
 for i = 4, #ARGV, 3 do
   local id, token, result = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local jk = jkey(id)
-  local f = try('HMGET', jk, 'state', 'token', 'task', 'dependents', 'attempts')
+  local f = recs[i]
   if f == FOREIGN then
     report_foreign(jk, 'hash', 'its result was not recorded (NOT_FOUND)', id)
     out[#out + 1] = NOT_FOUND
   elseif not f[1] then
     out[#out + 1] = NOT_FOUND
-  elseif f[1] ~= 'active' or f[2] ~= token then
-    out[#out + 1] = STALE
+  elseif f[1] ~= 'active' or f[2] ~= token or completed[id] then
+    out[#out + 1] = STALE -- (the same job twice in one call: the second is stale)
   else
     local tid = f[3]
+    completed[id] = true
     redis.call('HSET', jk, 'state', 'succeeded', 'result', result, 'finished', NOW, 'progress', 1)
     redis.call('HDEL', jk, 'token', 'deadline')
     zlater('ZREM', K.leases, id)
@@ -63,7 +101,7 @@ for i = 4, #ARGV, 3 do
 end
 zflush()
 for tid, done in pairs(dirty) do
-  if task_add(tid, 'succeeded', done) then refresh_task(tid) end
+  if task_add(tid, 'succeeded', done) then refresh_task(tid, known[tid]) end
 end
 if n > 0 then redis.call('HINCRBY', K.stats, 'succeeded', n) end
 return out

@@ -3,7 +3,8 @@
 KEYS  1 seq         the enqueue sequence, one number per job (FIFO inside a priority)
       2 jobs        every job enters the job index, score = created ms
       3 tasks       every task enters the task index, score = sequence of its first job
-      4 blocked     a job with dependencies enters it, score = created ms
+      4 blocked*    a job with dependencies enters it, score = created ms (*: checked, before
+                    the first write, only when the call has such a job)
       5 agents      every agent enqueued to is added
       6 stats       counter `enqueued`
       7 events      one entry per group of tasks (below)
@@ -49,7 +50,10 @@ local njobs = 0
 local agents = {}
 for _, t in ipairs(tasks) do
   njobs = njobs + #t[5]
-  for _, j in ipairs(t[5]) do agents[j[2]] = true end
+  for _, j in ipairs(t[5]) do
+    agents[j[2]] = true
+    if j[4] and j[4].ndeps then check_later('blocked') end
+  end
   if idem_of(t) then check_type(ikey(idem_of(t)), 'string') end
 end
 -- Check every queue key (and above, idempotency key) before writing anything, so a foreign key

@@ -3,11 +3,13 @@ results, custody logs and tracebacks. Tasks holding dead letters never enter `fi
 handled.
 
 KEYS  1 finished    expired tasks leave it
-      2 tasks       ... and the task index
-      3 jobs        their jobs leave the job index ...
-      4 succeeded   ... and their place (a finished task's jobs are succeeded ...
-      5 cancelled   ... or cancelled)
-      6 events      an anomaly when a record key holds a foreign type
+      2 tasks*      ... and the task index
+      3 jobs*       their jobs leave the job index ...
+      4 succeeded*  ... and their place (a finished task's jobs are succeeded ...
+      5 cancelled*  ... or cancelled)
+      6 events*     an anomaly when a record key holds a foreign type
+      (*: checked only when a task has expired, before the first write: an idle call checks
+      finished)
 ARGV  3 retention ms  4 max tasks per call
 Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
   task:<id>      read with try (foreign: the task only leaves `finished`, its keys are left for
@@ -20,6 +22,7 @@ Events: none for the deletion (it is the end of the record); anomaly (a foreign 
 ]]
 local tids = redis.call('ZRANGEBYSCORE', K.finished, '-inf', NOW - tonumber(ARGV[3]), 'LIMIT', 0,
   tonumber(ARGV[4]))
+if #tids > 0 then check_later_all() end
 local deleted = 0
 for _, tid in ipairs(tids) do
   redis.call('ZREM', K.finished, tid)

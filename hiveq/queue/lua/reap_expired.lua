@@ -5,13 +5,15 @@ heartbeat is older than the stale limit.
 
 KEYS  1 leases      expired leases leave it
       2 workers     stale workers leave it
-      3 stats       counters `reaped`, `dead`
-      4 dead        a job past max_deliveries enters it
-      5 quarantine  a job whose queue key holds a foreign type goes here instead of waiting
-      6 blocked     blocked dependents of a dead or quarantined job leave it ...
-      7 cancelled   ... and are cancelled (cascade)
-      8 finished    touched by refresh_task only if a task was terminal (not in practice)
-      9 events      the events below
+      3 stats*      counters `reaped`, `dead`
+      4 dead*       a job past max_deliveries enters it
+      5 quarantine* a job whose queue key holds a foreign type goes here instead of waiting
+      6 blocked*    blocked dependents of a dead or quarantined job leave it ...
+      7 cancelled*  ... and are cancelled (cascade)
+      8 finished*   touched by refresh_task only if a task was terminal (not in practice)
+      9 events*     the events below
+      (*: checked only when a lease expired (all of them) or a worker is stale (events), before
+      the first write: an idle call checks leases and workers)
 ARGV  3 max leases to reap  4 worker stale ms
 Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
   job:<id>       each expired job's record, read with try (foreign: lease dropped, anomaly)
@@ -30,6 +32,8 @@ lease of a job in another state, or with a foreign record: the lease is dropped)
 ]]
 local limit, stale = tonumber(ARGV[3]), tonumber(ARGV[4])
 local ids = redis.call('ZRANGEBYSCORE', K.leases, '-inf', NOW, 'LIMIT', 0, limit)
+local lost = redis.call('ZRANGEBYSCORE', K.workers, '-inf', NOW - stale, 'LIMIT', 0, 100)
+if #ids > 0 then check_later_all() elseif #lost > 0 then check_later('events') end
 local requeued, dead = 0, 0
 local dirty = {}
 for _, id in ipairs(ids) do
@@ -52,7 +56,6 @@ for _, id in ipairs(ids) do
   end
 end
 for tid, _ in pairs(dirty) do refresh_task(tid) end
-local lost = redis.call('ZRANGEBYSCORE', K.workers, '-inf', NOW - stale, 'LIMIT', 0, 100)
 for _, wid in ipairs(lost) do
   emit(by_worker({ type = 'worker', from = 'alive', to = 'lost',
     reason = 'no heartbeat for ' .. stale .. ' ms' }, wid))
