@@ -5,7 +5,8 @@ KEYS  1 leases      each leased job, score = lease deadline
       2 stats       counter `claimed`
       3 quarantine* a queue member whose job record is missing or foreign-typed goes here
       4 jobs*       ... and is indexed (NX: a known job keeps its created time)
-      5 finished*   left by a task that was terminal (never in a consistent state)
+      5 finished*   touched by refresh_task for a task whose record says it is or would be
+                    finished (never in a consistent state)
       6 events      the events below
       (*: checked only when the heads read before the first write show the call writes it)
 ARGV  3 worker id  4 lease token  5 max jobs  6 lease ms  7… agent names served
@@ -63,7 +64,10 @@ for n = 1, take do
       if tf[9] ~= '1' then -- TASK_FIELDS[7], `started`: the task starts now
         tf[9] = '1'
         t.refresh = { unpack(tf, 3, 10) }
-        if TASK_TERMINAL[tf[3]] then check_later('finished') end
+        local settled = (tonumber(tf[5]) or 0) + (tonumber(tf[6]) or 0) + (tonumber(tf[7]) or 0)
+        if TASK_TERMINAL[tf[3]] or settled >= (tonumber(tf[4]) or 0) then
+          check_later('finished') -- its counters say it is or would be finished: inconsistent
+        end
       end
       tasks[tid] = t
     end
