@@ -31,12 +31,15 @@ def subtask_view(j: JobRecord) -> SubtaskView:
         progress=j.progress,
         started_ms=j.started_ms,
         finished_ms=j.finished_ms,
+        parent=j.parent,
+        wait=j.wait,
     )
 
 
 def final_result(jobs: list[JobRecord]) -> dict[str, Any]:
-    """Sinks are the subtasks nothing depends on: their results are the task's answer."""
-    sinks = [j for j in jobs if not j.dependents]
+    """Sinks are the subtasks nothing depends on: their results are the task's answer. A subtask
+    spawned at run time reports to its parent (docs/durable.md), so it is never a sink itself."""
+    sinks = [j for j in jobs if not j.dependents and not j.parent]
     final = sinks[0].result if len(sinks) == 1 else {j.subtask_id: j.result for j in sinks}
     return {
         "final": final,

@@ -145,6 +145,9 @@ LIMITS_ENV = {
     "max_description_chars": env("HIVEQ_MAX_DESCRIPTION_CHARS", 1, 1_000_000),
     "max_subtasks": env("HIVEQ_MAX_SUBTASKS", 1, 10_000),
     "max_metadata_bytes": env("HIVEQ_MAX_METADATA_BYTES", 64, 64_000_000),
+    "max_steps": env("HIVEQ_MAX_STEPS", 1, 1_000_000),
+    "max_steps_bytes": env("HIVEQ_MAX_STEPS_BYTES", 1024, 1_000_000_000),
+    "max_output_bytes": env("HIVEQ_MAX_OUTPUT_BYTES", 1024, 64_000_000),
 }
 
 

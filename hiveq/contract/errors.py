@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import IntEnum
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from hiveq.contract.models import ChildOutcome
 
 from hiveq.contract.redact import redact, url_secrets
 
@@ -234,6 +237,44 @@ class EnqueueIncomplete(HiveqError):
         )
 
 
+class ChildFailed(HiveqError):
+    """Raised by `ctx.wait_for` when a child did not succeed (dead-lettered, quarantined or
+    cancelled). An agent may catch it and carry on; uncaught, it dead-letters the parent at once
+    (a retry would replay the same stored outcome). `outcomes` has every child of the wait."""
+
+    code = "child_failed"
+    http_status = 409
+
+    def __init__(self, outcomes: Sequence[ChildOutcome]) -> None:
+        self.outcomes = list(outcomes)
+        self.failed = [o for o in self.outcomes if o.state != "succeeded"]
+        self.results = {o.job_id: o.result for o in self.outcomes if o.state == "succeeded"}
+        said = "; ".join(
+            f"{o.subtask_id} {o.state}" + (f" ({o.error})" if o.error else "") for o in self.failed[:5]
+        )
+        more = f"; and {len(self.failed) - 5} more" if len(self.failed) > 5 else ""
+        super().__init__(
+            f"{len(self.failed)} of {len(self.outcomes)} children did not succeed: {said}{more}; catch "
+            "hiveq.ChildFailed in the agent to handle it (its .outcomes has every child's state and result)"
+        )
+
+
+class SignalTimeout(HiveqError):
+    """Raised by `ctx.wait_for_signal` when its timeout passed before a signal arrived. Uncaught,
+    it dead-letters the job at once (a retry would replay the same stored timeout)."""
+
+    code = "signal_timeout"
+    http_status = 409
+
+    def __init__(self, name: str, timeout_s: float | None) -> None:
+        self.name = name
+        self.timeout_s = timeout_s
+        after = f" within {timeout_s:g} s" if timeout_s is not None else ""
+        super().__init__(
+            f"no signal {name!r} arrived{after}; catch hiveq.SignalTimeout in the agent to handle it"
+        )
+
+
 # The one table: error code -> exception class (its HTTP status and exit code are on the class).
 ERRORS: dict[str, type[HiveqError]] = {
     cls.code: cls
@@ -253,6 +294,8 @@ ERRORS: dict[str, type[HiveqError]] = {
         HostNotAllowed,
         OriginNotAllowed,
         EnqueueIncomplete,
+        ChildFailed,
+        SignalTimeout,
     )
 }
 # Codes that the HTTP layer itself answers with (routing, methods), by status.

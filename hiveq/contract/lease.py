@@ -27,3 +27,12 @@ def holder(leases: Iterable[Lease]) -> str:
     if len(workers) != 1:
         raise ValueError(f"a batch of leases must belong to exactly one worker, got {sorted(workers)}")
     return workers.pop()
+
+
+class LeaseLost(Exception):
+    """A lease-holding call was refused: the lease expired and was reclaimed, or the job was
+    cancelled. Nothing was written; the worker stops the agent (its result would be refused)."""
+
+    def __init__(self, lease: Lease, what: str) -> None:
+        self.lease = lease
+        super().__init__(f"job {lease.job_id}: {what} refused: the lease is no longer held")

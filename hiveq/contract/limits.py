@@ -20,6 +20,12 @@ IDEMPOTENCY_KEY_RULE = "must be 1-200 printable ASCII characters without spaces"
 ERROR_MAX_CHARS = 2000
 TRACEBACK_MAX_BYTES = 8192
 TRACEBACKS_KEPT = 5
+# Durable agents (docs/durable.md). Signals sent to a job and not yet received are kept, at most
+# SIGNALS_PENDING_MAX a job; a step's name is at most STEP_NAME_MAX_CHARS. Names starting with
+# RESERVED_STEP_PREFIX are hiveq's own steps (spawn, waits).
+SIGNALS_PENDING_MAX = 100
+STEP_NAME_MAX_CHARS = 200
+RESERVED_STEP_PREFIX = "hiveq."
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,12 @@ class Limits:
     max_description_chars: int = 10_000
     max_subtasks: int = 100
     max_metadata_bytes: int = 65_536  # a task's metadata, as JSON
+    # A durable agent's steps: each result is one payload (max_payload_bytes); a job keeps at most
+    # max_steps of them, max_steps_bytes together. Its streamed output keeps the last
+    # max_output_bytes (older output is trimmed, with a marker saying how much).
+    max_steps: int = 1000
+    max_steps_bytes: int = 16_000_000
+    max_output_bytes: int = 1_000_000
 
 
 # JSON a client sends: nesting depth of a whole request body (objects and arrays, the body itself

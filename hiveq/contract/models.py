@@ -71,6 +71,27 @@ class AttemptTraceback(BaseModel):
     traceback: str = ""
 
 
+class JobWait(BaseModel):
+    """What a suspended job waits for (docs/durable.md)."""
+
+    kind: str = Field(description="children | signal")
+    step: str = Field(description="the wait's step key: what it receives is stored under it")
+    name: str | None = Field(default=None, description="the signal's name (kind signal)")
+    children: list[str] = Field(default_factory=list, description="subtask ids waited for (kind children)")
+    deadline_ms: int | None = Field(default=None, description="when a signal wait times out")
+    since_ms: int | None = None
+
+
+class ChildOutcome(BaseModel):
+    """How one child of a `ctx.wait_for` ended."""
+
+    job_id: str
+    subtask_id: str
+    state: JobState
+    result: Any = None
+    error: str | None = None  # the reason it is dead, cancelled or quarantined
+
+
 class JobRecord(BaseModel):
     """A job as read back from its hash (and, where read with them, its tracebacks)."""
 
@@ -101,6 +122,10 @@ class JobRecord(BaseModel):
     reason: str | None = None
     progress: float | None = None
     progress_message: str | None = None
+    parent: str | None = Field(default=None, description="the subtask that spawned this one at run time")
+    children: list[str] = Field(default_factory=list, description="subtasks this one spawned")
+    wait: JobWait | None = Field(default=None, description="what a suspended job waits for")
+    output_bytes: int = Field(default=0, description="bytes of output the agent emitted (kept or trimmed)")
     tracebacks: list[AttemptTraceback] = Field(
         default_factory=list,
         description="the agent's traceback of each of the last failed attempts, oldest first "

@@ -10,6 +10,7 @@ class JobState(StrEnum):
     WAITING = "waiting"  # runnable, in its agent's priority queue
     DELAYED = "delayed"  # waiting for a retry backoff to pass
     ACTIVE = "active"  # leased to one worker
+    SUSPENDED = "suspended"  # a durable agent waits for its children or a signal, holding no slot
     SUCCEEDED = "succeeded"
     DEAD = "dead"  # dead-lettered: failed max_attempts times or killed its worker max_deliveries times
     CANCELLED = "cancelled"
@@ -25,7 +26,9 @@ class TaskStatus(StrEnum):
 
 
 TERMINAL_JOB_STATES = frozenset({JobState.SUCCEEDED, JobState.DEAD, JobState.CANCELLED, JobState.QUARANTINED})
-PENDING_JOB_STATES = frozenset({JobState.BLOCKED, JobState.WAITING, JobState.DELAYED, JobState.ACTIVE})
+PENDING_JOB_STATES = frozenset(
+    {JobState.BLOCKED, JobState.WAITING, JobState.DELAYED, JobState.ACTIVE, JobState.SUSPENDED}
+)
 TERMINAL_TASK_STATUSES = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED})
 
 # The place (key suffix) that holds the jobs of each state, for every state but waiting, whose
@@ -34,6 +37,7 @@ PLACE_OF: dict[JobState, str] = {
     JobState.BLOCKED: "blocked",
     JobState.DELAYED: "delayed",
     JobState.ACTIVE: "leases",
+    JobState.SUSPENDED: "suspended",
     JobState.SUCCEEDED: "succeeded",
     JobState.DEAD: "dead",
     JobState.CANCELLED: "cancelled",
@@ -48,8 +52,8 @@ TRANSITIONS: dict[tuple[JobState, JobState], str] = {
     (JobState.BLOCKED, JobState.WAITING): "complete (dependency released)",
     (JobState.BLOCKED, JobState.QUARANTINED): "complete (foreign queue key)",
     (JobState.BLOCKED, JobState.CANCELLED): (
-        "cancel | fail | quarantine | reap_expired | complete, promote_due, release, retry_dead "
-        "(dependency dead, quarantined or cancelled)"
+        "cancel | fail | quarantine | reap_expired | complete, promote_due, release, retry_dead, "
+        "signal (dependency dead, quarantined or cancelled)"
     ),
     (JobState.WAITING, JobState.ACTIVE): "claim",
     (JobState.WAITING, JobState.QUARANTINED): "claim (no job record, or a foreign-typed one)",
@@ -71,11 +75,22 @@ TRANSITIONS: dict[tuple[JobState, JobState], str] = {
     (JobState.QUARANTINED, JobState.QUARANTINED): "retry_dead (foreign queue key)",
     (JobState.QUARANTINED, JobState.CANCELLED): "discard_dead",
     (JobState.CANCELLED, JobState.BLOCKED): "retry_dead (dependency revived)",
+    # Durable agents (docs/durable.md): a wait holds no lease; the script that ends it resumes.
+    (JobState.ACTIVE, JobState.SUSPENDED): "suspend",
+    (JobState.SUSPENDED, JobState.WAITING): (
+        "signal | promote_due (wait timed out) | complete, fail, quarantine, reap_expired, cancel, "
+        "release, retry_dead, promote_due, signal (children finished)"
+    ),
+    (JobState.SUSPENDED, JobState.QUARANTINED): (
+        "signal, promote_due, complete, fail, quarantine, reap_expired, cancel, release, retry_dead "
+        "(resumed into a foreign queue key)"
+    ),
+    (JobState.SUSPENDED, JobState.CANCELLED): "cancel",
 }
-# A job's first state (its enqueue event has `from` ""), and the states whose records expire.
+# A job's first state (its enqueue or spawn event has `from` ""), and the states whose records expire.
 ENQUEUED_AS: dict[JobState, str] = {
-    JobState.WAITING: "enqueue (no dependencies)",
-    JobState.BLOCKED: "enqueue (has dependencies)",
+    JobState.WAITING: "enqueue (no dependencies) | spawn (none on a sibling)",
+    JobState.BLOCKED: "enqueue (has dependencies) | spawn (depends on a sibling)",
 }
 EXPIRED_FROM: dict[JobState, str] = {
     JobState.SUCCEEDED: "expire_finished",

@@ -96,3 +96,24 @@ def _topological(subtasks: Sequence[SubtaskSpec]) -> list[str]:
                 path.pop()
                 order.append(node)
     return order
+
+
+def validate_spawn(subtasks: Sequence[SubtaskSpec], max_subtasks: int) -> list[str]:
+    """The subtasks a running agent spawns: unique ids and no cycle among them. A dependency
+    outside the batch is checked by spawn.lua against the task (it must have succeeded), so the
+    task's graph stays acyclic: nothing that exists can depend on what is spawned now."""
+    if not subtasks:
+        raise ValidationFailed("subtasks", "spawn needs at least one subtask")
+    if len(subtasks) > max_subtasks:
+        raise ValidationFailed(
+            "subtasks", f"{len(subtasks)} subtasks is over the limit of {max_subtasks} (HIVEQ_MAX_SUBTASKS)"
+        )
+    ids: set[str] = set()
+    for i, s in enumerate(subtasks):
+        if s.id in ids:
+            raise ValidationFailed(f"subtasks[{i}].id", f"duplicate subtask id {s.id!r}; ids must be unique")
+        ids.add(s.id)
+        if s.id in s.depends_on:
+            raise ValidationFailed(f"subtasks[{i}].depends_on", f"subtask {s.id!r} depends on itself")
+    inner = [s.model_copy(update={"depends_on": [d for d in s.depends_on if d in ids]}) for s in subtasks]
+    return _topological(inner)

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from hiveq.contract.models import Event, JobRecord, QueueDepth, WorkerInfo
+from hiveq.contract.models import Event, JobRecord, JobWait, QueueDepth, WorkerInfo
 from hiveq.contract.states import JobState, TaskStatus
 
 
@@ -34,6 +34,8 @@ class SubtaskView(BaseModel):
     progress: float | None = None
     started_ms: int | None = None
     finished_ms: int | None = None
+    parent: str | None = Field(default=None, description="the subtask that spawned this one at run time")
+    wait: JobWait | None = Field(default=None, description="what a suspended subtask waits for")
 
 
 class TaskSummary(BaseModel):
@@ -123,6 +125,24 @@ class JobHistory(BaseModel):
 class DeadLetters(BaseModel):
     total: int = Field(description="every dead-lettered and quarantined job, not only this page")
     items: list[JobRecord] = Field(description="newest first, each with its last traceback")
+
+
+class SignalSent(BaseModel):
+    job_id: str
+    name: str
+    delivered: bool = Field(description="true: the job was waiting for this signal and resumes now")
+    pending: int = Field(description="signals kept for the job that no wait has received yet")
+
+
+class JobOutput(BaseModel):
+    """A job's streamed output as kept (the last HIVEQ_MAX_OUTPUT_BYTES), and the event stream
+    position it is complete up to: `output` events after `last_event_id` are not in `text`."""
+
+    job_id: str
+    text: str
+    bytes: int = Field(description="every byte the agent emitted, including trimmed ones")
+    trimmed: int = Field(description="bytes trimmed from the front (a marker line says so in `text`)")
+    last_event_id: str
 
 
 class JobAction(BaseModel):

@@ -157,10 +157,12 @@ def maybe_sent(exc: BaseException) -> bool:
 def expected_type(keys: Keyspace, key: str) -> str | None:
     """The Redis type hiveq keeps at `key`, from the key table in docs/protocol.md."""
     suffix = key.removeprefix(keys.prefix)
-    if suffix.startswith(("q:", "wake:")):
+    if suffix.startswith(("q:", "wake:", "inbox:")):
         return "zset"
     if suffix.startswith(("job:", "task:", "worker:")):
-        return "list" if suffix.endswith((":log", ":tracebacks")) else "hash"
+        if suffix.endswith(":output"):
+            return "string"
+        return "list" if suffix.endswith((":log", ":tracebacks", ":signals")) else "hash"
     if suffix.startswith("idem:"):
         return "string"
     return keys.fixed_keys().get(key)

@@ -55,7 +55,7 @@ def _task_payload(b: Broker, sub: TaskSubmission, task_id: str, prechecked: bool
     jobs: list[tuple[Any, ...]] = []
     for i, st in enumerate(subtasks):
         text = dumps_bounded(st.input, partial(INPUT_FIELD.format, i), limit)
-        opts = _job_options(st, prefix, dependents.get(st.id) if dependents else None)
+        opts = job_options(st, prefix, dependents.get(st.id) if dependents else None)
         jobs.append((st.id, st.agent, text) if opts is None else (st.id, st.agent, text, opts))
     row: TaskRow = (task_id, sub.description, sub.priority, sub.planner, tuple(jobs))
     if sub.metadata or sub.idempotency_key or sub.plan_note:
@@ -68,7 +68,7 @@ def _task_payload(b: Broker, sub: TaskSubmission, task_id: str, prechecked: bool
     return row
 
 
-def _job_options(st: SubtaskSpec, prefix: str, after: list[str] | None) -> dict[str, Any] | None:
+def job_options(st: SubtaskSpec, prefix: str, after: list[str] | None) -> dict[str, Any] | None:
     """The job's values that differ from the call's defaults (enqueue.lua's `opts`), or None."""
     if not (st.priority or st.max_attempts or st.timeout_s or st.title or st.depends_on or after):
         return None  # the common case

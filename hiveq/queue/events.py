@@ -92,16 +92,17 @@ async def last_event_id(b: Broker) -> str:
 
 async def job_history(b: Broker, job_id: str) -> list[Event]:
     """Every custody event of one job, oldest first (kept as long as the job itself): its
-    enqueue, rebuilt from the task's record, then the job's custody log. One round trip: a job
+    enqueue, rebuilt from the task's record (a job spawned at run time logs its own first event),
+    then the job's custody log. One round trip: a job
     id is `<task id>.<subtask id>`, and the job's own `task` field confirms it."""
     task_id = task_of(job_id)
     pipe = b.redis.pipeline(transaction=True)
-    pipe.hmget(b.keys.job(job_id), ["task", "deps"])
+    pipe.hmget(b.keys.job(job_id), ["task", "deps", "parent"])
     pipe.hmget(b.keys.task(task_id), ["eid", "by", "created"])
     pipe.lrange(b.keys.job_log(job_id), 0, -1)
-    (owner, deps), (eid, by, created), rows = await b.guard(pipe.execute())
+    (owner, deps, parent), (eid, by, created), rows = await b.guard(pipe.execute())
     out = []
-    if owner == task_id and eid and created:
+    if owner == task_id and eid and created and not parent:  # a spawned job's log has its own start
         state = "blocked" if deps else "waiting"
         out.append(enqueued_event(eid, job_id, task_id, state, f"enqueued by {by}", int(created)))
     for row in rows:

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from hiveq.contract.errors import NotFound
 from hiveq.contract.limits import TRACEBACKS_KEPT
-from hiveq.contract.models import AttemptTraceback, JobRecord, QueueDepth, TaskRecord
+from hiveq.contract.models import AttemptTraceback, JobRecord, JobWait, QueueDepth, TaskRecord
 from hiveq.contract.protocol import subtask_of
 from hiveq.contract.states import PLACE_OF, JobState, TaskStatus
 from hiveq.contract.views import Throughput
@@ -65,6 +65,27 @@ def decode_job(h: dict[str, str]) -> JobRecord:
         reason=h.get("reason") or None,
         progress=float(h["progress"]) if h.get("progress") else None,
         progress_message=h.get("progress_msg") or None,
+        parent=subtask_of(h["parent"]) if h.get("parent") else None,
+        children=[subtask_of(c) for c in _json(h.get("children"), [])],
+        wait=decode_wait(h.get("wait")),
+        output_bytes=int(h.get("output_bytes") or 0),
+    )
+
+
+def decode_wait(text: str | None) -> JobWait | None:
+    """suspend.lua's `wait` field ({kind, step, ids | name, deadline, since}); None when absent or
+    not ours."""
+    d = _json(text, None)
+    if not isinstance(d, dict) or not isinstance(d.get("kind"), str):
+        return None
+    ids = d["ids"] if isinstance(d.get("ids"), list) else []
+    return JobWait(
+        kind=d["kind"],
+        step=str(d.get("step") or ""),
+        name=d.get("name") if isinstance(d.get("name"), str) else None,
+        children=[subtask_of(str(c)) for c in ids],
+        deadline_ms=_int(str(d["deadline"])) if d.get("deadline") is not None else None,
+        since_ms=_int(str(d["since"])) if d.get("since") is not None else None,
     )
 
 

@@ -21,6 +21,7 @@ FIXED_KEY_TYPES: dict[str, str] = {
     "blocked": "zset",
     "delayed": "zset",
     "leases": "zset",
+    "suspended": "zset",  # durable agents waiting for children or a signal, score = timeout ms (or +inf)
     "succeeded": "zset",
     "dead": "zset",
     "cancelled": "zset",
@@ -84,6 +85,10 @@ class Keyspace:
         return self.key("leases")
 
     @property
+    def suspended(self) -> str:
+        return self.key("suspended")
+
+    @property
     def succeeded(self) -> str:
         return self.key("succeeded")
 
@@ -137,6 +142,23 @@ class Keyspace:
     def job_tracebacks(self, job_id: str) -> str:
         """The agent tracebacks of a job's last failed attempts (a list; bounded by fail.lua)."""
         return self.key(f"job:{job_id}:tracebacks")
+
+    def job_steps(self, job_id: str) -> str:
+        """A durable agent's stored step results: step key -> JSON (a hash)."""
+        return self.key(f"job:{job_id}:steps")
+
+    def job_signals(self, job_id: str) -> str:
+        """Signals sent to a job that no wait has received yet, oldest first (a list)."""
+        return self.key(f"job:{job_id}:signals")
+
+    def job_output(self, job_id: str) -> str:
+        """The job's streamed output, its last HIVEQ_MAX_OUTPUT_BYTES (a string)."""
+        return self.key(f"job:{job_id}:output")
+
+    def inbox(self, worker_id: str) -> str:
+        """A worker's wake-up marker (one-member zset): a cancel of a job it runs sets it, so the
+        worker beats at once and stops the agent instead of at its next heartbeat."""
+        return self.key(f"inbox:{worker_id}")
 
     def task(self, task_id: str) -> str:
         return self.key(f"task:{task_id}")

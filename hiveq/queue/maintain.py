@@ -1,6 +1,7 @@
-"""maintain: promote due retries (promote_due.lua), reclaim expired leases (reap_expired.lua) and
-expire finished tasks past retention (expire_finished.lua). Every worker runs this every
-`reap_interval_s`; the scripts are atomic and idempotent, so several runners are safe."""
+"""maintain: promote due retries and wake timed-out signal waits (promote_due.lua), reclaim
+expired leases (reap_expired.lua) and expire finished tasks past retention (expire_finished.lua).
+Every worker runs this every `reap_interval_s`; the scripts are atomic and idempotent, so several
+runners are safe."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ class Maintenance:
 
 
 async def promote_due(b: Broker, limit: int = 1000) -> int:
+    """Due retries back to their queues, and timed-out signal waits woken (both count)."""
     return int(await b.run("promote_due", [limit]))
 
 

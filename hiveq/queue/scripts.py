@@ -32,6 +32,11 @@ SCRIPT_NAMES = (
     "expire_finished",
     "register_worker",
     "deregister_worker",
+    "step_done",
+    "spawn",
+    "suspend",
+    "signal",
+    "output",
 )
 
 

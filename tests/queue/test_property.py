@@ -1,10 +1,13 @@
-"""Random operation sequences (hypothesis), including worker death: after every step audit() is ok,
-every job event emitted is an edge of the transition table, every job's record agrees with the
-one place that holds it, task counters match their jobs and dependencies gate release; at the end,
+"""Random operation sequences (hypothesis), including worker death and durable agents (spawned
+children, waits for children and signals, timeouts): after every step audit() is ok, every job
+event emitted is an edge of the transition table, every job's record agrees with the one place
+that holds it, task counters match their jobs, dependencies gate release and no suspended job
+waits for something that already happened; at the end,
 everything not cancelled or dead-lettered has succeeded."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from typing import Any
@@ -14,8 +17,9 @@ from hypothesis import strategies as hs
 from redis.asyncio import Redis
 
 from hiveq.contract.errors import Code, Conflict
-from hiveq.contract.lease import Lease
-from hiveq.contract.states import PLACE_OF, STATE_OF_PLACE
+from hiveq.contract.lease import Lease, LeaseLost
+from hiveq.contract.models import SubtaskSpec
+from hiveq.contract.states import PLACE_OF, STATE_OF_PLACE, TERMINAL_JOB_STATES
 from hiveq.queue.audit import audit
 from hiveq.queue.broker import Broker
 from hiveq.queue.cancel import cancel_task
@@ -26,12 +30,15 @@ from hiveq.queue.heartbeat import heartbeat
 from hiveq.queue.maintain import maintain
 from hiveq.queue.purge import purge_namespace
 from hiveq.queue.retry import Failure, discard_dead, fail, retry_dead
+from hiveq.queue.spawn import spawn
+from hiveq.queue.suspend import signal, wait_children, wait_signal
 from hiveq.server import ServerProcess
 from tests.conftest import fresh_settings
 from tests.queue.helpers import enqueue_task, hash_of, job_edges, members, off_table, st, variant
 
 AGENTS = ["a", "b"]
-PENDING = {"blocked", "waiting", "delayed", "active"}
+PENDING = {"blocked", "waiting", "delayed", "active", "suspended"}
+SIGNALS = ["go", "stop"]
 IDX = hs.integers(0, 1000)
 OPS = hs.lists(
     hs.one_of(
@@ -45,6 +52,10 @@ OPS = hs.lists(
         hs.tuples(hs.just("cancel"), IDX),
         hs.tuples(hs.just("retry_dead"), IDX),
         hs.tuples(hs.just("discard_dead"), IDX),
+        hs.tuples(hs.just("spawn"), IDX, hs.integers(1, 3), hs.booleans()),
+        hs.tuples(hs.just("wait_children"), IDX),
+        hs.tuples(hs.just("wait_signal"), IDX, hs.integers(0, 1), hs.booleans()),
+        hs.tuples(hs.just("signal"), IDX, hs.integers(0, 1)),
     ),
     min_size=1,
     max_size=30,
@@ -61,6 +72,52 @@ class Run:
         self.user_cancelled: set[str] = set()
         self.seen = "0"  # the last stream entry whose events were checked
         self.edges: set[tuple[str, str]] = set()
+        self.steps: dict[str, int] = {}  # job id -> durable calls made in its current run
+        self.children: dict[str, list[str]] = {}  # job id -> the children it spawned
+        self.spawned = 0
+
+    def step_key(self, job_id: str, name: str) -> str:
+        n = self.steps[job_id] = self.steps.get(job_id, 0) + 1
+        return f"{name}#{n}"
+
+    async def durable_step(self, op: tuple[Any, ...]) -> None:
+        """A held job spawns, waits for its children or for a signal; or a signal is sent."""
+        b, name = self.b, op[0]
+        if name == "signal":
+            ids = await members(self.b, self.b.keys.jobs)
+            if ids:
+                with contextlib.suppress(Conflict):  # the job has finished, or keeps the most signals
+                    await signal(b, sorted(ids)[op[1] % len(ids)], SIGNALS[op[2]], op[1], "prop")
+            return
+        if not self.held:
+            return
+        job_id = sorted(self.held)[op[1] % len(self.held)]
+        lease = self.held[job_id]
+        try:
+            if name == "spawn":
+                self.spawned += 1
+                first = f"c{self.spawned}x0"  # with op[3], the others depend on the first
+                kids = [
+                    SubtaskSpec(
+                        id=f"c{self.spawned}x{i}",
+                        agent=AGENTS[i % 2],
+                        depends_on=[first] if op[3] and i else [],
+                    )
+                    for i in range(op[2])
+                ]
+                ids = await spawn(b, lease, self.step_key(job_id, "spawn"), kids)
+                self.children.setdefault(job_id, []).extend(ids)
+            elif name == "wait_children" and self.children.get(job_id):
+                got = await wait_children(b, lease, self.step_key(job_id, "wait"), self.children[job_id])
+                if not got.ready:
+                    self.held.pop(job_id)
+            elif name == "wait_signal":
+                key = self.step_key(job_id, "signal")
+                got = await wait_signal(b, lease, key, SIGNALS[op[2]], 0.001 if op[3] else None)
+                if not got.ready:
+                    self.held.pop(job_id)
+        except LeaseLost:  # cancelled or reclaimed while we held it
+            self.held.pop(job_id)
 
     async def step(self, op: tuple[Any, ...]) -> None:  # noqa: C901 - one branch per operation
         b, name = self.b, op[0]
@@ -74,6 +131,9 @@ class Run:
         elif name == "claim":
             for job in await claim(b, "w", AGENTS, op[1]):
                 self.held[job.id] = job.lease
+                self.steps[job.id] = 0  # a new run: its durable calls are counted again
+        elif name in ("spawn", "wait_children", "wait_signal", "signal"):
+            await self.durable_step(op)
         elif name in ("complete", "fail") and self.held:
             job_id = sorted(self.held)[op[1] % len(self.held)]
             lease = self.held.pop(job_id)
@@ -141,14 +201,25 @@ class Run:
             if s == "blocked":
                 assert not deps_ok, f"{j} is blocked although its dependencies all succeeded"
                 assert not {"dead", "quarantined", "cancelled"} & set(deps), f"{j} is blocked forever: {deps}"
-            elif s in ("waiting", "delayed", "active"):
+            elif s in ("waiting", "delayed", "active", "suspended"):
                 assert deps_ok, f"{j} is {s} before its dependencies succeeded"
+            if s == "suspended":
+                await self.check_wait(j, jobs[j], states)
         vals = list(states.values())
         assert int(t.get("succeeded", 0)) == vals.count("succeeded")
         assert int(t.get("dead", 0)) == vals.count("dead") + vals.count("quarantined")
         assert int(t.get("cancelled", 0)) == vals.count("cancelled")
         finished = not PENDING & set(vals)
         assert (t["status"] in ("succeeded", "failed", "cancelled")) == finished, (t["status"], vals)
+
+    async def check_wait(self, job_id: str, h: dict[str, str], states: dict[str, str]) -> None:
+        """A suspended job waits for something that has not happened yet."""
+        wait = json.loads(h["wait"])
+        if wait["kind"] == "children":
+            assert not all(states[c] in TERMINAL_JOB_STATES for c in wait["ids"]), f"{job_id} waits in vain"
+        else:
+            kept = await self.b.redis.lrange(self.b.keys.job_signals(job_id), 0, -1)
+            assert not [k for k in kept if json.loads(k)["name"] == wait["name"]], f"{job_id} missed a signal"
 
     async def drain(self) -> None:
         """Let a healthy worker finish everything that can still run (at-least-once)."""
@@ -160,7 +231,13 @@ class Run:
             await maintain(b)
             jobs = await claim(b, "healthy", AGENTS, 100)
             await complete(b, [Completion(j.lease, "ok") for j in jobs])
-            pending = sum([await b.redis.zcard(b.keys.key(p)) for p in ("blocked", "delayed", "leases")])
+            for job_id in await members(b, b.keys.suspended):  # a person answers every signal wait
+                wait = json.loads(await b.redis.hget(b.keys.job(job_id), "wait") or "{}")
+                if wait.get("kind") == "signal":
+                    await signal(b, job_id, wait["name"], "drained", "prop")
+            pending = sum(
+                [await b.redis.zcard(b.keys.key(p)) for p in ("blocked", "delayed", "leases", "suspended")]
+            )
             pending += sum([await b.redis.zcard(b.keys.queue(a)) for a in AGENTS])
             if not pending:
                 break
@@ -197,6 +274,25 @@ def _deps(h: dict[str, str]) -> list[str]:
         ("fail", 0, True),
         ("retry_dead", 0),
         ("discard_dead", 0),
+    ]
+)
+# A durable parent spawns a child chain and waits for it; the second child waits for a signal,
+# then another for one with a timeout; maintenance wakes it, the drain answers the rest.
+@example(
+    ops=[
+        ("enqueue", 1, 0, 1),
+        ("claim", 1),
+        ("spawn", 0, 2, True),
+        ("wait_children", 0),
+        ("claim", 3),
+        ("complete", 0),
+        ("claim", 3),
+        ("wait_signal", 0, 0, False),
+        ("signal", 1, 0),
+        ("claim", 3),
+        ("wait_signal", 0, 1, True),
+        ("maintain",),
+        ("cancel", 0),
     ]
 )
 async def test_random_operation_sequences_conserve_every_job_and_run_all_live_work(

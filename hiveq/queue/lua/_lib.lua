@@ -10,8 +10,8 @@ Conventions for every script:
 Return codes (hiveq/contract/errors.py Code): 0 OK, 1 NOT_FOUND, 2 STALE_TOKEN, 3 WRONG_STATE,
 4 DUPLICATE, 5 NAMESPACE_MISMATCH, 6 PROTOCOL_MISMATCH.
 
-Fixed keys (meta, seq, agents, jobs, blocked, delayed, leases, succeeded, dead, cancelled,
-quarantine, tasks, finished, events, workers, stats): every one a script can write or read is in
+Fixed keys (meta, seq, agents, jobs, blocked, delayed, leases, suspended, succeeded, dead,
+cancelled, quarantine, tasks, finished, events, workers, stats): every one a script can write or read is in
 its KEYS, in the order of its header's KEYS list. assemble.py reads that list and puts it, with
 each key's Redis type from hiveq/queue/keys.py, in front of this prelude as DECLARED. The
 prelude below checks, once per call and before the script writes anything, that KEYS[i] is the
@@ -21,8 +21,9 @@ A key that only some calls write (`*` after its name in the header) is checked b
 only, with check_later(name), as soon as the script knows it will write it and still before its
 first write: an idle maintenance call or a job without dependents then pays no TYPE for it.
 
-Derived keys (per-record: job:<id>, job:<id>:log, job:<id>:tracebacks, task:<id>, q:<agent>,
-wake:<agent>, worker:<id>, idem:<key>) are built from the prefix by the helpers jkey … ikey below, never
+Derived keys (per-record: job:<id>, job:<id>:log, job:<id>:tracebacks, job:<id>:steps,
+job:<id>:signals, job:<id>:output, task:<id>, q:<agent>, wake:<agent>, worker:<id>,
+inbox:<id>, idem:<key>) are built from the prefix by the helpers jkey … ikey below, never
 elsewhere. They carry the prefix's {app:env} hash tag, so they are in the same cluster slot as
 KEYS. They are not in KEYS (their names are known only from the records), so each script's
 header names the ones it touches and how a foreign Redis type there is kept from stopping it
@@ -94,10 +95,14 @@ end
 local function jkey(id) return P .. 'job:' .. id end
 local function lkey(id) return P .. 'job:' .. id .. ':log' end
 local function tbkey(id) return P .. 'job:' .. id .. ':tracebacks' end
+local function stkey(id) return P .. 'job:' .. id .. ':steps' end -- a durable agent's steps
+local function sigkey(id) return P .. 'job:' .. id .. ':signals' end -- signals kept for it
+local function outkey(id) return P .. 'job:' .. id .. ':output' end -- its streamed output
 local function tkey(id) return P .. 'task:' .. id end
 local function qkey(agent) return P .. 'q:' .. agent end
 local function wakekey(agent) return P .. 'wake:' .. agent end
 local function wkey(wid) return P .. 'worker:' .. wid end
+local function inboxkey(wid) return P .. 'inbox:' .. wid end -- marked when a lease of it is revoked
 local function ikey(idem) return P .. 'idem:' .. idem end
 
 -- One command on a derived key that may hold a foreign type: its reply, or FOREIGN (then Redis
@@ -236,6 +241,13 @@ local function zflush()
   zq, zq_index = {}, { ZADD = {}, ZREM = {} }
 end
 
+-- Parents to look at once this call's jobs have moved (resume_parents, below): a job a durable
+-- agent spawned (`parent` in its record) that finishes may be the last child its parent waits for.
+local parents_to_check = {}
+local function child_finished(parent)
+  if parent and parent ~= '' then parents_to_check[parent] = true end
+end
+
 -- Add `n` to a task counter; false (and an anomaly) when the task key holds a foreign type.
 local function task_add(tid, field, n)
   if try('HINCRBY', tkey(tid), field, n) == FOREIGN then
@@ -297,8 +309,9 @@ local function cascade_cancel(cause, tid, why)
   while i <= #queue do
     local d = queue[i]
     i = i + 1
-    local f = try('HMGET', jkey(d), 'state', 'dependents')
+    local f = try('HMGET', jkey(d), 'state', 'dependents', 'parent')
     if f ~= FOREIGN and f[1] == 'blocked' then
+      child_finished(f[3])
       redis.call('ZREM', K.blocked, d)
       redis.call('ZADD', K.cancelled, NOW, d)
       redis.call('HSET', jkey(d), 'state', 'cancelled', 'cause', cause, 'finished', NOW,
@@ -321,6 +334,7 @@ local function to_dead(id, from, tid, reason, worker)
     worker))
   task_add(tid, 'dead', 1)
   redis.call('HINCRBY', K.stats, 'dead', 1)
+  child_finished(redis.call('HGET', jkey(id), 'parent'))
   cascade_cancel(id, tid, 'dependency ' .. id .. ' was dead-lettered')
 end
 
@@ -329,7 +343,7 @@ end
 -- reason instead (kept, never lost); when its own record is missing or foreign, it is dropped
 -- with an anomaly event (audit then reports it vanished).
 local function to_waiting(id, from, reason, extra)
-  local f = try('HMGET', jkey(id), 'agent', 'score', 'task')
+  local f = try('HMGET', jkey(id), 'agent', 'score', 'task', 'parent')
   if f == FOREIGN or not f[1] or not f[2] then
     local what = (f == FOREIGN) and ('record key ' .. jkey(id) .. ' holds a ' .. type_of(jkey(id)))
       or ('no job record for ' .. id)
@@ -346,6 +360,7 @@ local function to_waiting(id, from, reason, extra)
     redis.call('HSET', jkey(id), 'state', 'quarantined', 'reason', why, 'finished', NOW)
     redis.call('HDEL', jkey(id), 'token', 'deadline', 'due')
     emit_custody({ type = 'job', job = id, task = f[3], from = from, to = 'quarantined', reason = why })
+    child_finished(f[4])
     if f[3] and f[3] ~= '' then
       task_add(f[3], 'dead', 1)
       cascade_cancel(id, f[3], 'dependency ' .. id .. ' was quarantined')
@@ -360,6 +375,60 @@ local function to_waiting(id, from, reason, extra)
   local ev = { type = 'job', job = id, task = f[3], from = from, to = 'waiting', reason = reason }
   if extra then for k, v in pairs(extra) do ev[k] = v end end
   emit_custody(ev)
+end
+
+-- Durable agents (docs/durable.md) ------------------------------------------------------------
+-- A job's stored steps: job:<id>:steps, step key -> JSON text; `steps_bytes` in its record counts
+-- their size (step_done.lua bounds it). With try: a foreign steps key loses the step (anomaly),
+-- never stops a script half-way. The job's record is a hash (the caller read it).
+local function save_step(id, key, text)
+  if try('HSET', stkey(id), key, text) == FOREIGN then
+    report_foreign(stkey(id), 'hash', 'step ' .. key .. ' was not stored; the job runs it again', id)
+    return false
+  end
+  redis.call('HINCRBY', jkey(id), 'steps_bytes', #text)
+  return true
+end
+
+-- A suspended job's wait ends: what it receives (`outcome`, JSON text) is stored as the wait's
+-- step and the job goes back to its queue at its first position; any worker runs it again.
+local function resume(id, wait, outcome, reason)
+  save_step(id, wait.step, outcome)
+  redis.call('ZREM', K.suspended, id)
+  redis.call('HDEL', jkey(id), 'wait')
+  to_waiting(id, 'suspended', reason)
+end
+
+-- {"children": {job id: state}} when every child of a children wait has finished, else nil
+-- (a child whose record key holds a foreign type counts as not finished).
+local function children_done(wait)
+  local states = {}
+  for _, c in ipairs(wait.ids) do
+    local s = try('HGET', jkey(c), 'state')
+    if s == FOREIGN or not TERMINAL[s] then return nil end
+    states[c] = s
+  end
+  return cjson.encode({ children = states })
+end
+
+-- Resume every suspended parent (collected by child_finished) whose children have all finished.
+-- A script that can finish a job calls this last. A resume can quarantine the parent (a foreign
+-- queue key), which may finish more jobs, so it runs until nothing is left to look at.
+local function resume_parents()
+  while next(parents_to_check) do
+    local batch = parents_to_check
+    parents_to_check = {}
+    for p, _ in pairs(batch) do
+      local f = try('HMGET', jkey(p), 'state', 'wait')
+      if f ~= FOREIGN and f[1] == 'suspended' and f[2] then
+        local wait = cjson.decode(f[2])
+        if wait.kind == 'children' then
+          local outcome = children_done(wait)
+          if outcome then resume(p, wait, outcome, 'its children finished') end
+        end
+      end
+    end
+  end
 end
 
 -- ---------------------------------------------------------------------------------------------

@@ -10,9 +10,10 @@ KEYS  1 leases      the completed jobs leave it
       6 cancelled*  ... and the blocked jobs downstream of it (cascade)
       7 finished*   a task that finishes without dead letters enters it (retention clock)
       8 events      the events below
+      9 suspended*  a suspended parent whose children have now all finished leaves it (resumed)
       (*: checked only when the jobs and tasks read before the first write show the call may
       write it: blocked, quarantine, cancelled when a completed job has dependents; finished
-      then too, or when a task may finish)
+      then too, or when a task may finish; all five when a completed job has a parent)
 ARGV  3 worker id  4… triples: job id, lease token, result JSON
 Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
   job:<id>       each job's record, read with try (foreign: NOT_FOUND, anomaly) and written
@@ -25,9 +26,13 @@ Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
   q:<agent>      a released dependent's queue: TYPE first, a foreign one quarantines it
   wake:<agent>   marked for a released dependent (try: a foreign one is reported, not woken)
   worker:<id>    the worker's host/pid/client, read with try (foreign: id only)
+  job:<id>:steps a resumed parent's wait step, written with try (foreign: not stored, anomaly;
+                 the parent then waits again and finds its children finished)
 Returns one code per job: OK, NOT_FOUND, or STALE (lease lost: expired, reclaimed, cancelled).
 Events: job active -> succeeded; dependents blocked -> waiting | quarantined (foreign queue key),
-and their blocked dependents -> cancelled; task status changes; anomaly (a foreign derived key).
+and their blocked dependents -> cancelled; task status changes; a suspended parent whose
+children have all finished -> waiting | quarantined (foreign queue key); anomaly (a foreign
+derived key).
 ]]
 local wid = ARGV[3]
 -- Read the jobs and their tasks before writing anything: they decide which keys marked * this
@@ -35,7 +40,7 @@ local wid = ARGV[3]
 local recs, done_of, seen, reread = {}, {}, {}, {}
 for i = 4, #ARGV, 3 do
   local id = ARGV[i]
-  local f = try('HMGET', jkey(id), 'state', 'token', 'task', 'dependents', 'attempts')
+  local f = try('HMGET', jkey(id), 'state', 'token', 'task', 'dependents', 'attempts', 'parent')
   recs[i] = f
   if f ~= FOREIGN and f[1] == 'active' and f[2] == ARGV[i + 1] and not seen[id] then
     seen[id] = true
@@ -46,6 +51,10 @@ for i = 4, #ARGV, 3 do
       check_later('cancelled')
       check_later('finished')
       reread[f[3]] = true -- released dependents may change more of the task: read it again
+    end
+    if f[6] and f[6] ~= '' then -- its parent may resume (and, on a foreign queue key, be quarantined)
+      check_later_all()
+      reread[f[3]] = true
     end
   end
 end
@@ -86,6 +95,7 @@ for i = 4, #ARGV, 3 do
     zlater('ZADD', K.succeeded, NOW, id)
     emit_job(id, tid, 'active', 'succeeded', worker_tail(wid) .. ',"attempt":' .. (f[5] or '0'))
     dirty[tid] = (dirty[tid] or 0) + 1
+    child_finished(f[6])
     for _, d in ipairs(id_list(f[4])) do
       local left = try('HINCRBY', jkey(d), 'pending', -1)
       if left == FOREIGN then
@@ -104,4 +114,5 @@ for tid, done in pairs(dirty) do
   if task_add(tid, 'succeeded', done) then refresh_task(tid, known[tid]) end
 end
 if n > 0 then redis.call('HINCRBY', K.stats, 'succeeded', n) end
+resume_parents()
 return out

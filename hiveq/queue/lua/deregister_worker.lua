@@ -7,11 +7,12 @@ ARGV  3 worker id  4 reason
 Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
   worker:<id>    host/pid/client read with try for the event (foreign: id only), then deleted
                  (DEL works on any type)
+  inbox:<id>     its cancel inbox, deleted (DEL works on any type)
 Returns {OK}.
 Events: worker alive -> stopped.
 ]]
 local wid = ARGV[3]
 emit(by_worker({ type = 'worker', from = 'alive', to = 'stopped', reason = ARGV[4] }, wid))
 redis.call('ZREM', K.workers, wid)
-redis.call('DEL', wkey(wid))
+redis.call('DEL', wkey(wid), inboxkey(wid))
 return { OK }

@@ -1,6 +1,6 @@
 --[[ expire_finished: delete tasks that finished longer ago than the retention, with their jobs,
-results, custody logs and tracebacks. Tasks holding dead letters never enter `finished` until
-handled.
+results, custody logs, tracebacks, stored steps, kept signals and output. Tasks holding dead
+letters never enter `finished` until handled.
 
 KEYS  1 finished    expired tasks leave it
       2 tasks*      ... and the task index
@@ -14,7 +14,8 @@ ARGV  3 retention ms  4 max tasks per call
 Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
   task:<id>      read with try (foreign: the task only leaves `finished`, its keys are left for
                  an operator, anomaly), then deleted
-  job:<id>, job:<id>:log, job:<id>:tracebacks  deleted (DEL works on any type)
+  job:<id>, job:<id>:log, job:<id>:tracebacks, job:<id>:steps, job:<id>:signals,
+  job:<id>:output  deleted (DEL works on any type)
   idem:<key>     deleted only when it still names this task (GET with try: a foreign value is
                  not ours to delete)
 Returns the number of tasks deleted.
@@ -31,7 +32,7 @@ for _, tid in ipairs(tids) do
     report_foreign(tkey(tid), 'hash', 'the task left `finished`; its keys were not deleted', nil, tid)
   else
     for _, id in ipairs(id_list(t[1])) do
-      redis.call('DEL', jkey(id), lkey(id), tbkey(id))
+      redis.call('DEL', jkey(id), lkey(id), tbkey(id), stkey(id), sigkey(id), outkey(id))
       redis.call('ZREM', K.jobs, id)
       redis.call('ZREM', K.succeeded, id)
       redis.call('ZREM', K.cancelled, id)

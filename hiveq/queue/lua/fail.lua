@@ -10,6 +10,8 @@ KEYS  1 leases      the failed jobs leave it
       7 finished    a task that finishes without dead letters enters it (not in practice here:
                     a task with a dead letter stays out until it is handled)
       8 events      the events below
+      9 suspended   a parent whose children have all finished leaves it (a child dead-lettered)
+     10 quarantine  ... into quarantine instead of waiting when its queue key holds a foreign type
 ARGV  3 worker id  4 backoff base ms  5 backoff max ms  6 tracebacks kept per job
       7… sextuples: job id, lease token, error text, mode ("retry" | "fatal"), jitter in [0,1),
       the agent's traceback text ('' when there is none; the caller bounds its size)
@@ -24,9 +26,14 @@ Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
   task:<id>      counters and status, each first command with try (foreign: not updated,
                  anomaly)
   worker:<id>    the worker's host/pid/client, read with try (foreign: id only)
+  job:<id>:steps a resumed parent's wait step, written with try (foreign: not stored, anomaly;
+                 the parent then waits again and finds its children finished)
+  q:<agent>      a resumed parent's queue: TYPE first, a foreign one quarantines it
+  wake:<agent>   marked for a resumed parent (try: a foreign one is reported, not woken)
 Returns one code per job: OK, NOT_FOUND or STALE.
 Events: job active -> delayed (reason: retry k of n in t) | active -> dead; blocked dependents
--> cancelled; task status changes; anomaly (a foreign derived key).
+-> cancelled; task status changes; a suspended parent whose children have all finished ->
+waiting | quarantined (foreign queue key); anomaly (a foreign derived key).
 ]]
 local wid = ARGV[3]
 local base, cap = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -81,4 +88,5 @@ for i = 7, #ARGV, 6 do
   end
 end
 for tid, _ in pairs(dirty) do refresh_task(tid) end
+resume_parents()
 return out

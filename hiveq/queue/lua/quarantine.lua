@@ -7,6 +7,7 @@ KEYS  1 leases      the job leaves it
       4 cancelled   ... and are cancelled (cascade)
       5 finished    touched by refresh_task only if the task was terminal (not in practice)
       6 events      the events below
+      7 suspended   a parent whose children have all finished leaves it (resumed)
 ARGV  3 worker id  4 job id  5 lease token  6 reason
 Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
   job:<id>       the job's record, read with a plain HMGET before the first write (a foreign
@@ -15,12 +16,17 @@ Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
   task:<id>      counters and status, each first command with try (foreign: not updated,
                  anomaly)
   worker:<id>    the worker's host/pid/client, read with try (foreign: id only)
+  job:<id>:steps a resumed parent's wait step, written with try (foreign: not stored, anomaly;
+                 the parent then waits again and finds its children finished)
+  q:<agent>      a resumed parent's queue: TYPE first, a foreign one quarantines it
+  wake:<agent>   marked for a resumed parent (try: a foreign one is reported, not woken)
 Returns {code}: OK, NOT_FOUND or STALE.
-Events: job active -> quarantined; blocked dependents -> cancelled; task status changes;
+Events: job active -> quarantined; blocked dependents -> cancelled; task status changes; a
+suspended parent whose children have all finished -> waiting | quarantined (foreign queue key);
 anomaly (a foreign derived key).
 ]]
 local wid, id, token, reason = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-local f = redis.call('HMGET', jkey(id), 'state', 'token', 'task')
+local f = redis.call('HMGET', jkey(id), 'state', 'token', 'task', 'parent')
 if not f[1] then return { NOT_FOUND } end
 if f[1] ~= 'active' or f[2] ~= token then return { STALE } end
 redis.call('ZREM', K.leases, id)
@@ -30,6 +36,8 @@ redis.call('HDEL', jkey(id), 'token', 'deadline')
 emit_custody(by_worker({ type = 'job', job = id, task = f[3], from = 'active', to = 'quarantined',
   reason = reason }, wid))
 task_add(f[3], 'dead', 1)
+child_finished(f[4])
 cascade_cancel(id, f[3], 'dependency ' .. id .. ' was quarantined')
 refresh_task(f[3])
+resume_parents()
 return { OK }

@@ -1,7 +1,7 @@
 --[[ reap_expired: leases whose deadline passed (their worker stopped heartbeating) go back to
 the queue with the delivery counted, or to the dead-letter set after max_deliveries, so a job
-that kills its worker every time cannot loop forever. Also drops worker records whose
-heartbeat is older than the stale limit.
+that kills its worker every time cannot loop forever. Also drops worker records (and their
+cancel inboxes) whose heartbeat is older than the stale limit.
 
 KEYS  1 leases      expired leases leave it
       2 workers     stale workers leave it
@@ -12,6 +12,7 @@ KEYS  1 leases      expired leases leave it
       7 cancelled*  ... and are cancelled (cascade)
       8 finished*   touched by refresh_task only if a task was terminal (not in practice)
       9 events*     the events below
+     10 suspended*  a parent whose children have all finished leaves it (a child dead-lettered)
       (*: checked only when a lease expired (all of them) or a worker is stale (events), before
       the first write: an idle call checks leases and workers)
 ARGV  3 max leases to reap  4 worker stale ms
@@ -25,10 +26,14 @@ Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
                  anomaly)
   worker:<id>    the job's last worker's host/pid/client, read with try (foreign: id only);
                  a stale worker's record is deleted (DEL works on any type)
+  inbox:<id>     a stale worker's cancel inbox, deleted (DEL works on any type)
+  job:<id>:steps a resumed parent's wait step, written with try (foreign: not stored, anomaly;
+                 the parent then waits again and finds its children finished)
 Returns {requeued, dead-lettered, workers lost}.
 Events: job active -> waiting | dead | quarantined (foreign queue key), reason names the
 worker; blocked dependents -> cancelled; task status changes; worker alive -> lost; anomaly (a
-lease of a job in another state, or with a foreign record: the lease is dropped).
+lease of a job in another state, or with a foreign record: the lease is dropped); a suspended
+parent whose children have all finished -> waiting | quarantined (foreign queue key).
 ]]
 local limit, stale = tonumber(ARGV[3]), tonumber(ARGV[4])
 local ids = redis.call('ZRANGEBYSCORE', K.leases, '-inf', NOW, 'LIMIT', 0, limit)
@@ -56,11 +61,12 @@ for _, id in ipairs(ids) do
   end
 end
 for tid, _ in pairs(dirty) do refresh_task(tid) end
+resume_parents()
 for _, wid in ipairs(lost) do
   emit(by_worker({ type = 'worker', from = 'alive', to = 'lost',
     reason = 'no heartbeat for ' .. stale .. ' ms' }, wid))
   redis.call('ZREM', K.workers, wid)
-  redis.call('DEL', wkey(wid))
+  redis.call('DEL', wkey(wid), inboxkey(wid))
 end
 if requeued + dead > 0 then redis.call('HINCRBY', K.stats, 'reaped', requeued + dead) end
 return { requeued, dead, #lost }

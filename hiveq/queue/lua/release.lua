@@ -8,6 +8,8 @@ KEYS  1 leases      the released jobs leave it
       5 finished    ... and a task that so finishes without dead letters (not in practice:
                     the quarantined job counts as one)
       6 events      the events below
+      7 suspended   a parent resumed when a released job is quarantined (foreign queue key) and
+                    its other children have finished
 ARGV  3 worker id  4 reason  5… pairs: job id, lease token
 Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
   job:<id>       each job's record, read with try (foreign: NOT_FOUND) and written only after
@@ -18,9 +20,11 @@ Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
   task:<id>      counters and status on quarantine, each first command with try (foreign: not
                  updated, anomaly)
   worker:<id>    the worker's host/pid/client, read with try (foreign: id only)
+  job:<id>:steps such a resumed parent's wait step, written with try (foreign: not stored, anomaly)
 Returns one code per job: OK, NOT_FOUND or STALE.
 Events: job active -> waiting (reason) | active -> quarantined (foreign queue key), with its
-blocked dependents -> cancelled and task status changes; anomaly (a foreign derived key).
+blocked dependents -> cancelled and task status changes; a suspended parent whose children have
+all finished -> waiting | quarantined; anomaly (a foreign derived key).
 ]]
 local wid, reason = ARGV[3], ARGV[4]
 local out = {}
@@ -38,4 +42,5 @@ for i = 5, #ARGV, 2 do
     out[#out + 1] = OK
   end
 end
+resume_parents() -- a job released into a foreign-typed queue key is quarantined: its parent may wait
 return out

@@ -11,6 +11,8 @@ KEYS  1 dead        the job leaves it (when dead) ...
       5 finished    the task leaves it if it was there (not in practice: a task with a dead
                     letter is kept out)
       6 events      the events below
+      7 suspended   a parent resumed when the retried job is quarantined again (foreign queue
+                    key) and its other children have finished
 ARGV  3 job id  4 who asked
 Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
   job:<id>       the job's record, read with a plain HMGET before the first write (a foreign
@@ -21,11 +23,12 @@ Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
   job:<id>:log   custody rows (try: a foreign log keeps the event in the stream only)
   q:<agent>      the job's queue: TYPE first, a foreign one quarantines it again
   wake:<agent>   marked for the job (try: a foreign one is reported, not woken)
+  job:<id>:steps such a resumed parent's wait step, written with try (foreign: not stored, anomaly)
 Returns {code}: OK, NOT_FOUND, or WRONG_STATE (not dead, its task was cancelled by a user, or it
 is a foreign queue member with no task: discard it instead).
 Events: job dead | quarantined -> waiting, or -> quarantined when its queue key holds a foreign
-type; dependents cancelled -> blocked; task failed -> running | queued; anomaly (a foreign
-derived key).
+type; dependents cancelled -> blocked; task failed -> running | queued; a suspended parent whose
+children have all finished -> waiting | quarantined; anomaly (a foreign derived key).
 ]]
 local id, who = ARGV[3], ARGV[4]
 local f = redis.call('HMGET', jkey(id), 'state', 'task')
@@ -68,4 +71,5 @@ while i <= #queue do
 end
 if revived > 0 then task_add(tid, 'cancelled', -revived) end
 refresh_task(tid)
+resume_parents() -- a job retried into a foreign-typed queue key is quarantined: its parent may wait
 return { OK }
