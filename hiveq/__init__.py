@@ -13,6 +13,7 @@ from hiveq.contract.protocol import PROTOCOL_VERSION, VERSION
 if TYPE_CHECKING:
     from hiveq.agents.registry import AgentContext, agent
     from hiveq.client import AsyncClient, Client
+    from hiveq.contract.errors import ChildFailed, SignalTimeout
     from hiveq.settings import Settings
 
 __version__ = VERSION
@@ -23,9 +24,21 @@ _LAZY = {
     "Client": "hiveq.client",
     "AsyncClient": "hiveq.client",
     "Settings": "hiveq.settings",
+    "ChildFailed": "hiveq.contract.errors",  # raised by ctx.wait_for (durable agents)
+    "SignalTimeout": "hiveq.contract.errors",  # raised by ctx.wait_for_signal
 }
 
-__all__ = ["PROTOCOL_VERSION", "AgentContext", "AsyncClient", "Client", "Settings", "__version__", "agent"]
+__all__ = [
+    "PROTOCOL_VERSION",
+    "AgentContext",
+    "AsyncClient",
+    "ChildFailed",
+    "Client",
+    "Settings",
+    "SignalTimeout",
+    "__version__",
+    "agent",
+]
 
 
 def __getattr__(name: str) -> Any:

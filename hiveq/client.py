@@ -25,7 +25,9 @@ from hiveq.contract.views import (
     Health,
     JobAction,
     JobHistory,
+    JobOutput,
     Queues,
+    SignalSent,
     SubmitResponse,
     TaskList,
     TaskView,
@@ -33,6 +35,7 @@ from hiveq.contract.views import (
 )
 
 DEFAULT_URL = "http://127.0.0.1:8001"
+JSON_BODY = {"Content-Type": "application/json"}
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -246,6 +249,15 @@ class Client:
     def job_history(self, job_id: str) -> list[Event]:
         return self._get(JobHistory, f"/jobs/{job_id}/history").events
 
+    def signal(self, job_id: str, name: str, data: Any = None) -> SignalSent:
+        """Send signal `name` (JSON `data`) to a durable agent's job (`ctx.wait_for_signal`)."""
+        resp = self.http.post(f"/jobs/{job_id}/signals/{name}", content=json.dumps(data), headers=JSON_BODY)
+        return SignalSent.model_validate(_check(resp).json())
+
+    def output(self, job_id: str) -> JobOutput:
+        """The job's streamed output so far (`ctx.emit`, the llm agent's tokens)."""
+        return self._get(JobOutput, f"/jobs/{job_id}/output")
+
     def dlq(self, offset: int = 0, limit: int = 50) -> list[JobRecord]:
         return self._get(DeadLetters, "/dlq", offset=offset, limit=limit).items
 
@@ -368,6 +380,14 @@ class AsyncClient:
 
     async def job_history(self, job_id: str) -> list[Event]:
         return (await self._get(JobHistory, f"/jobs/{job_id}/history")).events
+
+    async def signal(self, job_id: str, name: str, data: Any = None) -> SignalSent:
+        path = f"/jobs/{job_id}/signals/{name}"
+        resp = await self.http.post(path, content=json.dumps(data), headers=JSON_BODY)
+        return SignalSent.model_validate(_check(resp).json())
+
+    async def output(self, job_id: str) -> JobOutput:
+        return await self._get(JobOutput, f"/jobs/{job_id}/output")
 
     async def dlq(self, offset: int = 0, limit: int = 50) -> list[JobRecord]:
         return (await self._get(DeadLetters, "/dlq", offset=offset, limit=limit)).items

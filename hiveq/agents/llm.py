@@ -1,12 +1,17 @@
-"""The `llm` agent: one chat completion against any OpenAI-compatible endpoint.
+"""The `llm` agent: one chat completion against any OpenAI-compatible endpoint, streamed.
 
 Base URL, key, model, timeout, retries and concurrency come from `settings.llm`
 (HIVEQ_LLM_*). The `openai` SDK retries 408/409/429/5xx and honours `Retry-After` (up to two
 minutes) when `max_retries > 0`. A worker makes at most `HIVEQ_LLM_CONCURRENCY` calls at once
 (one semaphore per worker). The result carries the text and the token usage.
 
+The reply is streamed (`stream=True`): each token goes to the job's output as it arrives
+(`ctx.emit`), and a cancelled task aborts the HTTP request at once (the stream is closed). The
+call is one durable step, so a job redelivered after the call finished does not pay for it again.
+
 Input: a string (the prompt) or {"prompt" | "instructions", "system"?, "model"?, "max_tokens"?,
-"temperature"?}. The task description and the dependencies' results are given as context.
+"temperature"?, "stream"? (false: one answer, for a server that cannot stream)}. The task
+description and the dependencies' results are given as context.
 """
 
 from __future__ import annotations
@@ -121,21 +126,54 @@ async def llm(ctx: AgentContext) -> dict[str, Any]:
         extra["max_tokens"] = int(inp["max_tokens"])
     if "temperature" in inp:
         extra["temperature"] = float(inp["temperature"])
+    # One dict of arguments: the SDK's per-message TypedDicts differ between its versions.
+    request = {"model": model, "messages": messages(ctx), **extra}
+    call = _stream if inp.get("stream", True) is not False else _whole
+    result: dict[str, Any] = await ctx.step("completion", call, ctx, res, request)
+    return result
+
+
+async def _whole(ctx: AgentContext, res: LLMResources, request: dict[str, Any]) -> dict[str, Any]:
     import openai
 
     async with res.limit:
-        await ctx.progress(0.1, f"calling {model}")
+        await ctx.progress(0.1, f"calling {request['model']}")
         try:
-            # One dict of arguments: the SDK's per-message TypedDicts differ between its versions.
-            reply = await res.client.chat.completions.create(
-                **{"model": model, "messages": messages(ctx), **extra}
-            )
+            reply = await res.client.chat.completions.create(**request)
         except openai.OpenAIError as exc:
-            raise _classify(exc, s.base_url) from None
+            raise _classify(exc, ctx.settings.llm.base_url) from None
     choice = reply.choices[0] if reply.choices else None
+    text = (choice.message.content or "") if choice else ""
+    await ctx.emit(text)
     return {
-        "text": (choice.message.content or "") if choice else "",
-        "model": reply.model or model,
+        "text": text,
+        "model": reply.model or request["model"],
         "finish_reason": choice.finish_reason if choice else None,
         "usage": _usage(reply.usage),
     }
+
+
+async def _stream(ctx: AgentContext, res: LLMResources, request: dict[str, Any]) -> dict[str, Any]:
+    import openai
+
+    parts: list[str] = []
+    finish, usage, model = None, None, request["model"]
+    async with res.limit:
+        await ctx.progress(0.1, f"calling {model}")
+        try:
+            stream = await res.client.chat.completions.create(
+                **request, stream=True, stream_options={"include_usage": True}
+            )
+            async with stream:  # closed (the request aborted) when the agent is cancelled
+                async for chunk in stream:
+                    model = chunk.model or model
+                    usage = chunk.usage or usage
+                    for choice in chunk.choices[:1]:
+                        token = choice.delta.content if choice.delta else None
+                        if token:
+                            parts.append(token)
+                            await ctx.emit(token)
+                        finish = choice.finish_reason or finish
+        except openai.OpenAIError as exc:
+            raise _classify(exc, ctx.settings.llm.base_url) from None
+    return {"text": "".join(parts), "model": model, "finish_reason": finish, "usage": _usage(usage)}

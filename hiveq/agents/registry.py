@@ -1,7 +1,9 @@
 """The agent registry: `@agent("name")` registers a user function; `AgentContext` is what it gets.
 
 An agent is a plain function (sync or async) taking one `AgentContext` and returning a JSON-able
-result. Sync agents run in a thread pool, so they may block; `ctx.progress` works from both.
+result. Sync agents run in a thread pool, so they may block; `ctx.progress`, `ctx.emit` and
+`ctx.is_cancelled` work from both. The durable calls (`step`, `spawn`, `wait_for`,
+`wait_for_signal`) are for async agents; hiveq/agents/durable.py has their rules.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ import inspect
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from hiveq.agents.durable import Durable, LocalBackend
 from hiveq.contract.errors import ConfigError
+from hiveq.contract.models import SubtaskSpec
 from hiveq.contract.protocol import AGENT_RE
 from hiveq.settings import Settings
 
@@ -66,6 +70,7 @@ class AgentContext:
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     _progress: ProgressFn = _no_progress
     _loop: asyncio.AbstractEventLoop | None = None
+    durable: Durable = field(default_factory=lambda: Durable(LocalBackend()))
 
     def is_cancelled(self) -> bool:
         """True once the task was cancelled or the lease lost; long agents should check it."""
@@ -77,15 +82,50 @@ class AgentContext:
         Async agents `await ctx.progress(...)`; sync agents (in the thread pool) just call it: the
         report is handed to the worker loop thread-safely and waited for.
         """
+        return self._call(lambda: self._progress(fraction, message))
+
+    def _call(self, make: Callable[[], Coroutine[Any, Any, None]]) -> Awaitable[None]:
+        """Awaitable for async agents; run to the end at once when called from a sync agent's thread."""
         loop = self._loop
         try:
             running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             running = None
         if loop is None or running is not None:
-            return self._progress(fraction, message)
-        asyncio.run_coroutine_threadsafe(self._progress(fraction, message), loop).result(timeout=30)
+            return make()
+        asyncio.run_coroutine_threadsafe(make(), loop).result(timeout=30)
         return _Done()
+
+    # -- durable agents (docs/durable.md) -------------------------------------------------------
+    async def step(self, name: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Run `fn(*args, **kwargs)` (sync in a thread, or async) at most once per job to success
+        and store its JSON result; a later run of the job returns the stored result instead."""
+        return await self.durable.step(name, fn, *args, **kwargs)
+
+    async def spawn(self, subtasks: Sequence[SubtaskSpec | Mapping[str, Any]]) -> list[str]:
+        """Add subtasks to this task, as children of this job, in one atomic step; their job ids.
+        A step itself: a later run gets the same ids and spawns nothing."""
+        return await self.durable.spawn(subtasks)
+
+    async def wait_for(self, children: Sequence[str]) -> list[Any]:
+        """The children's results, in order, once all have finished. Until then the job is
+        suspended (no slot held) and runs again when they are done; raises ChildFailed when one
+        was dead-lettered, quarantined or cancelled."""
+        return await self.durable.wait_for(children)
+
+    async def spawn_and_wait(self, subtasks: Sequence[SubtaskSpec | Mapping[str, Any]]) -> list[Any]:
+        return await self.wait_for(await self.spawn(subtasks))
+
+    async def wait_for_signal(self, name: str, timeout_s: float | None = None) -> Any:
+        """The data of signal `name` (POST /jobs/{id}/signals/{name}, `hiveq signal`, the
+        dashboard). A signal sent earlier is kept; each wait receives exactly one. Until one comes
+        the job is suspended (no slot held); raises SignalTimeout after `timeout_s`."""
+        return await self.durable.wait_for_signal(name, timeout_s)
+
+    def emit(self, value: Any) -> Awaitable[None]:
+        """Append text (or a JSON value, as one line) to the job's streamed output: `output` events
+        on the task's stream, `hiveq watch --output`, the dashboard's output panel."""
+        return self._call(lambda: self.durable.emit(value))
 
 
 class _Done:

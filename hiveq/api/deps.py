@@ -26,6 +26,12 @@ async def get_stream_broker(request: Request) -> Broker:
     return b
 
 
+def who_asked(request: Request, b: Broker) -> str:
+    """For custody records: which client (its address) asked, through which API process."""
+    client = f"{request.client.host}:{request.client.port}" if request.client else "an unknown client"
+    return f"{client} through the API ({b.identity})"
+
+
 def token_ok(tokens: tuple[str, ...], presented: str | None) -> bool:
     """Constant-time comparison against every configured token."""
     if not presented:

@@ -1,16 +1,19 @@
-"""Job routes: one job, its custody history, and the dead-letter queue (list, retry, discard)."""
+"""Job routes: one job, its custody history, its output and signals (durable agents), and the
+dead-letter queue (list, retry, discard)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 
-from hiveq.api.deps import get_broker, require_token
+from hiveq.api.deps import get_broker, require_token, who_asked
 from hiveq.api.schemas import errors
+from hiveq.api.tasks import json_body
 from hiveq.contract.models import JobRecord
-from hiveq.contract.views import DeadLetters, JobAction, JobHistory
-from hiveq.queue import events, inspect, retry
+from hiveq.contract.protocol import SIGNAL_NAME_PATTERN
+from hiveq.contract.views import DeadLetters, JobAction, JobHistory, JobOutput, SignalSent
+from hiveq.queue import events, inspect, output, retry, suspend
 from hiveq.queue.broker import Broker
 
 router = APIRouter(tags=["jobs"], dependencies=[Depends(require_token)])
@@ -30,6 +33,38 @@ async def job_history(job_id: str, b: BrokerDep) -> JobHistory:
     if not history:
         await inspect.get_job(b, job_id)  # 404 for an unknown id, never an empty "pending" history
     return JobHistory(job_id=job_id, events=history)
+
+
+@router.get("/jobs/{job_id}/output", response_model=JobOutput, responses=errors(401, 404, 503))
+async def job_output(job_id: str, b: BrokerDep) -> JobOutput:
+    """The job's streamed output as kept (its last HIVEQ_MAX_OUTPUT_BYTES) and the event id it is
+    complete up to: follow `/tasks/{task_id}/events?after=<last_event_id>` for the `output`
+    events that come after it, nothing repeated or missed."""
+    return await output.read_output(b, job_id)
+
+
+@router.post(
+    "/jobs/{job_id}/signals/{name}",
+    response_model=SignalSent,
+    responses=errors(401, 403, 404, 409, 413, 415, 421, 422, 503),
+    openapi_extra={
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": {"description": "the signal's data: any JSON value"}}},
+        }
+    },
+)
+async def send_signal(
+    job_id: str,
+    name: Annotated[str, Path(pattern=SIGNAL_NAME_PATTERN, description="the name the agent waits for")],
+    request: Request,
+    b: BrokerDep,
+) -> SignalSent:
+    """Send a signal (the JSON body is its data) to a durable agent. A job waiting for it in
+    `ctx.wait_for_signal(name)` resumes now; otherwise the signal is kept until it waits (each
+    wait receives exactly one). 409 when the job has finished."""
+    data = await json_body(request, empty=None)  # an empty body: null
+    return await suspend.signal(b, job_id, name, data, who_asked(request, b))
 
 
 @router.get("/dlq", response_model=DeadLetters, responses=errors(401, 422, 503))

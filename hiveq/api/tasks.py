@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Respons
 from pydantic import ValidationError
 
 from hiveq.aggregate import summary, task_view
-from hiveq.api.deps import get_broker, require_token
+from hiveq.api.deps import get_broker, require_token, who_asked
 from hiveq.api.errors import from_pydantic
 from hiveq.api.schemas import errors
 from hiveq.contract.errors import UnsupportedMediaType, ValidationFailed
@@ -44,12 +44,21 @@ def from_browser(request: Request) -> bool:
     return any(h in request.headers for h in BROWSER_HEADERS)
 
 
-async def read_task_request(request: Request) -> TaskRequest:
+async def json_body(request: Request, *, empty: Any = ...) -> Any:
+    """The request's JSON body, under the media-type rule above; `empty`: what an empty body
+    stands for (default: an empty body is invalid JSON)."""
     media = _media_type(request)
     is_json = media == "application/json" or media.endswith("+json")
     if not is_json and (media not in (FORM_TYPE, "") or from_browser(request)):
         raise UnsupportedMediaType(media)
-    data = parse_json(await request.body())
+    raw = await request.body()
+    if empty is not ... and not raw.strip():
+        return empty
+    return parse_json(raw)
+
+
+async def read_task_request(request: Request) -> TaskRequest:
+    data = await json_body(request)
     if not isinstance(data, dict):
         raise ValidationFailed("body", f"must be a JSON object, not {type(data).__name__}")
     try:
@@ -125,9 +134,10 @@ async def get_task(task_id: str, b: BrokerDep) -> TaskView:
 
 
 @router.post("/tasks/{task_id}/cancel", response_model=CancelResponse, responses=errors(401, 404, 409, 503))
-async def cancel_task(task_id: str, b: BrokerDep) -> CancelResponse:
-    """Cancel every unfinished subtask (running ones lose their lease). 409 when already finished."""
-    n = await cancel.cancel_task(b, task_id)
+async def cancel_task(task_id: str, request: Request, b: BrokerDep) -> CancelResponse:
+    """Cancel every unfinished subtask (running ones lose their lease and their agents are stopped
+    at once; suspended ones and spawned children too). 409 when already finished."""
+    n = await cancel.cancel_task(b, task_id, reason=f"cancelled by {who_asked(request, b)}")
     return CancelResponse(task_id=task_id, cancelled=n)
 
 

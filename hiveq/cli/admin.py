@@ -16,7 +16,7 @@ from hiveq.aggregate import task_view
 from hiveq.cli.common import connect, console, fail, print_json, run, settings
 from hiveq.cli.watch import clock, short, styled
 from hiveq.contract.errors import ExitCode
-from hiveq.contract.models import JobRecord
+from hiveq.contract.models import Event, JobRecord
 from hiveq.contract.redact import redact
 from hiveq.contract.states import TaskStatus
 from hiveq.contract.views import JobAction
@@ -222,10 +222,9 @@ def trace_cmd(
         )
         table = Table("time", "transition", "attempt", "worker", "host", "pid", "redis client", "reason")
         for ev in history:
-            frm = ev.frm or "new"
             table.add_row(
                 clock(ev.ts),
-                f"{frm} -> {styled(ev.to or '?')}" if ev.type != "progress" else "progress",
+                transition(ev),
                 str(ev.attempt or ""),
                 escape(ev.worker or ""),
                 escape(ev.host or ""),
@@ -239,6 +238,20 @@ def trace_cmd(
         print_tracebacks(job)
 
     run(go())
+
+
+def transition(ev: Event) -> str:
+    """A custody event's middle column: the state change, or what a durable agent did (a stored
+    step with the time it took, a signal)."""
+    if ev.type == "job":
+        return f"{ev.frm or 'new'} -> {styled(ev.to or '?')}"
+    data = ev.data if isinstance(ev.data, dict) else {}
+    if ev.type == "step":
+        took = f" ({data['ms']} ms)" if isinstance(data.get("ms"), int) else ""
+        return f"step {escape(str(data.get('name', ev.reason or '')))}{took}"
+    if ev.type == "signal":
+        return f"signal {escape(str(data.get('name', '')))}"
+    return ev.type
 
 
 def print_tracebacks(job: JobRecord) -> None:

@@ -23,6 +23,7 @@ from hiveq.cli.common import console, error_boundary, global_options, settings
 from hiveq.cli.stack import Stack, StackOptions, port_free
 from hiveq.contract.errors import ConfigError, Conflict, HiveqError
 from hiveq.contract.redact import redact
+from hiveq.contract.states import PENDING_JOB_STATES
 from hiveq.queue import inspect
 from hiveq.queue.broker import Broker
 from hiveq.server import free_port
@@ -74,7 +75,8 @@ def report_leftover(s: Settings) -> None:
         kept = asyncio.run(leftover(s))
     except (HiveqError, RedisError, OSError):
         return
-    unfinished = {k: v for k, v in kept.items() if k in ("waiting", "blocked", "delayed", "active") and v}
+    pending = {state.value for state in PENDING_JOB_STATES}
+    unfinished = {k: v for k, v in kept.items() if k in pending and v}
     if unfinished:
         console.print("kept for the next start: " + ", ".join(f"{v} {k}" for k, v in unfinished.items()))
 

@@ -1,13 +1,15 @@
 """Follow a task live from the event stream: `hiveq watch`, `hiveq submit --wait` and `hiveq demo`.
 
 On a terminal: a rich progress bar per subtask. Elsewhere (pipes, CI logs): one line per
-transition, so a log shows who took what and when.
+transition, so a log shows who took what and when. With `--output`: one line per transition and
+the agents' streamed output (`ctx.emit`, the llm agent's tokens) as it arrives.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ from hiveq.diagnose.neighbours import unserved_hint
 from hiveq.queue import inspect
 from hiveq.queue.broker import Broker
 from hiveq.queue.events import job_history, last_event_id, read_events
+from hiveq.queue.output import read_output
 from hiveq.worker.reconnect import ReconnectDelay
 
 T = TypeVar("T")
@@ -40,6 +43,7 @@ STATE_STYLE = {
     "waiting": "yellow",
     "blocked": "dim",
     "delayed": "magenta",
+    "suspended": "blue",
     "dead": "red",
     "cancelled": "dim red",
     "quarantined": "red",
@@ -88,18 +92,50 @@ def who(ev: Event) -> str:
     return f"worker {ev.worker}{where}"
 
 
-class LineView:
-    """One line per event: readable in logs and pipes."""
+def stream_id(ev_id: str) -> tuple[int, int]:
+    ms, _, seq = ev_id.partition("-")
+    return int(ms), int(seq or 0)
 
-    def __init__(self, console: Console) -> None:
+
+class LineView:
+    """One line per event: readable in logs and pipes. With `output`, the agents' streamed output
+    is written as it comes, after what each job had emitted before (`shown`: the event id each
+    job's kept output is complete up to, so nothing is printed twice)."""
+
+    def __init__(self, console: Console, output: bool = False, shown: dict[str, str] | None = None) -> None:
         self.console = console
+        self.output = output
+        self.shown = {job: stream_id(at) for job, at in (shown or {}).items()}
+        self.mid_line = False  # the last output did not end a line
 
     def update(self, snap: Snapshot) -> None:
         pass
 
+    def write(self, text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        self.mid_line = not text.endswith("\n")
+
     def event(self, snap: Snapshot, ev: Event) -> None:
+        if ev.type == "output":
+            data = ev.data if isinstance(ev.data, dict) else {}
+            seen = self.shown.get(ev.job or "")
+            if self.output and (seen is None or stream_id(ev.id) > seen):
+                self.write(str(data.get("text", "")))
+            return
+        if self.mid_line:
+            self.write("\n")
+        self.line(snap, ev)
+
+    def line(self, snap: Snapshot, ev: Event) -> None:
         c = self.console
-        if ev.type == "task":
+        data = ev.data if isinstance(ev.data, dict) else {}
+        if ev.type == "step":
+            took = f" ({data['ms']} ms)" if isinstance(data.get("ms"), int) else ""
+            c.print(f"{clock(ev.ts)}  {snap.label(ev.job)}: step {escape(ev.reason or '')}{took}")
+        elif ev.type == "signal":
+            c.print(f"{clock(ev.ts)}  {snap.label(ev.job)}: {escape(ev.reason or '')}")
+        elif ev.type == "task":
             c.print(f"{clock(ev.ts)}  task {ev.task}: {ev.frm or 'new'} -> {styled(ev.to or '?')}")
         elif ev.type == "progress":
             data = ev.data if isinstance(ev.data, dict) else {}
@@ -224,13 +260,20 @@ class Hint:
 
 
 async def follow(
-    b: Broker, task_id: str, console: Console, *, after: str | None = None, quiet: bool = False
+    b: Broker,
+    task_id: str,
+    console: Console,
+    *,
+    after: str | None = None,
+    quiet: bool = False,
+    output: bool = False,
 ) -> Snapshot:
     """Show the task until it finishes; returns its final state. Events drive the updates; a
     Redis blip on the way is reported and ridden out.
 
     `after`: the stream id to show events from (take it before submitting, so that a task that
-    finishes at once is still shown step by step); default: from now.
+    finishes at once is still shown step by step); default: from now. `output`: print the jobs'
+    streamed output too, from its start.
     """
     blips = Blips(err_console)
     hint = Hint(err_console)
@@ -238,7 +281,9 @@ async def follow(
     start = after if after is not None else await blips.call(partial(last_event_id, b))
     snap = await blips.call(partial(snapshot, b, task_id))
     view: View | None = None
-    if not quiet:
+    if output:
+        view = LineView(console, output=True, shown=await earlier_output(b, snap))
+    elif not quiet:
         view = BarsView(console) if console.is_terminal else LineView(console)
     try:
         if view is not None:
@@ -263,6 +308,20 @@ async def follow(
         if view is not None:
             view.close()
     return snap
+
+
+async def earlier_output(b: Broker, snap: Snapshot) -> dict[str, str]:
+    """Print what each job emitted before the watch began; the event id each print is complete to."""
+    shown = {}
+    for j in snap.jobs:
+        if j.output_bytes:
+            kept = await read_output(b, j.id)
+            sys.stdout.write(f"── output of {j.subtask_id} so far ──\n{kept.text}")
+            if kept.text and not kept.text.endswith("\n"):
+                sys.stdout.write("\n")
+            shown[j.id] = kept.last_event_id
+    sys.stdout.flush()
+    return shown
 
 
 def short(value: Any, width: int = 160) -> str:
@@ -341,13 +400,16 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         task_id: Annotated[str, typer.Argument(metavar="TASK", help="The task id (from `hiveq submit`).")],
         as_json: Annotated[bool, typer.Option("--json", help="Print only the final task as JSON.")] = False,
+        output: Annotated[
+            bool, typer.Option("--output", help="Print the agents' streamed output (ctx.emit) live.")
+        ] = False,
     ) -> None:
         """Follow a task live until it finishes; exit 0 if it succeeded, 1 if not."""
         s = settings(ctx)
 
         async def go() -> int:
             async with connect(s) as b:
-                snap = await follow(b, task_id, console, quiet=as_json)
+                snap = await follow(b, task_id, console, quiet=as_json, output=output and not as_json)
                 return await finish(b, snap, console, as_json)
 
         raise typer.Exit(run(go()))

@@ -1,4 +1,5 @@
-"""`why`: in plain words, why one job is where it is — and, for a pending job, what it waits for.
+"""`why`: in plain words, why one job is where it is — and, for a pending job, what it waits for
+(a suspended durable agent: the signal or the children, and how to end the wait).
 
 Reads the job record, the place the record says it is in (a record that says "waiting" but sits
 in no queue has vanished: something outside hiveq took it), the registered workers and the
@@ -13,7 +14,7 @@ from pydantic import BaseModel
 
 from hiveq.contract.models import JobRecord
 from hiveq.contract.protocol import job_id_for
-from hiveq.contract.states import PLACE_OF, JobState
+from hiveq.contract.states import PLACE_OF, TERMINAL_JOB_STATES, JobState
 from hiveq.diagnose.neighbours import describe, neighbours, start_worker_command
 from hiveq.diagnose.report import ago, when
 from hiveq.diagnose.workers_check import Liveness, liveness
@@ -29,7 +30,7 @@ class Why(BaseModel):
     details: dict[str, Any]
 
 
-PENDING_PLACES = (JobState.BLOCKED, JobState.DELAYED, JobState.ACTIVE)  # and waiting: q:<agent>
+PENDING_PLACES = (JobState.BLOCKED, JobState.DELAYED, JobState.ACTIVE, JobState.SUSPENDED)  # and q:<agent>
 
 
 def _place_key(b: Broker, job: JobRecord) -> str:
@@ -165,6 +166,37 @@ def _active(job: JobRecord, lv: Liveness) -> Why:
     )
 
 
+async def _suspended(b: Broker, job: JobRecord, lv: Liveness) -> Why:
+    wait = job.wait
+    since = f" since {when(wait.since_ms)}" if wait and wait.since_ms else ""
+    details: dict[str, Any] = {"wait": wait.model_dump(mode="json") if wait else None}
+    if wait is not None and wait.kind == "children":
+        kids = await get_jobs(b, [job_id_for(job.task_id, c) for c in wait.children])
+        open_ = [k for k in kids if k.state not in TERMINAL_JOB_STATES]
+        states = ", ".join(f"{k.subtask_id} ({k.state.value})" for k in kids)
+        summary = (
+            f"suspended{since}, holding no worker slot: waiting for its children {states}; it runs again "
+            f"on any worker once all have finished ({len(kids) - len(open_)} of {len(kids)} have)"
+        )
+        details["children"] = {k.subtask_id: k.state.value for k in kids}
+    else:
+        name = wait.name if wait and wait.name else "?"
+        summary = (
+            f"suspended{since}, holding no worker slot: waiting for signal {name!r}; send it with "
+            f"`hiveq signal {job.id} {name} --data '<json>'` or POST /jobs/{job.id}/signals/{name}"
+        )
+        deadline = wait.deadline_ms if wait else None
+        if deadline:
+            summary += f"; the wait times out at {when(deadline)}"
+            if deadline < lv.now_ms and not lv.live:
+                summary += f", {ago(lv.now_ms - deadline)} ago, but no live worker wakes it — start one"
+        kept = await b.guard(b.redis.llen(b.keys.job_signals(job.id)))
+        if kept:
+            summary += f" ({kept} signal(s) of other names are kept for it)"
+        details["signals_kept"] = int(kept)
+    return Why(job_id=job.id, state=job.state.value, summary=summary, details=details)
+
+
 def _finished(job: JobRecord) -> Why:
     at = when(job.finished_ms)
     if job.state == JobState.DEAD:
@@ -206,4 +238,6 @@ async def why(b: Broker, job_id: str) -> Why:
         return _delayed(job, lv)
     if job.state == JobState.ACTIVE:
         return _active(job, lv)
+    if job.state == JobState.SUSPENDED:
+        return await _suspended(b, job, lv)
     return _finished(job)

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from hiveq.agents.durable import Suspended
 from hiveq.agents.registry import AgentContext, AgentSpec, FatalError
 from hiveq.contract.codec import dumps_bounded
-from hiveq.contract.errors import HiveqError
+from hiveq.contract.errors import ChildFailed, HiveqError, SignalTimeout
 from hiveq.contract.models import ClaimedJob
 from hiveq.contract.redact import redact
 from hiveq.worker.tracebacks import agent_traceback
@@ -25,6 +26,12 @@ class Ending(Enum):
     OK = "ok"
     FAILED = "failed"  # retried by the engine's policy (or dead-lettered when fatal/at the limit)
     QUARANTINE = "quarantine"  # the worker cannot run it at all: undecodable input, unknown agent
+    SUSPENDED = "suspended"  # a durable wait: suspend.lua handed the job back, nothing to record
+
+
+# Failures that a retry would meet again: dead-letter at once. A wait's outcome is stored, so an
+# uncaught ChildFailed or SignalTimeout is replayed by every later run.
+FATAL = (FatalError, ChildFailed, SignalTimeout)
 
 
 @dataclass(frozen=True)
@@ -76,11 +83,13 @@ async def execute(job: ClaimedJob, spec: AgentSpec, ctx: AgentContext, executor:
             error=f"timed out after {timeout:g} s (agent {job.agent!r}, attempt {job.attempt}); raise the "
             "subtask's timeout_s or HIVEQ_JOB_TIMEOUT if the work needs longer",
         )
+    except Suspended:
+        return Outcome(Ending.SUSPENDED)
     except asyncio.CancelledError:
         ctx.cancelled.set()
         raise
     except Exception as exc:
-        fatal = isinstance(exc, FatalError)
+        fatal = isinstance(exc, FATAL)
         if not fatal:
             ctx.logger.warning("agent raised %s: %s", type(exc).__name__, exc, exc_info=True)
         error = f"{exc}" if fatal else f"{type(exc).__name__}: {exc}"

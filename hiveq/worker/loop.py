@@ -6,7 +6,8 @@ Four concurrent loops share one `Worker`:
   empty;
 - flush (record.py): records finished jobs in batches (one `complete` + one `fail` call each);
 - heartbeat: extends every held lease in one call each `heartbeat_s`, stops agents whose lease
-  was lost (task cancelled, lease reclaimed), re-registers if the worker record was reaped;
+  was lost (task cancelled, lease reclaimed), re-registers if the worker record was reaped; it
+  beats at once when the inbox loop hears of a cancel (BZPOPMIN on this worker's inbox marker);
 - maintain: promotes due retries and reclaims dead workers' leases every `reap_interval_s`.
 On stop, claiming ends, running jobs get `shutdown_grace_s`, the rest are handed back at once.
 """
@@ -22,6 +23,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from hiveq.agents.durable import Durable
 from hiveq.agents.registry import AgentContext, AgentSpec, get_agent, module_origin
 from hiveq.contract.errors import Code, RedisUnavailable
 from hiveq.contract.models import ClaimedJob
@@ -30,7 +32,9 @@ from hiveq.queue import fetch, heartbeat, maintain, registry, release
 from hiveq.queue.broker import Broker
 from hiveq.queue.keys import Keyspace
 from hiveq.settings import Settings
-from hiveq.worker.execute import Outcome, execute, precheck
+from hiveq.worker.durable import RunBackend
+from hiveq.worker.execute import Ending, Outcome, execute, precheck
+from hiveq.worker.inbox import Inbox
 from hiveq.worker.outbox import Outbox
 from hiveq.worker.reconnect import Link, ReconnectDelay
 from hiveq.worker.record import Recorder
@@ -45,6 +49,7 @@ CLAIMERS_FROM = 8  # slots at which a second claim loop pays off
 class Running:
     job: ClaimedJob
     ctx: AgentContext
+    backend: RunBackend
     task: asyncio.Task[None] | None = None
     abandoned: bool = False  # lease lost or handed back: its outcome is not recorded
 
@@ -75,9 +80,11 @@ class Worker:
         self.resources: dict[str, Any] = {}
         self.executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="hiveq-agent")
         self.hb_generation = 0
+        self.beat_now = asyncio.Event()  # set by the inbox loop: a cancel revoked a lease of ours
         self.recorder = Recorder(lambda: self.b, self.outbox, self.link, self.log)
         self._b: Broker | None = None
         self._wait_conns: list[Redis] = []
+        self._inbox: Inbox | None = None
         self._abandoned_waits: list[asyncio.Future[bool]] = []
         self._stop_waiter: asyncio.Future[bool] | None = None
 
@@ -98,6 +105,7 @@ class Worker:
             asyncio.create_task(self._heartbeat_loop(), name="hiveq-heartbeat"),
             asyncio.create_task(self._maintain_loop(), name="hiveq-maintain"),
             asyncio.create_task(self.recorder.flush_loop(), name="hiveq-flush"),
+            asyncio.create_task(self._listen_inbox(), name="hiveq-inbox"),
         ]
         try:
             await asyncio.gather(*(self._claim_loop(i) for i in range(self.claimers)))
@@ -105,6 +113,8 @@ class Worker:
         finally:
             for t in bg:
                 t.cancel()
+            if self._inbox is not None:
+                await self._inbox.hang_up()
             await asyncio.gather(*bg, return_exceptions=True)
             await self.recorder.final_flush()
             await self._leave()
@@ -136,6 +146,7 @@ class Worker:
                 )
                 for i in range(self.claimers)
             ]
+            self._inbox = Inbox(self.b, self.id, IDLE_WAIT_S)
             self.log.info(
                 "worker started: agents=%s concurrency=%d namespace=%s",
                 ",".join(self.agents),
@@ -154,6 +165,8 @@ class Worker:
             await self.b.close()
         for conn in self._wait_conns:
             await conn.aclose()
+        if self._inbox is not None:
+            await self._inbox.close()
         if self._stop_waiter is not None:
             self._stop_waiter.cancel()
         if self._abandoned_waits:
@@ -261,7 +274,9 @@ class Worker:
             _progress=self._progress_fn(job),
             _loop=asyncio.get_running_loop(),
         )
-        r = Running(job, ctx)
+        backend = RunBackend(lambda: self.b, job.lease, log, lambda why: self._lose(job.id, why, stop=False))
+        ctx.durable = Durable(backend, job.id)
+        r = Running(job, ctx, backend)
         self.running[job.id] = r
         r.task = asyncio.create_task(self._run(r, spec))
 
@@ -270,13 +285,16 @@ class Worker:
         outcome: Outcome | None = None
         try:
             outcome = await execute(job, spec, r.ctx, self.executor)
+            if outcome.ending is not Ending.SUSPENDED and not r.abandoned:
+                await r.backend.flush()  # the output goes out before the job is recorded
         except asyncio.CancelledError:
             outcome = None
         finally:
+            r.backend.output.close()
             if self.running.get(job.id) is r:
                 del self.running[job.id]
             self._slot_freed()
-        if outcome is not None and not r.abandoned:
+        if outcome is not None and outcome.ending is not Ending.SUSPENDED and not r.abandoned:
             self.outbox.add(job, outcome)
 
     def _slot_freed(self) -> None:
@@ -300,7 +318,9 @@ class Worker:
         retry_delay = ReconnectDelay(cap=self.settings.leases.heartbeat_s)
         delay = self.settings.leases.heartbeat_s
         while True:
-            await asyncio.sleep(delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.beat_now.wait(), delay)
+            self.beat_now.clear()
             delay = self.settings.leases.heartbeat_s
             leases = [r.job.lease for r in self.running.values() if not r.abandoned]
             leases += self.outbox.leases()
@@ -322,16 +342,22 @@ class Worker:
                 if job_id in self.running:
                     self._lose(job_id, "lease lost: the task was cancelled or the lease was reclaimed")
 
-    def _lose(self, job_id: str, why: str) -> None:
+    def _lose(self, job_id: str, why: str, stop: bool = True) -> None:
+        """Stop a job whose lease is gone; `stop=False` when the run itself found out (it ends by
+        raising CancelledError)."""
         r = self.running.pop(job_id, None)
         if r is None:
             return
         r.abandoned = True
         r.ctx.cancelled.set()
-        if r.task is not None:
+        if stop and r.task is not None:
             r.task.cancel()
         self._slot_freed()
         r.ctx.logger.warning("%s; stopping the agent, its result will not be recorded", why)
+
+    async def _listen_inbox(self) -> None:
+        assert self._inbox is not None
+        await self._inbox.listen(lambda: self.b, self.beat_now)
 
     # -- maintain ------------------------------------------------------------------------------
     async def _maintain_loop(self) -> None:

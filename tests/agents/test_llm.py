@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -10,10 +11,13 @@ from hiveq.contract.models import JobRecord
 from hiveq.contract.states import JobState
 from hiveq.queue import inspect
 from hiveq.queue.broker import Broker
+from hiveq.queue.cancel import cancel_task
+from hiveq.queue.events import job_history
+from hiveq.queue.output import read_output
 from hiveq.settings import LLMSettings, Settings
 from tests.support.fake_openai import FakeOpenAI, Reply, fake_openai
 from tests.support.waiting import until
-from tests.support.worker import submit, worker_in_process
+from tests.support.worker import spawn_worker, stop_proc, submit, worker_in_process
 
 
 @pytest.fixture
@@ -99,3 +103,46 @@ async def test_llm_calls_per_worker_are_bounded(broker: Broker, fake: FakeOpenAI
     jobs = await run_jobs(broker, settings, [f"p{i}" for i in range(6)], JobState.SUCCEEDED)
     assert len(jobs) == 6 and len(fake.requests) == 6
     assert fake.max_in_flight == 2
+
+
+async def test_llm_agent_streams_its_tokens_into_the_job_output(broker: Broker, fake: FakeOpenAI) -> None:
+    fake.script(Reply(text="one two three", usage=(9, 3)))
+    [job] = await run_jobs(broker, with_llm(broker.settings, fake), ["count"], JobState.SUCCEEDED)
+    assert job.result == {
+        "text": "one two three",
+        "model": "fake-1",
+        "finish_reason": "stop",
+        "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12},
+    }
+    body = fake.requests[0].body
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+    assert (await read_output(broker, job.id)).text == "one two three"
+    steps = [e for e in await job_history(broker, job.id) if e.type == "step"]
+    assert [e.reason for e in steps] == ["completion"]  # a redelivered job does not pay again
+
+
+@pytest.mark.slow
+async def test_a_cancel_aborts_a_slow_streaming_call_within_a_second(
+    broker: Broker, fake: FakeOpenAI
+) -> None:
+    fake.script(Reply(text=" ".join(f"t{i}" for i in range(2000)), stream_delay_s=0.05))  # 100 s of tokens
+    enq = await submit(broker, "llm", ["a long answer"])
+    [jid] = enq.job_ids
+    env = {"HIVEQ_LLM_BASE_URL": fake.base_url, "HIVEQ_LLM_API_KEY": "k", "HIVEQ_LLM_MAX_RETRIES": "0"}
+    proc = spawn_worker(broker.settings, "llm", concurrency=4, processes=1, log=None, **env)
+    try:
+
+        async def streaming() -> bool:
+            return (await inspect.get_job(broker, jid)).output_bytes > 0
+
+        await until(streaming, 30, "tokens to stream into the job's output")
+        cancelled_at = time.monotonic()
+        await cancel_task(broker, enq.task_id, reason="cancelled by a test")
+        await until(lambda: fake.disconnects, 5, "the worker to hang up on the model")
+        took = fake.disconnects[0] - cancelled_at
+    finally:
+        assert stop_proc(proc) == 0
+    print(f"\ncancel -> the model's HTTP request aborted after {took * 1000:.0f} ms")
+    assert took < 1.0
+    assert fake.chunks_sent < 1000  # it did not stream on to the end
+    assert (await inspect.get_job(broker, jid)).state == JobState.CANCELLED

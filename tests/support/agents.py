@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hiveq.agents.registry import AgentContext, FatalError, agent
+from hiveq.contract.errors import ChildFailed, SignalTimeout
 from tests.support.waiting import until
 
 
@@ -104,3 +105,109 @@ def sync_raise(ctx: AgentContext) -> None:
 
 
 CANCELLED: set[str] = set()  # test registry of jobs whose agent saw cancellation
+
+
+# -- durable agents (docs/durable.md) ---------------------------------------------------------
+# Side effects are counted outside hiveq's namespace (`sidefx:<job id>:<what>`), in the same
+# Redis, so a test sees how often a step's code really ran.
+SIDEFX = "sidefx:"
+
+
+def sidefx_key(job_id: str, what: str) -> str:
+    return f"{SIDEFX}{job_id}:{what}"
+
+
+async def _count(ctx: AgentContext, what: str) -> int:
+    from redis.asyncio import Redis
+
+    r = Redis.from_url(ctx.settings.redis_url, decode_responses=True)
+    try:
+        return int(await r.incr(sidefx_key(ctx.job_id, what)))
+    finally:
+        await r.aclose()
+
+
+@agent("t.two_steps")
+async def two_steps(ctx: AgentContext) -> dict[str, Any]:
+    """Two counted steps; with HIVEQ_TEST_HANG_BETWEEN set, hangs after the first (to be killed)."""
+    first = await ctx.step("first", _count, ctx, "first")
+    if os.environ.get("HIVEQ_TEST_HANG_BETWEEN"):
+        await asyncio.sleep(3600)
+    second = await ctx.step("second", _count, ctx, "second")
+    return {"first": first, "second": second, "attempt": ctx.attempt}
+
+
+@agent("t.square")
+async def square(ctx: AgentContext) -> int:
+    n = int(ctx.input)
+    return n * n
+
+
+@agent("t.fan_out")
+async def fan_out(ctx: AgentContext) -> dict[str, Any]:
+    """Spawns one t.square child per input number and sums their results; counts its runs."""
+    runs = await _count(ctx, "runs")
+    numbers = list(ctx.input or [])
+    kids = await ctx.spawn([{"id": f"sq{n}", "agent": "t.square", "input": n} for n in numbers])
+    try:
+        results = await ctx.wait_for(kids)
+    except ChildFailed as exc:
+        return {"failed": [o.subtask_id for o in exc.failed], "runs": runs}
+    return {"sum": sum(results), "results": results, "children": kids, "runs": runs}
+
+
+@agent("t.approval")
+async def approval(ctx: AgentContext) -> dict[str, Any]:
+    """Waits for signal `approval` (input {"timeout_s": …} optional), emitting before and after;
+    with input {"then": name}, waits for that signal too before it returns."""
+    inp = ctx.input if isinstance(ctx.input, dict) else {}
+    await ctx.emit("asking\n")
+    try:
+        got = await ctx.wait_for_signal("approval", timeout_s=inp.get("timeout_s"))
+    except SignalTimeout:
+        return {"timed_out": True}
+    await ctx.emit(f"got {got!r}\n")
+    if inp.get("then"):
+        await ctx.wait_for_signal(inp["then"])
+    return {"approval": got}
+
+
+@agent("t.emitter")
+async def emitter(ctx: AgentContext) -> str:
+    """Emits input["n"] numbered lines (n from a step), waits for signal `more`, then emits as
+    many again."""
+    n = int(await ctx.step("count", lambda: (ctx.input or {}).get("n", 5)))
+    for i in range(n):
+        await ctx.emit(f"line {i}\n")
+    await ctx.wait_for_signal("more")
+    for i in range(n, 2 * n):
+        await ctx.emit(f"line {i}\n")
+    return "done"
+
+
+@agent("t.sync_cancel")
+def sync_cancel(ctx: AgentContext) -> str:
+    """A blocking agent that polls ctx.is_cancelled(); counts (`sidefx:<job>:saw_cancel`) that it saw it."""
+    import redis
+
+    ctx.progress(0.1, "started")
+    deadline = time.monotonic() + 60
+    while not ctx.is_cancelled() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if ctx.is_cancelled():
+        with redis.Redis.from_url(ctx.settings.redis_url) as r:
+            r.incr(sidefx_key(ctx.job_id, "saw_cancel"))
+    return "stopped" if ctx.is_cancelled() else "never cancelled"
+
+
+GATE = asyncio.Event()  # opened by a test, one line at a time (in-process workers only)
+
+
+@agent("t.gated")
+async def gated(ctx: AgentContext) -> str:
+    """Emits a line, then waits for the test to open GATE, three times."""
+    for i in range(3):
+        await ctx.emit(f"line {i}\n")
+        await GATE.wait()
+        GATE.clear()
+    return "done"

@@ -5,7 +5,7 @@ import { $, el } from "./dom.js";
 import { api, askToken, tokenHooks } from "./api.js";
 import { connect, live, reconnect, refresh, register } from "./live.js";
 import { filter, loadDetail, loadTasks, page, select, tasks } from "./tasks.js";
-import { job, loadJob } from "./job.js";
+import { appendOutput, job, loadJob } from "./job.js";
 import { deadAndDoctor, loadDeadAndDoctor, loadQueues, loadThroughput, loadWorkers } from "./side.js";
 
 const OVERVIEW = ["tasks", "detail", "queues", "workers", "dead", "throughput"];
@@ -42,6 +42,10 @@ function route({ fromLink = false } = {}) {
 
 // What an event changes, for the view on screen.
 live.onEvent = (ev) => {
+  if (ev.type === "output") { // streamed text: appended to an open output panel, never a reload
+    if (onJobPage()) appendOutput(ev);
+    return;
+  }
   if (onJobPage()) {
     if (ev.job === job.id) refresh("job");
     return;

@@ -1,0 +1,53 @@
+"""inbox: a worker hears at once that one of its jobs was cancelled.
+
+cancel.lua marks `inbox:<worker id>` (a one-member sorted set, like the agents' wake markers) when
+it revokes one of the worker's leases. The worker waits on it with BZPOPMIN on a connection of
+its own and, woken, heartbeats at once: the cancelled agent is stopped within a round trip (its
+HTTP call aborted) instead of at the next heartbeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from redis.asyncio import Redis
+
+from hiveq.contract.errors import RedisUnavailable
+from hiveq.queue.broker import Broker
+from hiveq.worker.reconnect import ReconnectDelay
+
+
+class Inbox:
+    def __init__(self, b: Broker, worker_id: str, wait_s: float) -> None:
+        self.key = b.keys.inbox(worker_id)
+        self.wait_s = wait_s
+        self.conn = Redis.from_url(
+            b.settings.redis_url,
+            decode_responses=True,
+            client_name=b.keys.client_name("worker-inbox", worker_id),
+            socket_connect_timeout=2.0,
+            socket_timeout=wait_s + 5.0,  # over the BZPOPMIN timeout
+            max_connections=1,
+        )
+
+    async def listen(self, broker: Callable[[], Broker], woken: asyncio.Event) -> None:
+        """Set `woken` each time the inbox is marked; runs until cancelled. While Redis is away
+        it waits and listens again (the heartbeat loop reports the outage)."""
+        delay = ReconnectDelay(cap=5.0)
+        while True:
+            try:
+                got = await broker().guard(self.conn.bzpopmin([self.key], timeout=self.wait_s))
+            except RedisUnavailable:
+                await asyncio.sleep(delay.next_delay())
+                continue
+            delay.reset()
+            if got is not None:
+                woken.set()
+
+    async def hang_up(self) -> None:
+        """End a blocked BZPOPMIN at once (on the way out, before the listener is awaited)."""
+        await self.conn.connection_pool.disconnect()
+
+    async def close(self) -> None:
+        await self.conn.aclose()
