@@ -90,7 +90,11 @@ class Durable:
             return self._stored
         if self._loading is None:
             self._loading = asyncio.ensure_future(self.backend.load_steps())
-        steps = await asyncio.shield(self._loading)
+        try:
+            steps = await asyncio.shield(self._loading)
+        except Exception:
+            self._loading = None  # Redis was away: the next durable call reads them again
+            raise
         if self._stored is None:
             self._stored = dict(steps)
             self._unreplayed = set(steps)

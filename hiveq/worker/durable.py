@@ -12,7 +12,9 @@ import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-from hiveq.contract.errors import Code, RedisUnavailable
+from redis.exceptions import RedisError
+
+from hiveq.contract.errors import Code, HiveqError
 from hiveq.contract.lease import Lease, LeaseLost
 from hiveq.contract.models import ChildOutcome, SubtaskSpec
 from hiveq.logs import ContextAdapter
@@ -131,7 +133,7 @@ class RunBackend:
     async def _send_output(self, text: str) -> None:
         try:
             code = await output.append_output(self.broker(), self.lease, text)
-        except RedisUnavailable as exc:  # output is best effort: the run goes on
+        except (HiveqError, RedisError) as exc:  # output is best effort (Redis away, a foreign key)
             self.log.warning("could not send %d characters of output (%s); they are not kept", len(text), exc)
             return
         if code != Code.OK:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hiveq.contract.errors import NotFound
+from hiveq.contract.models import SubtaskSpec
 from hiveq.diagnose.why import why
 from hiveq.queue.broker import Broker
 from hiveq.queue.cancel import cancel_task
@@ -12,6 +13,8 @@ from hiveq.queue.complete import Completion, complete
 from hiveq.queue.fetch import claim
 from hiveq.queue.registry import register_worker
 from hiveq.queue.retry import Failure, fail
+from hiveq.queue.spawn import spawn
+from hiveq.queue.suspend import signal, wait_children, wait_signal
 from tests.queue.helpers import enqueue_task, st, variant
 from tests.support.waiting import until
 
@@ -92,3 +95,34 @@ async def test_finished_jobs_say_how_they_ended(broker: Broker) -> None:
 async def test_an_unknown_job_id_is_not_found_never_pending(broker: Broker) -> None:
     with pytest.raises(NotFound):
         await why(broker, "t0000000000000000.nope")
+
+
+async def test_a_suspended_job_says_which_signal_it_waits_for_and_how_to_send_it(broker: Broker) -> None:
+    res = await enqueue_task(broker, st("x"))
+    [job] = await claim(broker, "w", ["a"], 1)
+    await signal(broker, job.id, "other", 1, "ann")
+    await wait_signal(broker, job.lease, "hiveq.signal:approval", "approval", 3600)
+    answer = await why(broker, res.job_ids[0])
+    assert answer.state == "suspended"
+    assert "holding no worker slot: waiting for signal 'approval'" in answer.summary
+    assert f"hiveq signal {job.id} approval --data" in answer.summary
+    assert f"POST /jobs/{job.id}/signals/approval" in answer.summary and "times out at" in answer.summary
+    assert "1 signal(s) of other names are kept" in answer.summary
+    assert answer.details["wait"]["name"] == "approval" and answer.details["signals_kept"] == 1
+
+
+async def test_a_suspended_parent_names_each_child_and_its_state(broker: Broker) -> None:
+    await enqueue_task(broker, st("plan"))
+    [parent] = await claim(broker, "w", ["a"], 1)
+    kids = await spawn(
+        broker, parent.lease, "hiveq.spawn", [SubtaskSpec(id=f"k{i}", agent="b") for i in (1, 2)]
+    )
+    [first] = await claim(broker, "w", ["b"], 1)
+    await complete(broker, [Completion(first.lease, 1)])
+    await wait_children(broker, parent.lease, "hiveq.wait", kids)
+    answer = await why(broker, parent.id)
+    assert "waiting for its children k1 (succeeded), k2 (waiting)" in answer.summary
+    assert "(1 of 2 have)" in answer.summary and answer.details["children"] == {
+        "k1": "succeeded",
+        "k2": "waiting",
+    }
