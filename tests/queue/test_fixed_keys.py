@@ -11,6 +11,7 @@ import pytest
 
 from hiveq.contract.errors import WrongTypeError
 from hiveq.contract.lease import Lease
+from hiveq.contract.models import SubtaskSpec
 from hiveq.queue.assemble import key_rows
 from hiveq.queue.broker import Broker
 from hiveq.queue.cancel import cancel_task
@@ -19,10 +20,14 @@ from hiveq.queue.fetch import claim
 from hiveq.queue.heartbeat import heartbeat, progress
 from hiveq.queue.keys import FIXED_KEY_TYPES
 from hiveq.queue.maintain import expire_finished, promote_due, reap_expired
+from hiveq.queue.output import append_output
 from hiveq.queue.registry import deregister_worker, register_worker
 from hiveq.queue.release import release
 from hiveq.queue.retry import Failure, Quarantine, discard_dead, fail, quarantine, retry_dead
 from hiveq.queue.scripts import SCRIPT_NAMES, script_keys
+from hiveq.queue.spawn import spawn
+from hiveq.queue.steps import step_done
+from hiveq.queue.suspend import signal, wait_children, wait_signal
 from tests.queue.helpers import enqueue_task, server_ms, snapshot, st, variant
 from tests.support.waiting import until
 
@@ -162,6 +167,46 @@ async def s_complete_of_one_of_two_independent_jobs(b: Broker) -> Call:
     return lambda: complete(b, [Completion(job.lease, "ok")])
 
 
+async def s_step_done(b: Broker) -> Call:
+    lease = await _leased(b)
+    return lambda: step_done(b, lease, "fetch", '{"rows": 3}', 5)
+
+
+async def s_spawn(b: Broker) -> Call:
+    lease = await _leased(b)
+    return lambda: spawn(b, lease, "hiveq.spawn", [SubtaskSpec(id="kid", agent="a")])
+
+
+async def s_suspend(b: Broker) -> Call:
+    lease = await _leased(b)
+    return lambda: wait_signal(b, lease, "hiveq.signal:go", "go", 60)
+
+
+async def s_signal(b: Broker) -> Call:
+    """A signal that ends a wait (a kept one writes fewer keys: see IDLE)."""
+    lease = await _leased(b)
+    await wait_signal(b, lease, "hiveq.signal:go", "go", None)
+    return lambda: signal(b, lease.job_id, "go", {"ok": True}, "ops")
+
+
+async def s_signal_kept(b: Broker) -> Call:
+    lease = await _leased(b)
+    return lambda: signal(b, lease.job_id, "go", {"ok": True}, "ops")
+
+
+async def s_output(b: Broker) -> Call:
+    lease = await _leased(b)
+    return lambda: append_output(b, lease, "hello\n")
+
+
+async def s_complete_of_a_child_its_parent_waits_for(b: Broker) -> Call:
+    parent = await _leased(b)
+    kids = await spawn(b, parent, "hiveq.spawn", [SubtaskSpec(id="kid", agent="a")])
+    await wait_children(b, parent, "hiveq.wait", kids)
+    [child] = await claim(b, "w", ["a"], 1)
+    return lambda: complete(b, [Completion(child.lease, "done")])
+
+
 SCENARIOS: dict[str, Callable[[Broker], Awaitable[Call]]] = {
     name: globals()[f"s_{name}"] for name in SCRIPT_NAMES
 }
@@ -170,6 +215,7 @@ WRITES: dict[tuple[str, str], Callable[[Broker], Awaitable[Call]]] = {
     ("claim", "quarantine"): s_claim_of_a_member_without_a_record,
     ("claim", "jobs"): s_claim_of_a_member_without_a_record,
     ("claim", "finished"): s_claim_for_a_task_marked_finished,
+    ("complete", "suspended"): s_complete_of_a_child_its_parent_waits_for,
 }
 # ... and these make a call that does not write them.
 IDLE: dict[str, Callable[[Broker], Awaitable[Call]]] = {
@@ -179,6 +225,7 @@ IDLE: dict[str, Callable[[Broker], Awaitable[Call]]] = {
     "promote_due": lambda b: _idle(promote_due, b),
     "reap_expired": lambda b: _idle(reap_expired, b),
     "expire_finished": lambda b: _idle(expire_finished, b),
+    "signal": s_signal_kept,
 }
 CASES = [(name, key) for name in SCRIPT_NAMES for key in script_keys(name)]
 LATER = [(name, key) for name in SCRIPT_NAMES for key, later in key_rows(name) if later]

@@ -18,10 +18,14 @@ DERIVED = {
     "jkey": "job:<id>",
     "lkey": "job:<id>:log",
     "tbkey": "job:<id>:tracebacks",
+    "stkey": "job:<id>:steps",
+    "sigkey": "job:<id>:signals",
+    "outkey": "job:<id>:output",
     "tkey": "task:<id>",
     "qkey": "q:<agent>",
     "wakekey": "wake:<agent>",
     "wkey": "worker:<id>",
+    "inboxkey": "inbox:<id>",
     "ikey": "idem:<key>",
 }
 DERIVED_NAME = re.compile("|".join(re.escape(n) for n in sorted(DERIVED.values(), key=len, reverse=True)))
@@ -88,6 +92,8 @@ def test_a_script_is_sent_with_every_prelude_name_it_uses_and_without_the_others
     kept: set[str] = set().union(*(defined(p) for p in statements(sent)))
     assert names_used(sent) & prelude <= kept  # nothing it calls is missing
     moves_jobs_back = ("complete", "release", "promote_due", "reap_expired", "retry_dead")
+    # ... and those that end a durable agent's wait (resume_parents, resume: docs/durable.md)
+    moves_jobs_back += ("fail", "quarantine", "cancel", "signal")
     assert ("to_waiting" in kept) == (name in moves_jobs_back)  # and the rest is left out
 
 

@@ -12,7 +12,8 @@ from hiveq.queue.fetch import claim
 from hiveq.queue.heartbeat import heartbeat
 from hiveq.queue.maintain import maintain
 from hiveq.queue.steps import load_steps, step_done
-from tests.queue.helpers import enqueue_task, last_event, st, variant
+from tests.queue.helpers import enqueue_task, last_event, server_ms, st, variant
+from tests.support.waiting import until
 
 
 async def test_a_step_is_stored_once_with_a_step_event_naming_the_worker_and_time(any_broker: Broker) -> None:
@@ -32,6 +33,8 @@ async def test_a_worker_that_lost_its_lease_cannot_store_a_step(any_broker: Brok
     await enqueue_task(b, st("x"))
     [old] = await claim(b, "w1", ["a"], 1)
     await heartbeat(variant(b, lease_s=0.001), "w1", [old.lease], 1)  # its lease runs out
+    deadline = int(await b.redis.hget(b.keys.job(old.id), "deadline") or 0)
+    await until(lambda: _after(b, deadline), what="the lease to run out")
     await maintain(b)
     [new] = await claim(b, "w2", ["a"], 1)
     with pytest.raises(LeaseLost, match="no longer held"):
@@ -53,3 +56,7 @@ async def test_the_job_bounds_on_steps_are_kept_and_named(any_broker: Broker) ->
     with pytest.raises(ValidationFailed, match="HIVEQ_MAX_STEPS"):
         await step_done(b, job.lease, "three", "3", 1)
     assert sorted(await load_steps(b, job.id)) == ["one", "two"]
+
+
+async def _after(b: Broker, ms: int) -> bool:
+    return await server_ms(b) > ms
