@@ -8,13 +8,14 @@ import json
 
 import pytest
 
-from hiveq.contract.errors import ValidationFailed
+from hiveq.contract.errors import Code, ValidationFailed
 from hiveq.contract.lease import LeaseLost
 from hiveq.contract.models import ClaimedJob, SubtaskSpec
 from hiveq.queue.audit import audit
 from hiveq.queue.broker import Broker
 from hiveq.queue.cancel import cancel_job, cancel_task
 from hiveq.queue.complete import Completion, complete
+from hiveq.queue.events import last_event_id, read_events
 from hiveq.queue.fetch import claim
 from hiveq.queue.heartbeat import heartbeat
 from hiveq.queue.inspect import get_job, get_jobs
@@ -22,7 +23,7 @@ from hiveq.queue.retry import Failure, fail
 from hiveq.queue.spawn import spawn
 from hiveq.queue.steps import load_steps
 from hiveq.queue.suspend import wait_children
-from tests.queue.helpers import enqueue_task, hash_of, last_event, places_of, st
+from tests.queue.helpers import enqueue_task, hash_of, job_edges, last_event, off_table, places_of, st
 
 
 async def parent_with_children(b: Broker, n: int = 2) -> tuple[ClaimedJob, list[str]]:
@@ -127,3 +128,32 @@ async def test_a_child_cancelled_alone_ends_its_parents_wait_and_a_task_cancel_e
     assert await places_of(b, parent.id) == ["cancelled"]
     assert await b.redis.zcard(b.keys.suspended) == 0
     assert (await audit(b)).ok
+
+
+async def test_a_foreign_steps_key_never_stops_the_resume_half_way(any_broker: Broker) -> None:
+    b = any_broker
+    parent, kids = await parent_with_children(b, 1)
+    await wait_children(b, parent.lease, "hiveq.wait", kids)
+    await b.redis.delete(b.keys.job_steps(parent.id))
+    await b.redis.set(b.keys.job_steps(parent.id), "not ours")  # another application's value
+    [child] = await claim(b, "w2", ["b"], 1)
+    since = await last_event_id(b)
+    assert await complete(b, [Completion(child.lease, 1)]) == [Code.OK]
+    _, events = await read_events(b, since)
+    assert off_table(job_edges(events)) == []
+    assert await places_of(b, parent.id) == ["waiting"]  # resumed all the same ...
+    assert any(e.type == "anomaly" and "step hiveq.wait was not stored" in (e.reason or "") for e in events)
+    assert await b.redis.get(b.keys.job_steps(parent.id)) == "not ours"  # ... and the value left alone
+    assert (await audit(b)).ok
+
+
+async def test_a_foreign_inbox_key_leaves_the_cancel_whole_and_the_worker_learns_at_its_heartbeat(
+    any_broker: Broker,
+) -> None:
+    b = any_broker
+    res = await enqueue_task(b, st("x"))
+    [job] = await claim(b, "w1", ["a"], 1)
+    await b.redis.set(b.keys.inbox("w1"), "not ours")
+    assert await cancel_task(b, res.task_id) == 1
+    assert await places_of(b, job.id) == ["cancelled"]
+    assert (await heartbeat(b, "w1", [job.lease], 1)).lost == [job.id]
