@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from redis.asyncio import Redis
 
-from hiveq.contract.errors import RedisUnavailable
+from hiveq.contract.errors import HiveqError
 from hiveq.queue.broker import Broker
 from hiveq.worker.reconnect import ReconnectDelay
 
@@ -33,12 +33,12 @@ class Inbox:
 
     async def listen(self, broker: Callable[[], Broker], woken: asyncio.Event) -> None:
         """Set `woken` each time the inbox is marked; runs until cancelled. While Redis is away
-        it waits and listens again (the heartbeat loop reports the outage)."""
+        (the heartbeat loop reports the outage) or the key is not ours, it waits and listens again."""
         delay = ReconnectDelay(cap=5.0)
         while True:
             try:
                 got = await broker().guard(self.conn.bzpopmin([self.key], timeout=self.wait_s))
-            except RedisUnavailable:
+            except HiveqError:  # Redis away, or a foreign type on the inbox key: heartbeats still tell
                 await asyncio.sleep(delay.next_delay())
                 continue
             delay.reset()
