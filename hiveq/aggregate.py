@@ -9,10 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from hiveq.contract.models import JobRecord, TaskRecord
+from hiveq.contract.protocol import task_of
 from hiveq.contract.states import JobState, TaskStatus
-from hiveq.contract.views import Progress, SubtaskView, TaskSummary, TaskView
+from hiveq.contract.views import Problem, Progress, SubtaskView, TaskSummary, TaskView
 from hiveq.queue import inspect
 from hiveq.queue.broker import Broker
+from hiveq.queue.vanish import RECOVER_HINT, vanished_ids
 
 
 def subtask_view(j: JobRecord) -> SubtaskView:
@@ -48,8 +50,29 @@ def final_result(jobs: list[JobRecord]) -> dict[str, Any]:
     }
 
 
-def summary(t: TaskRecord) -> TaskSummary:
-    return TaskSummary(**_summary_fields(t))
+def problem(j: JobRecord) -> Problem:
+    """A vanished job as a problem of its task: what was seen and what to do."""
+    return Problem(
+        kind=JobState.VANISHED.value,
+        job_id=j.id,
+        task_id=j.task_id,
+        subtask_id=j.subtask_id,
+        key=j.vanished_key,
+        seen_ms=j.vanished_ms,
+        message=j.reason or "vanished: it left hiveq's places without a hiveq step",
+        suspect=j.suspect,
+        fix=RECOVER_HINT.format(job=j.id)
+        + (" (its record was rebuilt: its input was lost with it)" if j.rebuilt else ""),
+    )
+
+
+async def stalled_tasks(b: Broker) -> set[str]:
+    """Tasks with a vanished subtask (the vanished place is small: it is read whole)."""
+    return {task_of(j) for j in await vanished_ids(b, 100_000)}
+
+
+def summary(t: TaskRecord, stalled: bool = False) -> TaskSummary:
+    return TaskSummary(**_summary_fields(t), stalled=stalled)
 
 
 def _summary_fields(t: TaskRecord) -> dict[str, Any]:
@@ -70,11 +93,14 @@ async def task_view(b: Broker, task_id: str) -> TaskView:
     task = await inspect.get_task(b, task_id)
     jobs = await inspect.get_jobs(b, task.job_ids)
     dead = [j for j in jobs if j.state in (JobState.DEAD, JobState.QUARANTINED)]
+    problems = [problem(j) for j in jobs if j.state == JobState.VANISHED]
     return TaskView(
         **_summary_fields(task),
+        stalled=bool(problems),
         plan_note=task.plan_note,
         metadata=task.metadata,
         subtasks=[subtask_view(j) for j in jobs],
+        problems=problems,
         error=(f"subtask {dead[0].subtask_id!r}: {dead[0].reason or dead[0].error}" if dead else None),
         result=final_result(jobs) if task.status == TaskStatus.SUCCEEDED else None,
     )

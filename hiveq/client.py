@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from hiveq.contract.errors import ERRORS, HiveqError, NotFound, ValidationFailed
 from hiveq.contract.models import Event, JobRecord, SubtaskSpec, WorkerInfo
-from hiveq.contract.states import TERMINAL_TASK_STATUSES
+from hiveq.contract.states import TERMINAL_TASK_STATUSES, JobState
 from hiveq.contract.views import (
     CancelResponse,
     DeadLetters,
@@ -31,6 +31,7 @@ from hiveq.contract.views import (
     SubmitResponse,
     TaskList,
     TaskView,
+    VanishedJobs,
     Workers,
 )
 
@@ -127,7 +128,14 @@ def parse_events(lines: Iterable[str]) -> Iterator[Event]:
 
 
 def is_done(ev: Event, task_id: str) -> bool:
-    return ev.type == "task" and ev.task == task_id and ev.to in TERMINAL_TASK_STATUSES
+    """The task finished, or cannot finish by itself: a job of it vanished and no watch recovers
+    it (the view then reads `stalled` with its `problems`)."""
+    if ev.task != task_id:
+        return False
+    if ev.type == "task":
+        return ev.to in TERMINAL_TASK_STATUSES
+    manual = not (isinstance(ev.data, dict) and ev.data.get("recover") == "auto")
+    return ev.type == "job" and ev.to == JobState.VANISHED and manual
 
 
 def _headers(token: str | None) -> dict[str, str]:
@@ -225,11 +233,11 @@ class Client:
             yield from parse_events(r.iter_lines())
 
     def wait(self, task_id: str, timeout: float = 300.0) -> TaskView:
-        """Block until the task finishes (via its event stream); raises TimeoutError."""
+        """Block until the task finishes or stalls (via its event stream); raises TimeoutError."""
         deadline = time.monotonic() + timeout
         view = self.get_task(task_id)
         after: str | None = None
-        while view.status not in TERMINAL_TASK_STATUSES:
+        while view.status not in TERMINAL_TASK_STATUSES and not view.stalled:
             stream = self.events(task_id, after)
             try:
                 for ev in stream:
@@ -266,6 +274,13 @@ class Client:
 
     def discard_dead(self, job_id: str) -> JobAction:
         return self._post(JobAction, f"/dlq/{job_id}/discard")
+
+    def vanished(self, limit: int = 100) -> VanishedJobs:
+        return self._get(VanishedJobs, "/vanished", limit=limit)
+
+    def recover(self, job_id: str) -> JobAction:
+        """Put a vanished job back where it belongs (one delivery counted)."""
+        return self._post(JobAction, f"/jobs/{job_id}/recover")
 
     def queues(self) -> Queues:
         return self._get(Queues, "/queues")
@@ -356,12 +371,12 @@ class AsyncClient:
                     yield ev
 
     async def wait(self, task_id: str, timeout: float = 300.0) -> TaskView:  # noqa: ASYNC109 (same API as Client)
-        """Wait until the task finishes (via its event stream); raises TimeoutError."""
+        """Wait until the task finishes or stalls (via its event stream); raises TimeoutError."""
         view = await self.get_task(task_id)
         after: str | None = None
         try:
             async with asyncio.timeout(timeout):
-                while view.status not in TERMINAL_TASK_STATUSES:
+                while view.status not in TERMINAL_TASK_STATUSES and not view.stalled:
                     stream = self.events(task_id, after)
                     try:
                         async for ev in stream:
@@ -397,6 +412,13 @@ class AsyncClient:
 
     async def discard_dead(self, job_id: str) -> JobAction:
         return await self._post(JobAction, f"/dlq/{job_id}/discard")
+
+    async def vanished(self, limit: int = 100) -> VanishedJobs:
+        return await self._get(VanishedJobs, "/vanished", limit=limit)
+
+    async def recover(self, job_id: str) -> JobAction:
+        """Put a vanished job back where it belongs (one delivery counted)."""
+        return await self._post(JobAction, f"/jobs/{job_id}/recover")
 
     async def queues(self) -> Queues:
         return await self._get(Queues, "/queues")

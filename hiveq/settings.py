@@ -122,6 +122,26 @@ class WorkerSettings:
     agent_modules: tuple[str, ...] = field(default=(), metadata=env("HIVEQ_AGENT_MODULES"))
 
 
+RECOVER_MODES = ("off", "auto")
+
+
+@dataclass(frozen=True)
+class WatchSettings:
+    """The conservation watch (hiveq/diagnose/watch.py), run by one worker or API process."""
+
+    # off: a vanished job waits for `hiveq recover`; auto: the watch recovers it at once.
+    recover_vanished: str = field(default="off", metadata=env("HIVEQ_RECOVER_VANISHED"))
+    # > 0: when jobs vanish, watch every command for this long (MONITOR) to name who took them.
+    watch_sample_s: float = field(default=0.0, metadata=env("HIVEQ_WATCH_SAMPLE_SECONDS", 0.0, 5.0))
+
+    def __post_init__(self) -> None:
+        if self.recover_vanished not in RECOVER_MODES:
+            raise ConfigError(
+                f"HIVEQ_RECOVER_VANISHED={self.recover_vanished!r} is not allowed; use off (vanished "
+                "jobs wait for `hiveq recover`) or auto (the watch recovers them at once)"
+            )
+
+
 @dataclass(frozen=True)
 class LLMSettings:
     """An OpenAI-compatible endpoint, used by the `llm` planner and agent."""
@@ -157,7 +177,7 @@ def limits_from_env(e: Mapping[str, str]) -> Limits:
     return Limits(**{name: _read(e, meta, getattr(base, name)) for name, meta in LIMITS_ENV.items()})
 
 
-GROUPS = ("leases", "retry", "limits", "retention", "api", "worker", "llm")
+GROUPS = ("leases", "retry", "limits", "retention", "api", "worker", "watch", "llm")
 
 
 @dataclass(frozen=True)
@@ -173,6 +193,7 @@ class Settings:
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
+    watch: WatchSettings = field(default_factory=WatchSettings)
     llm: LLMSettings = field(default_factory=LLMSettings)
 
     @property
@@ -220,5 +241,6 @@ class Settings:
             retention=load(RetentionSettings, e),
             api=load(ApiSettings, e),
             worker=load(WorkerSettings, e),
+            watch=load(WatchSettings, e),
             llm=LLMSettings.from_env(e),
         )

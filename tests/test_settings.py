@@ -45,6 +45,8 @@ def test_environment_variables_set_every_bound() -> None:
         ({"HIVEQ_MAX_ATTEMPTS": "0"}, "HIVEQ_MAX_ATTEMPTS"),
         ({"HIVEQ_LEASE_SECONDS": "-1"}, "HIVEQ_LEASE_SECONDS"),
         ({"HIVEQ_PORT": "70000"}, "HIVEQ_PORT"),
+        ({"HIVEQ_RECOVER_VANISHED": "sometimes"}, "HIVEQ_RECOVER_VANISHED"),
+        ({"HIVEQ_WATCH_SAMPLE_SECONDS": "60"}, "HIVEQ_WATCH_SAMPLE_SECONDS"),
     ],
 )
 def test_a_bad_value_is_refused_with_the_variable_named(env: dict[str, str], named: str) -> None:

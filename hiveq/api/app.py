@@ -3,6 +3,7 @@ keeps them on `app.state` (no globals), so several apps can live in one process 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from hiveq.api.metrics import Metrics
 from hiveq.contract.errors import RedisUnavailable
 from hiveq.contract.protocol import VERSION
 from hiveq.dashboard.app import mount as mount_dashboard
+from hiveq.diagnose.watch import watch_forever
 from hiveq.queue.broker import Broker
 from hiveq.settings import Settings
 
@@ -25,6 +27,7 @@ log = logging.getLogger("hiveq.api")
 SOCKET_TIMEOUT_S = 1.5
 # Longer than a blocking XREAD of the event streams (stream.BLOCK_MS) plus margin.
 STREAM_SOCKET_TIMEOUT_S = 10.0
+WATCH_STOP_S = 2.0
 
 
 @asynccontextmanager
@@ -41,14 +44,25 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.namespace_claimed = True
     except RedisUnavailable as exc:  # serve 503s (and /health) until Redis is back
         log.warning("%s", exc)
+    # The conservation watch runs in the API process too (one process of the namespace at a time).
+    watch = (
+        asyncio.create_task(watch_forever(b, ready=lambda: bool(app.state.namespace_claimed), log=log))
+        if app.state.watch
+        else None
+    )
     try:
         yield
     finally:
+        if watch is not None:
+            watch.cancel()
+            await asyncio.wait({watch}, timeout=WATCH_STOP_S)  # never holds the shutdown up
         await sb.close()
         await b.close()
 
 
-def create_app(settings: Settings, *, sse_keepalive_s: float = 15.0) -> FastAPI:
+def create_app(settings: Settings, *, sse_keepalive_s: float = 15.0, watch: bool = True) -> FastAPI:
+    """`watch=False` leaves the conservation watch to the workers (tests that need a theft to
+    stay unmarked use it)."""
     app = FastAPI(
         title="hiveq",
         version=VERSION,
@@ -60,6 +74,7 @@ def create_app(settings: Settings, *, sse_keepalive_s: float = 15.0) -> FastAPI:
     )
     app.state.settings = settings
     app.state.sse_keepalive_s = sse_keepalive_s
+    app.state.watch = watch
     app.state.metrics = Metrics()
     errors.install(app)
     app.add_middleware(errors.BodyLimit, limit=settings.limits.max_payload_bytes)

@@ -1,5 +1,5 @@
-"""Job routes: one job, its custody history, its output and signals (durable agents), and the
-dead-letter queue (list, retry, discard)."""
+"""Job routes: one job, its custody history, its output and signals (durable agents), the
+dead-letter queue (list, retry, discard) and vanished jobs (list, recover)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
+from hiveq.aggregate import problem
 from hiveq.api.deps import get_broker, require_token, who_asked
 from hiveq.api.schemas import errors
 from hiveq.api.tasks import json_body
 from hiveq.contract.models import JobRecord
 from hiveq.contract.protocol import SIGNAL_NAME_PATTERN
-from hiveq.contract.views import DeadLetters, JobAction, JobHistory, JobOutput, SignalSent
-from hiveq.queue import events, inspect, output, retry, suspend
+from hiveq.contract.views import DeadLetters, JobAction, JobHistory, JobOutput, SignalSent, VanishedJobs
+from hiveq.queue import events, inspect, output, retry, suspend, vanish
 from hiveq.queue.broker import Broker
 
 router = APIRouter(tags=["jobs"], dependencies=[Depends(require_token)])
@@ -91,3 +92,19 @@ async def discard_dead(job_id: str, b: BrokerDep) -> JobAction:
     """Mark a dead letter handled: it becomes cancelled and its task's retention clock starts."""
     await retry.discard_dead(b, job_id, f"api {b.identity}")
     return JobAction(job_id=job_id, state=(await inspect.get_job(b, job_id)).state)
+
+
+@router.get("/vanished", response_model=VanishedJobs, responses=errors(401, 422, 503))
+async def vanished(b: BrokerDep, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> VanishedJobs:
+    """Jobs that left hiveq's places without a hiveq step, oldest first: the key each left, when
+    the conservation watch saw it, and the suspected culprit."""
+    total = int(await b.guard(b.redis.zcard(b.keys.vanished)))
+    return VanishedJobs(total=total, items=[problem(j) for j in await vanish.list_vanished(b, limit)])
+
+
+@router.post("/jobs/{job_id}/recover", response_model=JobAction, responses=errors(401, 404, 409, 503))
+async def recover(job_id: str, b: BrokerDep) -> JobAction:
+    """Put a vanished job back where it belongs (waiting, blocked or delayed, by its
+    dependencies), counting one delivery; at the delivery limit it is dead-lettered instead.
+    409 when the job is not vanished."""
+    return JobAction(job_id=job_id, state=await vanish.recover(b, job_id, f"api {b.identity}"))

@@ -18,6 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from hiveq.contract.models import QueueDepth
+from hiveq.diagnose.suspects import foreign_clients
 from hiveq.queue import inspect
 from hiveq.queue.broker import Broker
 
@@ -47,6 +48,7 @@ class Snapshot:
     depths: list[QueueDepth] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=dict)
+    foreign_clients: int = 0
 
 
 class HiveqCollector(Collector):
@@ -60,7 +62,10 @@ class HiveqCollector(Collector):
 
     async def refresh(self, b: Broker) -> None:
         self.snapshot = Snapshot(
-            depths=await inspect.queue_depths(b), counts=await inspect.counts(b), stats=await inspect.stats(b)
+            depths=await inspect.queue_depths(b),
+            counts=await inspect.counts(b),
+            stats=await inspect.stats(b),
+            foreign_clients=await foreign_clients(b),
         )
         await self._fold_latencies(b)
 
@@ -108,6 +113,17 @@ class HiveqCollector(Collector):
             "hiveq_workers_alive",
             "Registered workers with a live heartbeat",
             value=snap.counts.get("workers", 0),
+        )
+        yield CounterMetricFamily(
+            "hiveq_jobs_vanished",
+            "Jobs the conservation watch found gone from hiveq's places without a hiveq step",
+            value=snap.stats.get("vanished", 0),
+        )
+        yield GaugeMetricFamily(
+            "hiveq_foreign_clients",
+            "Non-hiveq clients touching this namespace's keys, as far as Redis can tell: suspects "
+            "of vanishings in the last hour (CLIENT LIST, MONITOR samples) still connected",
+            value=snap.foreign_clients,
         )
         total = CounterMetricFamily(
             "hiveq_jobs_transitions", "Job transitions since the namespace began", labels=["event"]

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from pydantic import ValidationError
 
-from hiveq.aggregate import summary, task_view
+from hiveq.aggregate import stalled_tasks, summary, task_view
 from hiveq.api.deps import get_broker, require_token, who_asked
 from hiveq.api.errors import from_pydantic
 from hiveq.api.schemas import errors
@@ -124,7 +124,9 @@ async def list_tasks(
     bound `total_exact` is false and `total` counts the matches found (a lower bound).
     """
     page = await inspect.list_tasks(b, status, offset, limit, q=q or None)
-    return TaskList(total=page.total, total_exact=page.total_exact, items=[summary(t) for t in page.items])
+    stalled = await stalled_tasks(b)
+    items = [summary(t, t.id in stalled) for t in page.items]
+    return TaskList(total=page.total, total_exact=page.total_exact, items=items)
 
 
 @router.get("/tasks/{task_id}", response_model=TaskView, responses=errors(401, 404, 503))

@@ -115,6 +115,8 @@ def task_cmd(
                 escape(outcome),
             )
         console.print(table)
+        for pr in view.problems:
+            console.print(f"[bold red]✘ {escape(pr.subtask_id)}: {escape(pr.message)}[/] — {escape(pr.fix)}")
 
     run(go())
 

@@ -12,7 +12,7 @@ import json
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Annotated, Any, Protocol, TypeVar
 
@@ -47,6 +47,7 @@ STATE_STYLE = {
     "dead": "red",
     "cancelled": "dim red",
     "quarantined": "red",
+    "vanished": "bold red",
     "failed": "red",
     "running": "cyan",
     "queued": "yellow",
@@ -65,6 +66,7 @@ def clock(ms: int | None) -> str:
 class Snapshot:
     task: TaskRecord
     jobs: list[JobRecord]
+    stuck: list[str] = field(default_factory=list)  # vanished jobs no one will recover by itself
 
     @property
     def done(self) -> bool:
@@ -259,6 +261,53 @@ class Hint:
             self.said = True
 
 
+def auto_recovered(ev: Event) -> bool:
+    """A vanished event whose watch recovers the job by itself (HIVEQ_RECOVER_VANISHED=auto)."""
+    return isinstance(ev.data, dict) and ev.data.get("recover") == "auto"
+
+
+def vanished_line(console: Console, snap: Snapshot, ev: Event) -> None:
+    """The red line for a job that vanished: which job, from which key, the suspected culprit."""
+    then = (
+        "the watch recovers it (HIVEQ_RECOVER_VANISHED=auto)"
+        if auto_recovered(ev)
+        else f"the task cannot finish until it is back: `hiveq recover {ev.job}`"
+    )
+    console.print(
+        f"[bold red]{clock(ev.ts)}  ✘ {escape(snap.label(ev.job))} ({ev.job}) "
+        f"{escape(ev.reason or 'vanished')} — {escape(then)}[/]",
+        soft_wrap=True,
+    )
+
+
+async def _stuck_at_start(b: Broker, snap: Snapshot, console: Console, quiet: bool) -> list[str]:
+    """Jobs already vanished when following starts (their vanished event is in their history)."""
+    stuck = []
+    for j in snap.jobs:
+        if j.state != JobState.VANISHED:
+            continue
+        marks = [e for e in await job_history(b, j.id) if e.to == JobState.VANISHED]
+        if marks and not quiet:
+            vanished_line(console, snap, marks[-1])
+        if not (marks and auto_recovered(marks[-1])):
+            stuck.append(j.id)
+    return stuck
+
+
+def show(events: list[Event], snap: Snapshot, view: View | None, console: Console, quiet: bool) -> list[str]:
+    """Show a batch of events; returns the jobs among them that vanished for good."""
+    stuck = []
+    for ev in events:
+        if ev.type == "job" and ev.to == JobState.VANISHED:
+            if not quiet:
+                vanished_line(console, snap, ev)
+            if not auto_recovered(ev) and ev.job:
+                stuck.append(ev.job)
+        elif view is not None:
+            view.event(snap, ev)
+    return stuck
+
+
 async def follow(
     b: Broker,
     task_id: str,
@@ -268,8 +317,9 @@ async def follow(
     quiet: bool = False,
     output: bool = False,
 ) -> Snapshot:
-    """Show the task until it finishes; returns its final state. Events drive the updates; a
-    Redis blip on the way is reported and ridden out.
+    """Show the task until it finishes, or until a job of it vanished that nothing will recover by
+    itself (`stuck`); returns its last state. Events drive the updates; a Redis blip on the way is
+    reported and ridden out.
 
     `after`: the stream id to show events from (take it before submitting, so that a task that
     finishes at once is still shown step by step); default: from now. `output`: print the jobs'
@@ -285,21 +335,20 @@ async def follow(
         view = LineView(console, output=True, shown=await earlier_output(b, snap))
     elif not quiet:
         view = BarsView(console) if console.is_terminal else LineView(console)
+    stuck = await _stuck_at_start(b, snap, console, quiet)
     try:
         if view is not None:
             view.update(snap)
-        while True:
+        while not stuck:
             finished = snap.done
             # Until it finishes: wait for events. Then: drain what is left and stop.
             block = None if finished else 1000
             last, events = await blips.call(partial(read_events, b, start, block_ms=block, task_id=task_id))
-            for ev in events:
-                if view is not None:
-                    view.event(snap, ev)
+            stuck += show(events, snap, view, console, quiet)
             if finished and last == start:
                 break
             start = last
-            if not finished:
+            if not finished or stuck:
                 snap = await blips.call(partial(snapshot, b, task_id))
                 await blips.call(partial(hint.check, b, snap))
             if view is not None:
@@ -307,6 +356,7 @@ async def follow(
     finally:
         if view is not None:
             view.close()
+    snap.stuck = [j for j in stuck if any(x.id == j and x.state == JobState.VANISHED for x in snap.jobs)]
     return snap
 
 
@@ -391,6 +441,15 @@ async def finish(b: Broker, snap: Snapshot, console: Console, as_json: bool) -> 
         print_json(await task_view(b, snap.task.id))
     else:
         render_summary(console, snap, await custody(b, snap.jobs))
+        if snap.stuck:
+            console.print(
+                f"[bold red]task {snap.task.id} cannot finish: {len(snap.stuck)} subtask(s) vanished "
+                f"({', '.join(snap.stuck)}); stop the culprit, then `hiveq recover --all` and "
+                f"`hiveq watch {snap.task.id}`[/]",
+                soft_wrap=True,
+            )
+    if snap.stuck:
+        return ExitCode.FAILURE
     return ExitCode.OK if snap.task.status == TaskStatus.SUCCEEDED else ExitCode.FAILURE
 
 

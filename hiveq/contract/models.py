@@ -131,6 +131,12 @@ class JobRecord(BaseModel):
         description="the agent's traceback of each of the last failed attempts, oldest first "
         "(filled by GET /jobs/{id} and the dead-letter list; empty in task views)",
     )
+    # Set while (or after) the job was vanished: the place key it left, when the watch saw it,
+    # the one-line suspect, and whether its record had to be rebuilt (deleted or evicted).
+    vanished_key: str | None = None
+    vanished_ms: int | None = None
+    suspect: str | None = None
+    rebuilt: bool = False
 
 
 class TaskRecord(BaseModel):
@@ -159,7 +165,7 @@ class Event(BaseModel):
     """One custody event: written by the script that made the transition."""
 
     id: str  # stream id, e.g. "1700000000000-0"; usable as SSE Last-Event-ID
-    type: str  # job | task | progress | worker
+    type: str  # job | task | progress | worker | anomaly
     ts: int
     job: str | None = None
     task: str | None = None
@@ -170,6 +176,7 @@ class Event(BaseModel):
     pid: int | None = None
     client: str | None = None
     attempt: int | None = None
+    agent: str | None = None  # on claims (waiting -> active)
     reason: str | None = None
     data: Any = None
 

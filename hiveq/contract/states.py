@@ -15,6 +15,7 @@ class JobState(StrEnum):
     DEAD = "dead"  # dead-lettered: failed max_attempts times or killed its worker max_deliveries times
     CANCELLED = "cancelled"
     QUARANTINED = "quarantined"  # undecodable or malformed; kept with the reason
+    VANISHED = "vanished"  # left hiveq's places without a hiveq script; kept until recovered
 
 
 class TaskStatus(StrEnum):
@@ -29,6 +30,7 @@ TERMINAL_JOB_STATES = frozenset({JobState.SUCCEEDED, JobState.DEAD, JobState.CAN
 PENDING_JOB_STATES = frozenset(
     {JobState.BLOCKED, JobState.WAITING, JobState.DELAYED, JobState.ACTIVE, JobState.SUSPENDED}
 )
+# A vanished job is neither: its task cannot finish until it is recovered, dead-lettered or cancelled.
 TERMINAL_TASK_STATUSES = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED})
 
 # The place (key suffix) that holds the jobs of each state, for every state but waiting, whose
@@ -42,6 +44,7 @@ PLACE_OF: dict[JobState, str] = {
     JobState.DEAD: "dead",
     JobState.CANCELLED: "cancelled",
     JobState.QUARANTINED: "quarantine",
+    JobState.VANISHED: "vanished",
 }
 STATE_OF_PLACE: dict[str, JobState] = {place: state for state, place in PLACE_OF.items()}
 
@@ -53,7 +56,7 @@ TRANSITIONS: dict[tuple[JobState, JobState], str] = {
     (JobState.BLOCKED, JobState.QUARANTINED): "complete (foreign queue key)",
     (JobState.BLOCKED, JobState.CANCELLED): (
         "cancel | fail | quarantine | reap_expired | complete, promote_due, release, retry_dead, "
-        "signal (dependency dead, quarantined or cancelled)"
+        "signal, recover (dependency dead, quarantined or cancelled)"
     ),
     (JobState.WAITING, JobState.ACTIVE): "claim",
     (JobState.WAITING, JobState.QUARANTINED): "claim (no job record, or a foreign-typed one)",
@@ -79,13 +82,24 @@ TRANSITIONS: dict[tuple[JobState, JobState], str] = {
     (JobState.ACTIVE, JobState.SUSPENDED): "suspend",
     (JobState.SUSPENDED, JobState.WAITING): (
         "signal | promote_due (wait timed out) | complete, fail, quarantine, reap_expired, cancel, "
-        "release, retry_dead, promote_due, signal (children finished)"
+        "release, retry_dead, promote_due, signal, recover (children finished)"
     ),
     (JobState.SUSPENDED, JobState.QUARANTINED): (
-        "signal, promote_due, complete, fail, quarantine, reap_expired, cancel, release, retry_dead "
-        "(resumed into a foreign queue key)"
+        "signal, promote_due, complete, fail, quarantine, reap_expired, cancel, release, retry_dead, "
+        "recover (resumed into a foreign queue key)"
     ),
     (JobState.SUSPENDED, JobState.CANCELLED): "cancel",
+    (JobState.WAITING, JobState.VANISHED): "mark_vanished (taken outside hiveq)",
+    (JobState.BLOCKED, JobState.VANISHED): "mark_vanished (taken outside hiveq)",
+    (JobState.DELAYED, JobState.VANISHED): "mark_vanished (taken outside hiveq)",
+    (JobState.ACTIVE, JobState.VANISHED): "mark_vanished (lease taken outside hiveq)",
+    (JobState.SUSPENDED, JobState.VANISHED): "mark_vanished (taken outside hiveq)",
+    (JobState.VANISHED, JobState.WAITING): "recover",
+    (JobState.VANISHED, JobState.BLOCKED): "recover (dependencies pending)",
+    (JobState.VANISHED, JobState.DELAYED): "recover (retry backoff pending)",
+    (JobState.VANISHED, JobState.DEAD): "recover (delivery limit reached)",
+    (JobState.VANISHED, JobState.CANCELLED): "cancel | recover (dependency dead)",
+    (JobState.VANISHED, JobState.QUARANTINED): "recover (foreign queue key)",
 }
 # A job's first state (its enqueue or spawn event has `from` ""), and the states whose records expire.
 ENQUEUED_AS: dict[JobState, str] = {

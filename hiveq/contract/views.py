@@ -38,6 +38,20 @@ class SubtaskView(BaseModel):
     wait: JobWait | None = Field(default=None, description="what a suspended subtask waits for")
 
 
+class Problem(BaseModel):
+    """Something that keeps a task from finishing by itself: today, a vanished subtask."""
+
+    kind: str = Field(description="vanished: the job left hiveq's places without a hiveq step")
+    job_id: str
+    task_id: str
+    subtask_id: str
+    key: str | None = Field(default=None, description="the place (Redis key) it left")
+    seen_ms: int | None = Field(default=None, description="when the conservation watch saw it")
+    message: str = Field(description="what happened: the key, the cause and the suspect")
+    suspect: str | None = Field(default=None, description="who took it, as far as Redis can tell")
+    fix: str = Field(description="what to do")
+
+
 class TaskSummary(BaseModel):
     """A task in a list: its record and progress, without its subtasks."""
 
@@ -47,6 +61,11 @@ class TaskSummary(BaseModel):
     planner: str
     status: TaskStatus
     progress: Progress
+    stalled: bool = Field(
+        default=False,
+        description="a subtask vanished: the task cannot finish until it is recovered "
+        "(`hiveq recover`, POST /jobs/{job_id}/recover) or cancelled; `problems` says which",
+    )
     created_ms: int | None = None
     finished_ms: int | None = None
 
@@ -55,6 +74,7 @@ class TaskView(TaskSummary):
     plan_note: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     subtasks: list[SubtaskView] = Field(default_factory=list)
+    problems: list[Problem] = Field(default_factory=list)
     error: str | None = Field(
         default=None, description="why the task failed: the first dead subtask's reason"
     )
@@ -160,6 +180,13 @@ class Throughput(BaseModel):
     bucket_s: float
     succeeded: list[int]
     dead: list[int]
+
+
+class VanishedJobs(BaseModel):
+    """Every vanished job of the namespace (oldest first), as the dashboard's banner shows them."""
+
+    total: int
+    items: list[Problem]
 
 
 class Queues(BaseModel):

@@ -46,6 +46,32 @@ CONSUMER_CMDS = frozenset(
         "getdel",
     }
 )
+# Commands that can take a job out of hiveq's places: the consumers above, plus removals, deletes
+# and scripts. A non-hiveq client whose last command is one of these is a prime suspect when a
+# job vanishes (hiveq/diagnose/suspects.py).
+TAKING_CMDS = CONSUMER_CMDS | frozenset(
+    {
+        "zrem",
+        "zremrangebyrank",
+        "zremrangebyscore",
+        "zremrangebylex",
+        "del",
+        "unlink",
+        "expire",
+        "pexpire",
+        "expireat",
+        "pexpireat",
+        "rename",
+        "renamenx",
+        "move",
+        "restore",
+        "flushdb",
+        "flushall",
+        "eval",
+        "evalsha",
+        "fcall",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -59,6 +85,7 @@ class Client:
     idle_s: int
     cmd: str
     blocked: bool
+    db: int = 0
 
     @classmethod
     def parse(cls, row: dict[str, Any]) -> Client:
@@ -71,11 +98,17 @@ class Client:
             idle_s=int(row.get("idle") or 0),
             cmd=str(row.get("cmd", "")),
             blocked="b" in str(row.get("flags", "")),
+            db=int(row.get("db") or 0),
         )
 
     @property
     def consuming(self) -> bool:
         return self.blocked or self.cmd.split("|")[0] in CONSUMER_CMDS
+
+    @property
+    def taking(self) -> bool:
+        """Blocked, or its last command can take a job out of one of our places."""
+        return self.blocked or self.cmd.split("|")[0] in TAKING_CMDS
 
     def describe(self) -> str:
         state = "blocked in" if self.blocked else "last command"

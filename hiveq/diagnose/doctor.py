@@ -24,6 +24,7 @@ from hiveq.diagnose.shared import namespace_check, shared_check, wrong_type_chec
 from hiveq.diagnose.workers_check import liveness, worker_checks
 from hiveq.queue.audit import Misplaced, audit
 from hiveq.queue.broker import Broker
+from hiveq.queue.vanish import list_vanished
 
 LATENCY_WARN_MS = 50.0
 PINGS = 5
@@ -57,7 +58,7 @@ async def connection_check(b: Broker) -> Check:
     return ok(name, f"Redis at {url} answers in {med:.2f} ms", evidence)
 
 
-def _vanished_line(m: Misplaced) -> str:
+def _missing_line(m: Misplaced) -> str:
     ev = m.last_event
     last = "no custody event recorded"
     if ev is not None:
@@ -72,32 +73,40 @@ def _vanished_line(m: Misplaced) -> str:
 async def audit_check(b: Broker) -> Check:
     name = "vanished jobs"
     rep = await audit(b)
-    if rep.ok:
+    marked = await list_vanished(b, 100)
+    if rep.ok and not marked:
         return ok(
             name,
             f"all {rep.total} jobs accounted for, each in exactly one place",
             {k: v for k, v in rep.by_place.items() if v},
         )
-    evidence = [_vanished_line(m) for m in rep.vanished[:100]]
+    evidence = [f"{j.id}: {j.reason or 'vanished'}" for j in marked]
+    evidence += [_missing_line(m) for m in rep.missing[:100]]
     evidence += [f"{m.job_id}: in several places at once: {', '.join(m.places)}" for m in rep.duplicated[:50]]
     evidence += [f"{j}: in one of our sets but never enqueued by hiveq" for j in rep.strays[:50]]
+    evidence += [f"{j}: its record is gone (deleted or evicted)" for j in rep.records_missing[:50]]
     evidence += [
         f"{key}: holds a {found}, not our zset (overwritten by another application?)"
         for key, found in rep.foreign_keys.items()
     ]
+    n_marked = rep.by_place.get("vanished", 0)
     parts = [
         f"{len(rep.foreign_keys)} place key(s) overwritten" if rep.foreign_keys else "",
-        f"{len(rep.vanished)} vanished" if rep.vanished else "",
+        f"{n_marked} vanished" if n_marked else "",
+        f"{len(rep.missing)} missing from every place" if rep.missing else "",
+        f"{len(rep.records_missing)} record(s) gone" if rep.records_missing else "",
         f"{len(rep.duplicated)} in several places" if rep.duplicated else "",
         f"{len(rep.strays)} foreign member(s)" if rep.strays else "",
     ]
     return fail(
         name,
-        f"conservation broken: {', '.join(p for p in parts if p)} of {rep.total} jobs — something "
-        "outside hiveq took or wrote them (a foreign pop, DEL, script or eviction)",
+        f"{', '.join(p for p in parts if p)} of {rep.total} jobs — something outside hiveq took, "
+        "deleted or wrote them (a foreign pop, DEL, script or eviction)",
         evidence,
-        fix="Find the culprit under 'foreign consumers' (run `hiveq doctor --sample 5` to catch it in "
-        "the act) and stop it, check the eviction policy, then resubmit the affected tasks.",
+        fix="Stop the culprit (the suspect named with each vanished job, 'foreign consumers' below, "
+        "or `hiveq doctor --sample 5` to catch it in the act) and check the eviction policy; then "
+        "`hiveq recover --all`. Jobs missing from every place are marked vanished by the "
+        "conservation watch of any running worker or API process.",
     )
 
 

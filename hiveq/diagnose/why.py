@@ -21,6 +21,7 @@ from hiveq.diagnose.workers_check import Liveness, liveness
 from hiveq.queue.broker import Broker
 from hiveq.queue.events import job_history
 from hiveq.queue.inspect import PRIO_SHIFT, get_job, get_jobs
+from hiveq.queue.vanish import RECOVER_HINT
 
 
 class Why(BaseModel):
@@ -60,8 +61,9 @@ async def _vanished(b: Broker, job: JobRecord) -> Why | None:
         job_id=job.id,
         state=job.state.value,
         summary=f"vanished: its record says {job.state.value}, but it is not in {key} — something "
-        f"outside hiveq removed it (a foreign pop, DEL or script){seen}. Run `hiveq doctor --sample 5` "
-        "to name the culprit.",
+        f"outside hiveq removed it (a foreign pop, DEL or script){seen}. No conservation watch has "
+        "marked it yet (no worker or API process of this namespace runs?); run `hiveq doctor "
+        "--sample 5` to name the culprit.",
         details={
             "expected_in": key,
             "last_event": last.model_dump(mode="json", by_alias=True) if last else None,
@@ -197,6 +199,23 @@ async def _suspended(b: Broker, job: JobRecord, lv: Liveness) -> Why:
     return Why(job_id=job.id, state=job.state.value, summary=summary, details=details)
 
 
+def _marked_vanished(job: JobRecord) -> Why:
+    return Why(
+        job_id=job.id,
+        state=job.state.value,
+        summary=f"{job.reason or 'vanished'} (seen at {when(job.vanished_ms)}). Its task cannot finish "
+        f"until it is back: {RECOVER_HINT.format(job=job.id)}, once the culprit is stopped",
+        details={
+            "key": job.vanished_key,
+            "seen_ms": job.vanished_ms,
+            "suspect": job.suspect,
+            "record_rebuilt": job.rebuilt,
+            "deliveries": job.attempts,
+            "max_deliveries": job.max_deliveries,
+        },
+    )
+
+
 def _finished(job: JobRecord) -> Why:
     at = when(job.finished_ms)
     if job.state == JobState.DEAD:
@@ -229,6 +248,8 @@ async def why(b: Broker, job_id: str) -> Why:
     gone = await _vanished(b, job)
     if gone is not None:
         return gone
+    if job.state == JobState.VANISHED:
+        return _marked_vanished(job)
     if job.state == JobState.BLOCKED:
         return await _blocked(b, job)
     lv = await liveness(b)

@@ -1,9 +1,11 @@
-"""audit: prove conservation. Every job of the namespace is in exactly one place; list the ones
-that are in none (vanished: something outside hiveq took them) or in several.
+"""audit: prove conservation. Every job of the namespace is in exactly one place (`vanished`,
+where the conservation watch puts what left without a hiveq step, is one of them); list the
+ones that are in none (missing: taken, and not yet marked vanished) or in several, and the jobs
+whose record is gone (deleted or evicted) although the index and a place still hold them.
 
 The places and the index are read in one MULTI/EXEC, so the snapshot is atomic with respect to
 the transition scripts. A place whose key another application overwrote with another Redis type
-is reported (`foreign_keys`), and the jobs it held show up as vanished; the audit never fails on it.
+is reported (`foreign_keys`), and the jobs it held show up as missing; the audit never fails on it.
 """
 
 from __future__ import annotations
@@ -20,22 +22,26 @@ from hiveq.queue.events import job_history
 
 class Misplaced(BaseModel):
     job_id: str
-    places: list[str]  # [] for a vanished job
-    state: str | None  # what the job's own record says
-    last_event: Event | None = None  # the last custody event before it vanished
+    places: list[str]  # [] for a missing job
+    state: str | None  # what the job's own record says (None: the record is gone)
+    last_event: Event | None = None  # the last custody event before it went missing
 
 
 class AuditReport(BaseModel):
     total: int
     by_place: dict[str, int]
-    vanished: list[Misplaced]  # indexed jobs found in no place
+    missing: list[Misplaced]  # indexed jobs found in no place, not even marked vanished
     duplicated: list[Misplaced]  # jobs found in more than one place
     strays: list[str]  # members of our places with no index entry (written by someone else)
+    records_missing: list[str] = []  # indexed jobs whose record hash is gone (deleted or evicted)
     foreign_keys: dict[str, str] = {}  # place key -> the Redis type found there instead of a zset
 
     @property
     def ok(self) -> bool:
-        return not (self.vanished or self.duplicated or self.strays or self.foreign_keys)
+        """Conservation holds: each job in exactly one place (vanished counts) with its record."""
+        return not (
+            self.missing or self.duplicated or self.strays or self.records_missing or self.foreign_keys
+        )
 
 
 async def audit(b: Broker, *, with_history: bool = True) -> AuditReport:
@@ -63,9 +69,10 @@ async def audit(b: Broker, *, with_history: bool = True) -> AuditReport:
         by_place[name] = len(members)
         for m in members:
             where.setdefault(m, []).append(name)
-    vanished_ids = sorted(index - where.keys())
+    missing_ids = sorted(index - where.keys())
     dup_ids = sorted(j for j, p in where.items() if len(p) > 1)
     strays = sorted(where.keys() - index)
+    gone = await records_gone(b, sorted(index))
 
     async def describe(job_id: str) -> Misplaced:
         state = await b.guard(b.redis.hget(k.job(job_id), "state"))
@@ -78,8 +85,22 @@ async def audit(b: Broker, *, with_history: bool = True) -> AuditReport:
     return AuditReport(
         total=len(index),
         by_place=by_place,
-        vanished=[await describe(j) for j in vanished_ids],
+        missing=[await describe(j) for j in missing_ids],
         duplicated=[await describe(j) for j in dup_ids],
         strays=strays,
+        records_missing=gone,
         foreign_keys=foreign,
     )
+
+
+async def records_gone(b: Broker, job_ids: list[str], chunk: int = 1000) -> list[str]:
+    """The ids whose job record does not exist (EXISTS, pipelined in chunks)."""
+    gone: list[str] = []
+    for at in range(0, len(job_ids), chunk):
+        part = job_ids[at : at + chunk]
+        pipe = b.redis.pipeline(transaction=False)
+        for job_id in part:
+            pipe.exists(b.keys.job(job_id))
+        found = await b.guard(pipe.execute())
+        gone += [j for j, n in zip(part, found, strict=True) if not n]
+    return gone

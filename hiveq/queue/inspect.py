@@ -69,6 +69,10 @@ def decode_job(h: dict[str, str]) -> JobRecord:
         children=[subtask_of(c) for c in _json(h.get("children"), [])],
         wait=decode_wait(h.get("wait")),
         output_bytes=int(h.get("output_bytes") or 0),
+        vanished_key=h.get("vanished_key") or None,
+        vanished_ms=_int(h.get("vanished_at")),
+        suspect=h.get("suspect") or None,
+        rebuilt=h.get("rebuilt") == "1",
     )
 
 

@@ -26,12 +26,15 @@ FIXED_KEY_TYPES: dict[str, str] = {
     "dead": "zset",
     "cancelled": "zset",
     "quarantine": "zset",
+    "vanished": "zset",  # jobs that left our places without a hiveq script, score = detected ms
     "tasks": "zset",
     "finished": "zset",
     "events": "stream",
     "workers": "zset",
     "stats": "hash",
     "doctor": "hash",  # written by `hiveq doctor`: dead-letter count at its last run
+    "watch": "string",  # the conservation watch's lease: the id of the process running it
+    "foreign": "zset",  # addresses of non-hiveq clients caught near a vanishing, score = last ms
 }
 
 
@@ -103,6 +106,18 @@ class Keyspace:
     @property
     def quarantine(self) -> str:
         return self.key("quarantine")
+
+    @property
+    def vanished(self) -> str:
+        return self.key("vanished")
+
+    @property
+    def watch(self) -> str:
+        return self.key("watch")
+
+    @property
+    def foreign(self) -> str:
+        return self.key("foreign")
 
     @property
     def tasks(self) -> str:

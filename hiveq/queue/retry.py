@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from hiveq.contract.errors import Code, Conflict, NotFound
 from hiveq.contract.lease import Lease, holder
 from hiveq.contract.limits import ERROR_MAX_CHARS, TRACEBACK_MAX_BYTES, TRACEBACKS_KEPT
+from hiveq.contract.states import JobState
 from hiveq.queue.broker import Broker
+from hiveq.queue.vanish import RECOVER_HINT
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +68,15 @@ async def quarantine(b: Broker, q: Quarantine) -> Code:
     return Code(int(res[0]))
 
 
-def _check(code: int, job_id: str, action: str) -> None:
+async def _check(b: Broker, code: int, job_id: str, action: str) -> None:
     if code == Code.NOT_FOUND:
         raise NotFound("job", job_id)
     if code == Code.WRONG_STATE:
+        if await b.guard(b.redis.hget(b.keys.job(job_id), "state")) == JobState.VANISHED:
+            raise Conflict(
+                f"job {job_id!r} is not a dead letter: it vanished (left hiveq's places without a "
+                f"hiveq step); {RECOVER_HINT.format(job=job_id)}"
+            )
         raise Conflict(
             f"job {job_id!r} cannot be {action}: it is not dead-lettered or quarantined "
             "(or its task was cancelled); see `hiveq trace` for its history"
@@ -79,10 +86,10 @@ def _check(code: int, job_id: str, action: str) -> None:
 async def retry_dead(b: Broker, job_id: str, who: str) -> None:
     """Put a dead-lettered job back in its queue and revive its task."""
     res = await b.run("retry_dead", [job_id, who])
-    _check(int(res[0]), job_id, "retried")
+    await _check(b, int(res[0]), job_id, "retried")
 
 
 async def discard_dead(b: Broker, job_id: str, who: str) -> None:
     """Mark a dead letter handled: it moves to cancelled and its task's retention starts."""
     res = await b.run("discard_dead", [job_id, who])
-    _check(int(res[0]), job_id, "discarded")
+    await _check(b, int(res[0]), job_id, "discarded")

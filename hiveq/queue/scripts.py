@@ -37,6 +37,10 @@ SCRIPT_NAMES = (
     "suspend",
     "signal",
     "output",
+    "watch_tick",
+    "find_vanished",
+    "mark_vanished",
+    "recover",
 )
 
 

@@ -8,7 +8,8 @@ Four concurrent loops share one `Worker`:
 - heartbeat: extends every held lease in one call each `heartbeat_s`, stops agents whose lease
   was lost (task cancelled, lease reclaimed), re-registers if the worker record was reaped; it
   beats at once when the inbox loop hears of a cancel (BZPOPMIN on this worker's inbox marker);
-- maintain: promotes due retries and reclaims dead workers' leases every `reap_interval_s`.
+- maintain: promotes due retries and reclaims dead workers' leases every `reap_interval_s`, then
+  ticks the conservation watch (hiveq/diagnose/watch.py; one process of the namespace runs it).
 On stop, claiming ends, running jobs get `shutdown_grace_s`, the rest are handed back at once.
 """
 
@@ -25,8 +26,9 @@ from redis.exceptions import RedisError
 
 from hiveq.agents.durable import Durable
 from hiveq.agents.registry import AgentContext, AgentSpec, get_agent, module_origin
-from hiveq.contract.errors import Code, RedisUnavailable
+from hiveq.contract.errors import Code, HiveqError, RedisUnavailable
 from hiveq.contract.models import ClaimedJob
+from hiveq.diagnose.watch import Complaints, Watch
 from hiveq.logs import ContextAdapter, bound_logger
 from hiveq.queue import fetch, heartbeat, maintain, registry, release
 from hiveq.queue.broker import Broker
@@ -361,6 +363,8 @@ class Worker:
 
     # -- maintain ------------------------------------------------------------------------------
     async def _maintain_loop(self) -> None:
+        watch = Watch(self.b, self.id, log=self.log)  # its pub/sub, if any, closes with the broker
+        complaints = Complaints(self.log)
         while True:
             await asyncio.sleep(self.settings.leases.reap_interval_s)
             # After an outage, reap only once our own leases were extended: never reclaim our jobs.
@@ -378,6 +382,16 @@ class Worker:
                     m.dead_lettered,
                     m.workers_lost,
                 )
+            await self._watch(watch, complaints)
+
+    async def _watch(self, watch: Watch, complaints: Complaints) -> None:
+        """One tick of the conservation watch; its failures are logged, never fatal."""
+        try:
+            await watch.tick()
+        except RedisUnavailable as exc:
+            await self.link.failed(str(exc))
+        except (HiveqError, RedisError) as exc:
+            complaints(exc)
 
     # -- shutdown ------------------------------------------------------------------------------
     async def _drain(self) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import uvicorn
@@ -30,7 +31,7 @@ async def asgi_client(app: FastAPI, token: str | None = None) -> AsyncIterator[h
 
 
 @asynccontextmanager
-async def live_server(settings: Settings, **app_kw: float) -> AsyncIterator[str]:
+async def live_server(settings: Settings, **app_kw: Any) -> AsyncIterator[str]:
     """A real uvicorn serving `create_app(settings)` on a free port in this event loop; yields its URL.
 
     Needed for streaming (SSE): the ASGI transport buffers whole responses."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
+
+from redis.asyncio import Redis
 
 from hiveq.contract.models import Event, SubtaskSpec, TaskSubmission
 from hiveq.contract.states import ENQUEUED_AS, PLACE_OF, STATE_OF_PLACE, TRANSITIONS
@@ -106,3 +108,15 @@ async def snapshot(b: Broker) -> dict[str, tuple[str, Any, bool]]:
             value = await b.redis.get(key)
         out[str(key)] = (kind, value, await b.redis.ttl(key) >= 0)
     return out
+
+
+async def zpopmin(r: Redis, key: str) -> list[str]:
+    """What a foreign client's ZPOPMIN takes from `key` (member ids)."""
+    rows = cast("list[tuple[str, float]]", await r.zpopmin(key))
+    return [m for m, _ in rows]
+
+
+async def bzpopmin(r: Redis, key: str, timeout_s: float) -> str | None:
+    """A foreign client's blocking pop on `key`: the member it got, or None."""
+    got = cast("tuple[str, str, float] | None", await r.bzpopmin([key], timeout=timeout_s))
+    return got[1] if got else None

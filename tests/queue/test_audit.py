@@ -37,7 +37,7 @@ async def test_a_job_taken_by_a_raw_zpopmin_is_reported_vanished_with_its_last_c
     assert stolen[0][0] == res.job_ids[0]
     report = await audit(b)
     assert not report.ok
-    [v] = report.vanished
+    [v] = report.missing
     assert (v.job_id, v.places, v.state) == (res.job_ids[0], [], "waiting")
     assert v.last_event is not None and (v.last_event.frm, v.last_event.to) == ("", "waiting")
 
@@ -47,7 +47,7 @@ async def test_a_job_removed_from_its_lease_by_a_raw_zrem_is_reported_vanished(a
     await enqueue_task(b, st("x"))
     [job] = await claim(b, "w", ["a"], 1)
     await b.redis.zrem(b.keys.leases, job.id)
-    [v] = (await audit(b)).vanished
+    [v] = (await audit(b)).missing
     assert v.job_id == job.id and v.state == "active"
     assert v.last_event is not None and (v.last_event.to, v.last_event.worker) == ("active", "w")
 
@@ -68,7 +68,7 @@ async def test_a_queue_key_overwritten_with_another_type_is_reported_not_raised(
     report = await audit(b)
     assert not report.ok
     assert report.foreign_keys == {b.keys.queue("a"): "list"}
-    assert [v.job_id for v in report.vanished] == res.job_ids  # its job went with the old zset
+    assert [v.job_id for v in report.missing] == res.job_ids  # its job went with the old zset
     check = await audit_check(b)
     assert check.verdict == "fail" and any("holds a list" in line for line in check.lines())
     await b.redis.delete(b.keys.queue("a"))

@@ -1,5 +1,8 @@
-"""Random operation sequences (hypothesis), including worker death and durable agents (spawned
-children, waits for children and signals, timeouts): after every step audit() is ok, every job
+"""Random operation sequences (hypothesis), including worker death, durable agents (spawned
+children, waits for children and signals, timeouts) and foreign clients that pop jobs from our
+places or delete job records: after every step (and, after a theft, once the conservation watch
+has run) audit() is ok, so every job is in exactly one place or marked vanished and none is
+silently missing; the watch marks exactly the jobs that were taken; every job
 event emitted is an edge of the transition table, every job's record agrees with the one place
 that holds it, task counters match their jobs, dependencies gate release and no suspended job
 waits for something that already happened; at the end,
@@ -16,10 +19,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as hs
 from redis.asyncio import Redis
 
-from hiveq.contract.errors import Code, Conflict
+from hiveq.contract.errors import Code, Conflict, NotFound
 from hiveq.contract.lease import Lease, LeaseLost
 from hiveq.contract.models import SubtaskSpec
 from hiveq.contract.states import PLACE_OF, STATE_OF_PLACE, TERMINAL_JOB_STATES
+from hiveq.diagnose.watch import Watch
 from hiveq.queue.audit import audit
 from hiveq.queue.broker import Broker
 from hiveq.queue.cancel import cancel_task
@@ -32,12 +36,21 @@ from hiveq.queue.purge import purge_namespace
 from hiveq.queue.retry import Failure, discard_dead, fail, retry_dead
 from hiveq.queue.spawn import spawn
 from hiveq.queue.suspend import signal, wait_children, wait_signal
+from hiveq.queue.vanish import recover, recover_all
 from hiveq.server import ServerProcess
 from tests.conftest import fresh_settings
-from tests.queue.helpers import enqueue_task, hash_of, job_edges, members, off_table, st, variant
+from tests.queue.helpers import enqueue_task, hash_of, job_edges, members, off_table, st, variant, zpopmin
 
 AGENTS = ["a", "b"]
-PENDING = {"blocked", "waiting", "delayed", "active", "suspended"}
+PENDING = {
+    "blocked",
+    "waiting",
+    "delayed",
+    "active",
+    "suspended",
+    "vanished",
+}  # a vanished job's task waits too
+THEFT_PLACES = ("q:a", "q:b", "blocked", "delayed", "leases", "suspended")
 SIGNALS = ["go", "stop"]
 IDX = hs.integers(0, 1000)
 OPS = hs.lists(
@@ -56,6 +69,9 @@ OPS = hs.lists(
         hs.tuples(hs.just("wait_children"), IDX),
         hs.tuples(hs.just("wait_signal"), IDX, hs.integers(0, 1), hs.booleans()),
         hs.tuples(hs.just("signal"), IDX, hs.integers(0, 1)),
+        hs.tuples(hs.just("steal"), IDX),  # a foreign ZPOPMIN on one of the pending places
+        hs.tuples(hs.just("delete"), IDX),  # a foreign DEL of a pending job's record
+        hs.tuples(hs.just("recover"), IDX),
     ),
     min_size=1,
     max_size=30,
@@ -75,6 +91,8 @@ class Run:
         self.steps: dict[str, int] = {}  # job id -> durable calls made in its current run
         self.children: dict[str, list[str]] = {}  # job id -> the children it spawned
         self.spawned = 0
+        self.watch = Watch(b, "prop")
+        self.taken: set[str] = set()  # every job a foreign client took or whose record it deleted
 
     def step_key(self, job_id: str, name: str) -> str:
         n = self.steps[job_id] = self.steps.get(job_id, 0) + 1
@@ -121,7 +139,9 @@ class Run:
 
     async def step(self, op: tuple[Any, ...]) -> None:  # noqa: C901 - one branch per operation
         b, name = self.b, op[0]
-        if name == "enqueue":
+        if name in ("steal", "delete", "recover"):
+            await self.foreign(op)
+        elif name == "enqueue":
             n, bits, prio = op[1], op[2], op[3]
             subs = []
             for i in range(n):
@@ -170,8 +190,31 @@ class Run:
                 except Conflict:  # its task was cancelled by the user: it can only be discarded
                     assert handle is retry_dead
 
+    async def foreign(self, op: tuple[Any, ...]) -> None:
+        """A foreign client takes a job (then the watch must mark exactly it), or a user recovers."""
+        b, name = self.b, op[0]
+        if name == "recover":
+            lost = sorted(await members(b, b.keys.vanished))
+            if lost:
+                with contextlib.suppress(Conflict):  # a rebuilt record without its agent
+                    await recover(b, lost[op[1] % len(lost)], "prop")
+            return
+        if name == "steal":
+            key = b.keys.key(THEFT_PLACES[op[1] % len(THEFT_PLACES)])
+            victims = await zpopmin(b.redis, key)
+        else:
+            pending = [m for p in THEFT_PLACES for m in await members(b, b.keys.key(p))]
+            victims = [sorted(pending)[op[1] % len(pending)]] if pending else []
+            for job_id in victims:
+                await b.redis.delete(b.keys.job(job_id))
+        self.taken |= set(victims)
+        assert sorted(await self.watch.settle()) == victims
+
     async def check(self) -> None:
         b = self.b
+        tick = await self.watch.tick()  # never marks a job no foreign client took
+        assert tick.marked == [] and tick.places is not None and tick.places.deficit == 0, tick
+        assert set(await members(b, b.keys.vanished)) <= self.taken
         self.seen, events = await read_events(b, self.seen, count=100_000)
         edges = job_edges(events)
         assert off_table(edges) == [], edges
@@ -226,6 +269,11 @@ class Run:
         b = self.b
         await complete(b, [Completion(lease, "late") for lease in self.held.values()])
         self.held.clear()
+        for job_id, outcome in await recover_all(b, "drain"):
+            if isinstance(outcome, Conflict):  # its record and agent are gone: only cancel is left
+                with contextlib.suppress(Conflict, NotFound):
+                    await cancel_task(b, job_id.partition(".")[0])
+                self.user_cancelled.add(job_id.partition(".")[0])
         deadline = time.monotonic() + 20
         while True:
             await maintain(b)
@@ -293,6 +341,28 @@ def _deps(h: dict[str, str]) -> list[str]:
         ("wait_signal", 0, 1, True),
         ("maintain",),
         ("cancel", 0),
+    ]
+)
+# A suspended job taken by a foreign client (and signalled meanwhile), recovered; a waiting child
+# of a suspended parent taken and its record deleted, recovered from its rebuilt record.
+@example(
+    ops=[
+        ("enqueue", 1, 0, 1),
+        ("claim", 1),
+        ("wait_signal", 0, 0, False),
+        ("steal", 5),
+        ("signal", 0, 0),
+        ("recover", 0),
+    ]
+)
+@example(
+    ops=[
+        ("enqueue", 1, 0, 1),
+        ("claim", 1),
+        ("spawn", 0, 1, False),
+        ("wait_children", 0),
+        ("delete", 0),
+        ("recover", 0),
     ]
 )
 async def test_random_operation_sequences_conserve_every_job_and_run_all_live_work(

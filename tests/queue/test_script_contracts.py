@@ -91,7 +91,7 @@ def test_a_script_is_sent_with_every_prelude_name_it_uses_and_without_the_others
     sent = script_source(name)
     kept: set[str] = set().union(*(defined(p) for p in statements(sent)))
     assert names_used(sent) & prelude <= kept  # nothing it calls is missing
-    moves_jobs_back = ("complete", "release", "promote_due", "reap_expired", "retry_dead")
+    moves_jobs_back = ("complete", "release", "promote_due", "reap_expired", "retry_dead", "recover")
     ends_waits = ("fail", "quarantine", "cancel", "signal")  # resume a durable agent: docs/durable.md
     assert ("to_waiting" in kept) == (name in moves_jobs_back + ends_waits)  # and the rest is left out
 

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from redis.asyncio import Redis
+
 from hiveq.agents.registry import AgentContext, FatalError, agent
 from hiveq.contract.errors import ChildFailed, SignalTimeout
 from tests.support.waiting import until
@@ -211,3 +213,26 @@ async def gated(ctx: AgentContext) -> str:
         await GATE.wait()
         GATE.clear()
     return "done"
+
+
+def executions_key(namespace: str, job_id: str) -> str:
+    """Where `t.count` counts its runs: outside hiveq's namespace, so hiveq cannot fake it."""
+    return f"executions:{namespace}:{job_id}"
+
+
+@agent("t.count")
+async def count(ctx: AgentContext) -> dict[str, Any]:
+    """Counts each execution in a key outside hiveq's namespace, fails while input["fail_until"]
+    is above the attempt, then waits until the list input["gate"] gets an element (if given)."""
+    inp = ctx.input if isinstance(ctx.input, dict) else {}
+    name = f"hiveq:{ctx.settings.app}:{ctx.settings.env}:test-agent:{os.getpid()}"  # not a suspect
+    r = Redis.from_url(ctx.settings.redis_url, decode_responses=True, client_name=name)
+    try:
+        n = await r.incr(executions_key(ctx.settings.namespace, ctx.job_id))
+        if ctx.attempt < int(inp.get("fail_until", 0)):
+            raise RuntimeError(f"failing attempt {ctx.attempt} on purpose")
+        if inp.get("gate"):
+            await r.blpop([str(inp["gate"])], timeout=300)
+    finally:
+        await r.aclose()
+    return {"runs": n}

@@ -7,8 +7,9 @@ import { connect, live, reconnect, refresh, register } from "./live.js";
 import { filter, loadDetail, loadTasks, page, select, tasks } from "./tasks.js";
 import { appendOutput, job, loadJob } from "./job.js";
 import { deadAndDoctor, loadDeadAndDoctor, loadQueues, loadThroughput, loadWorkers } from "./side.js";
+import { loadVanished } from "./vanished.js";
 
-const OVERVIEW = ["tasks", "detail", "queues", "workers", "dead", "throughput"];
+const OVERVIEW = ["tasks", "detail", "queues", "workers", "dead", "throughput", "vanished"];
 
 register("tasks", loadTasks);
 register("detail", loadDetail);
@@ -17,6 +18,7 @@ register("workers", loadWorkers);
 register("dead", loadDeadAndDoctor);
 register("throughput", loadThroughput);
 register("job", loadJob);
+register("vanished", loadVanished);
 
 const onJobPage = () => job.id !== null;
 const refreshView = () => (onJobPage() ? refresh("job") : refresh(...OVERVIEW));
@@ -42,6 +44,7 @@ function route({ fromLink = false } = {}) {
 
 // What an event changes, for the view on screen.
 live.onEvent = (ev) => {
+  if (ev.from === "vanished" || ev.to === "vanished") refresh("vanished"); // the banner, on every page
   if (ev.type === "output") { // streamed text: appended to an open output panel, never a reload
     if (onJobPage()) appendOutput(ev);
     return;

@@ -6,6 +6,7 @@
 import { $, badge, clockTime, el, pretty, stamp, taskHref, toast } from "./dom.js";
 import { api } from "./api.js";
 import { refresh } from "./live.js";
+import { recoverButton } from "./vanished.js";
 
 export const job = { id: null };
 const RETRYABLE = new Set(["dead", "quarantined"]);
@@ -50,7 +51,8 @@ export async function loadJob() {
         el("div", { class: "spacer" }), badge(rec.state),
         RETRYABLE.has(rec.state)
           ? el("button", { type: "button", id: "job-retry", onclick: (e) => retry(e.currentTarget, rec.id), text: "Retry" })
-          : null),
+          : null,
+        rec.state === "vanished" ? recoverButton(rec.id) : null),
       el("p", { class: "why", id: "job-why", text: why.summary }),
       facts(rec)),
     section("Input", "job-input", el("pre", { text: pretty(rec.input ?? null) })),

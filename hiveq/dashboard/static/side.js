@@ -5,7 +5,7 @@ import { api } from "./api.js";
 import { refresh, throttled } from "./live.js";
 import { renderDoctor } from "./doctor.js";
 
-const JOB_STATES = ["waiting", "active", "suspended", "delayed", "blocked", "succeeded", "dead", "quarantined", "cancelled"];
+const JOB_STATES = ["waiting", "active", "suspended", "delayed", "blocked", "succeeded", "dead", "quarantined", "cancelled", "vanished"];
 const RECENT_S = 5; // the big number: jobs per second over the last 5 s
 const DEAD_MIN_MS = 2000; // the doctor reads the whole namespace: at most one live run per 2 s
 const armed = new Map(); // job id -> timer of a discard waiting for its confirming click

@@ -3,6 +3,7 @@
 import { $, ago, age, badge, bar, el, isoTime, jobHref, pretty, progressOf, svg } from "./dom.js";
 import { api } from "./api.js";
 import { refresh } from "./live.js";
+import { recoverButton } from "./vanished.js";
 
 export const PAGE_SIZE = 25;
 export const tasks = { selected: null, status: "", q: "", offset: 0, scrollToDetail: false };
@@ -24,7 +25,7 @@ export async function loadTasks() {
     },
     el("td", { class: "desc" }, el("div", { class: "desc-text", text: t.description, title: t.description }),
       el("code", { class: "muted small", text: t.id })),
-    el("td", {}, badge(t.status)),
+    el("td", {}, badge(t.status), t.stalled ? badge("stalled") : null),
     el("td", {}, bar(p.fraction, `${p.done}/${p.total}`, t.status)),
     el("td", { class: "num", text: t.priority }),
     el("td", { class: "muted", title: isoTime(t.created_ms), text: ago(t.created_ms) }));
@@ -95,6 +96,8 @@ export async function loadDetail() {
     bar(p.fraction, `${p.done}/${p.total} subtasks`, view.status),
     view.plan_note ? el("p", { class: "note", text: `Plan note: ${view.plan_note}` }) : null,
     view.error ? el("p", { class: "error", text: `Failed: ${view.error}` }) : null,
+    ...(view.problems || []).map((pr) => el("p", { class: "error problem", "data-job": pr.job_id },
+      `${pr.subtask_id}: ${pr.message} `, recoverButton(pr.job_id))),
     el("h3", { text: "Subtask graph" }),
     dag(view.subtasks || []),
     el("h3", { text: "Subtasks" }),
@@ -115,7 +118,7 @@ function subtaskCard(s) {
     ? el("pre", { class: "error", text: [s.error, s.reason].filter(Boolean).join("\n") })
     : s.result !== null && s.result !== undefined ? el("pre", { text: pretty(s.result) }) : null;
   return el("details", { class: `subtask st-${s.state}`, id: `sub-${s.id}`, "data-key": s.id },
-    el("summary", {}, badge(s.state), el("strong", { text: s.title || s.id }),
+    el("summary", {}, badge(s.state), s.state === "vanished" ? recoverButton(s.job_id) : null, el("strong", { text: s.title || s.id }),
       el("span", { class: "muted", text: ` ${s.id} · ${s.agent} · attempts ${s.attempts ?? 0}` }),
       s.worker ? el("span", { class: "muted", text: ` · ${s.worker}` }) : null),
     outcome || el("p", { class: "muted", text: "No result yet." }),

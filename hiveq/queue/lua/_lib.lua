@@ -10,8 +10,9 @@ Conventions for every script:
 Return codes (hiveq/contract/errors.py Code): 0 OK, 1 NOT_FOUND, 2 STALE_TOKEN, 3 WRONG_STATE,
 4 DUPLICATE, 5 NAMESPACE_MISMATCH, 6 PROTOCOL_MISMATCH.
 
-Fixed keys (meta, seq, agents, jobs, blocked, delayed, leases, suspended, succeeded, dead,
-cancelled, quarantine, tasks, finished, events, workers, stats): every one a script can write or read is in
+Fixed keys (the suffixes of hiveq/queue/keys.py FIXED_KEY_TYPES: meta, seq, agents, jobs,
+blocked, delayed, leases, suspended, succeeded, dead, cancelled, quarantine, vanished, tasks,
+finished, events, workers, stats, agent_modules, watch, foreign): every one a script can write or read is in
 its KEYS, in the order of its header's KEYS list. assemble.py reads that list and puts it, with
 each key's Redis type from hiveq/queue/keys.py, in front of this prelude as DECLARED. The
 prelude below checks, once per call and before the script writes anything, that KEYS[i] is the

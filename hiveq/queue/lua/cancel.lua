@@ -13,6 +13,7 @@ KEYS  1 cancelled   every cancelled job enters it, score = finished ms
       8 suspended   a cancelled suspended job leaves it; a parent whose children have now all
                     finished (one cancelled alone) leaves it too, resumed
       9 quarantine  ... into quarantine instead of waiting when its queue key holds a foreign type
+      10 vanished   a cancelled vanished job leaves it
 ARGV  3 task id ('' when cancelling one job)  4 job id ('' when cancelling a task)  5 reason
       (who cancelled, e.g. "cancelled from the CLI by …": kept in each job and its event)
 Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
@@ -29,12 +30,13 @@ Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
   job:<id>:steps a resumed parent's wait step, written with try (foreign: not stored, anomaly)
   wake:<agent>   marked for a resumed parent (try: a foreign one is reported, not woken)
 Returns {code, number of jobs cancelled}: NOT_FOUND, WRONG_STATE (already finished) or OK.
-Events: job blocked | waiting | delayed | active | suspended -> cancelled (a job's spawned
+Events: job blocked | waiting | delayed | active | suspended | vanished -> cancelled (a job's spawned
 children too); task -> cancelled; a suspended parent whose children have now all finished ->
 waiting | quarantined (foreign queue key); anomaly (a foreign derived key).
 ]]
 local tid, one, reason = ARGV[3], ARGV[4], ARGV[5]
-local PLACE_OF = { blocked = K.blocked, delayed = K.delayed, active = K.leases, suspended = K.suspended }
+local PLACE_OF = { blocked = K.blocked, delayed = K.delayed, active = K.leases, suspended = K.suspended,
+  vanished = K.vanished }
 
 -- Take a job out of its pending place.
 local function leave_place(id, state, agent)

@@ -3,8 +3,10 @@ FIFO within a priority.
 
 KEYS  1 leases      each leased job, score = lease deadline
       2 stats       counter `claimed`
-      3 quarantine* a queue member whose job record is missing or foreign-typed goes here
-      4 jobs*       ... and is indexed (NX: a known job keeps its created time)
+      3 quarantine* a queue member whose job record is missing or foreign-typed goes here,
+                    unless hiveq enqueued it (in `jobs`: its record was deleted or evicted)
+      4 jobs*       read (ZSCORE) for a head with no record: an indexed one is left in its queue
+                    for the conservation watch (mark_vanished); the others are indexed (NX)
       5 finished*   touched by refresh_task for a task whose record says it is or would be
                     finished (never in a consistent state)
       6 events      the events below
@@ -23,8 +25,11 @@ Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
 Returns an array of JSON objects, one per leased job:
   {id, task, sub, agent, input, prio, attempt, max_attempts, timeout, token, deadline,
    description, metadata, deps: {job_id: result_json}, enq}
-A queue member with no job record is quarantined (reason recorded), never handed out or dropped.
-Events: job waiting -> active (worker, host, pid, client, attempt) | waiting -> quarantined;
+A queue member with no job record is never handed out or dropped: one hiveq enqueued (in the
+`jobs` index) stays where it is for the watch to mark vanished and rebuild; any other is
+quarantined with the reason (written by a foreign client).
+Events: job waiting -> active (worker, host, pid, client, attempt, agent: so a deleted record's
+agent can be rebuilt from its custody log) | waiting -> quarantined;
 task queued -> running; anomaly (a member whose record is in another state: removed from the
 queue, record left as is; a foreign derived key).
 ]]
@@ -45,13 +50,17 @@ table.sort(heads, function(a, b) return a[1] < b[1] end)
 -- Read the heads' records and their tasks before writing anything: they decide which of the
 -- keys marked * this call writes, and those are checked first.
 local take = math.min(want, #heads)
-local recs, tasks = {}, {}
+local recs, tasks, indexed = {}, {}, {}
 local NO_TASK = { desc = '', meta = '{}' }
 for n = 1, take do
   local f = try('HMGET', jkey(heads[n][2]), 'state', 'task', 'sub', 'input', 'prio', 'attempts',
     'max_attempts', 'timeout', 'deps', 'created')
   recs[n] = f
-  if f == FOREIGN or not f[1] then
+  if f ~= FOREIGN and not f[1] then
+    check_later('jobs')
+    indexed[n] = redis.call('ZSCORE', K.jobs, heads[n][2])
+  end
+  if f == FOREIGN or (not f[1] and not indexed[n]) then
     check_later('quarantine')
     check_later('jobs')
   elseif f[1] == 'waiting' and tasks[f[2]] == nil then
@@ -77,11 +86,15 @@ end
 local out = {}
 for n = 1, take do
   local id, agent = heads[n][2], heads[n][3]
-  zlater('ZREM', qkey(agent), id)
-  taken[agent] = (taken[agent] or 0) + 1
+  if not indexed[n] then
+    zlater('ZREM', qkey(agent), id)
+    taken[agent] = (taken[agent] or 0) + 1
+  end
   local jk = jkey(id)
   local f = recs[n]
-  if f == FOREIGN then
+  if indexed[n] then
+    -- hiveq's own job whose record is gone: left in its queue for the watch (mark_vanished)
+  elseif f == FOREIGN then
     redis.call('ZADD', K.quarantine, NOW, id)
     redis.call('ZADD', K.jobs, 'NX', NOW, id)
     emit_custody(by_worker({ type = 'job', job = id, from = 'waiting', to = 'quarantined',
@@ -121,7 +134,8 @@ for n = 1, take do
       end
       deps[d] = r or 'null'
     end
-    emit_job(id, tid, 'waiting', 'active', worker_tail(wid) .. ',"attempt":' .. attempt)
+    emit_job(id, tid, 'waiting', 'active', worker_tail(wid) .. ',"attempt":' .. attempt ..
+      ',"agent":' .. J(agent))
     out[#out + 1] = cjson.encode({ id = id, task = tid, sub = f[3], agent = agent, input = f[4],
       prio = tonumber(f[5]), attempt = attempt, max_attempts = tonumber(f[7]),
       timeout = tonumber(f[8]), token = token, deadline = deadline, description = t.desc,
