@@ -41,6 +41,7 @@ from hiveq.worker.outbox import Outbox
 from hiveq.worker.reconnect import Link, ReconnectDelay
 from hiveq.worker.record import Recorder
 
+STOP_BACKGROUND_S = 5.0  # how long shutdown waits for the background loops
 IDLE_WAIT_S = 5.0  # a safety net only: enqueue/requeue/promote always set a wake marker
 # Two claim loops overlap Redis and Python: one decodes and starts its jobs while Redis serves the
 # other's claim. Each claims at most half the slots, so both get work under load.
@@ -113,11 +114,17 @@ class Worker:
             await asyncio.gather(*(self._claim_loop(i) for i in range(self.claimers)))
             await self._drain()
         finally:
+            if self._inbox is not None:
+                await self._inbox.hang_up()  # first: a blocked read may finish before it lets go
             for t in bg:
                 t.cancel()
-            if self._inbox is not None:
-                await self._inbox.hang_up()
-            await asyncio.gather(*bg, return_exceptions=True)
+            # Bounded: a background loop that ignores its cancel must not keep the worker alive.
+            _, stuck = await asyncio.wait(bg, timeout=STOP_BACKGROUND_S)
+            for t in stuck:
+                self.log.warning("%s did not stop within %g s; leaving it", t.get_name(), STOP_BACKGROUND_S)
+            for t in bg:
+                if t.done() and not t.cancelled():
+                    t.exception()  # retrieved: errors on the way out are expected here
             await self.recorder.final_flush()
             await self._leave()
 
