@@ -13,6 +13,7 @@ class Figure:
     label: str
     higher_is_better: bool
     fmt: str
+    keeps_only: bool = False  # best peer among those that keep something (0 B is no rival)
 
 
 FIGURES = [
@@ -28,7 +29,7 @@ FIGURES = [
     Figure("cpu_us", "Redis CPU per job, enqueue+claim+complete (µs)", False, "{:.1f}"),
     Figure("cmds", "Redis commands per job (incl. inside scripts)", False, "{:.1f}"),
     Figure("waiting_bytes", "Redis memory per waiting job (B)", False, "{:,.0f}"),
-    Figure("finished_bytes", "Redis memory per finished job (B)", False, "{:,.0f}"),
+    Figure("finished_bytes", "Redis memory per finished job (B)", False, "{:,.0f}", keeps_only=True),
 ]
 HIVEQ = "hiveq"
 
@@ -38,10 +39,15 @@ def spread(values: list[float | None]) -> tuple[float, float, float] | None:
     return (min(xs), statistics.median(xs), max(xs)) if xs else None
 
 
+def num(fmt: str, x: float) -> str:
+    text = fmt.format(x)
+    return "0" if text == "-0" else text
+
+
 def cell(s: tuple[float, float, float] | None, fmt: str) -> str:
     if s is None:
         return "n/a"
-    lo, mid, hi = (fmt.format(x) for x in s)
+    lo, mid, hi = (num(fmt, x) for x in s)
     return mid if lo == hi else f"{mid} ({lo}–{hi})"
 
 
@@ -51,6 +57,8 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, tuple[float, float, float
 
 def best_peer(f: Figure, summary: dict[str, dict[str, Any]]) -> tuple[str, float] | None:
     peers = [(name, s[f.key][1]) for name, s in summary.items() if name != HIVEQ and s[f.key]]
+    if f.keeps_only:
+        peers = [p for p in peers if p[1] >= 1]
     if not peers:
         return None
     pick = max if f.higher_is_better else min
@@ -75,7 +83,16 @@ def table(summary: dict[str, dict[str, Any]]) -> str:
         best = best_peer(f, summary)
         r = ratio(f, summary)
         better = "higher" if f.higher_is_better else "lower"
-        cells.append(f"{best[0]} {f.fmt.format(best[1])}" if best else "n/a")
+        mark = "*" if f.keeps_only else ""
+        cells.append(f"{best[0]} {num(f.fmt, best[1])}{mark}" if best else "n/a")
         cells.append(f"**{r:.2f}** ({better} is better)" if r is not None else "n/a")
         lines.append("| " + " | ".join([f.label, *cells]) + " |")
+    for f in FIGURES:
+        if f.keeps_only:
+            none = [n for n in names if n != HIVEQ and summary[n][f.key] and summary[n][f.key][1] < 1]
+            if none:
+                lines.append(
+                    f"\n\\* {f.label}: best among the peers that keep something; "
+                    f"{', '.join(none)} keep nothing of a finished job (0 B)."
+                )
     return "\n".join(lines)

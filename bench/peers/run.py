@@ -166,6 +166,7 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--systems", default=",".join(ALL), help="comma-separated, from " + ",".join(ALL))
     ap.add_argument("--json", type=Path, default=HERE / "last-run.json", help="where to save the results")
+    ap.add_argument("--report", type=Path, help="only print the table of a saved JSON file again")
     a = ap.parse_args()
     a.names = [x.strip() for x in a.systems.split(",") if x.strip()]
     unknown = [x for x in a.names if x not in ALL]
@@ -182,6 +183,11 @@ def load() -> str:
 
 def main() -> None:
     args = parse()
+    if args.report:
+        doc = json.loads(args.report.read_text())
+        print(header(doc))
+        print(report.table(doc["summary"]))
+        return
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run every `finally`: workers stop
     binary = shutil.which("redis-server")
     if binary is None:
@@ -215,7 +221,7 @@ def main() -> None:
             "summary": summary,
             "ratios": {f.key: report.ratio(f, summary) for f in report.FIGURES},
         }
-        args.json.write_text(json.dumps(doc, indent=1))
+        args.json.write_text(json.dumps(doc, indent=1) + "\n")
         print(header(doc))
         print(report.table(summary))
         print(f"\nsaved {args.json}")
