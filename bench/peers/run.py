@@ -32,6 +32,7 @@ from redis import Redis
 from hiveq.server import ServerProcess
 
 ALL = ("hiveq", "huey", "dramatiq", "streaq", "saq", "rq", "celery")
+PHASES = ("enqueue", "bulk", "backlog", "drain1", "drain2", "latency")
 SETTLE_S = 0.5  # after the last job started: its completion reaches Redis before the snapshot
 OWN_COMMANDS = {"cmdstat_info", "cmdstat_flushall"}  # the driver's, not the measured system's
 
@@ -68,47 +69,44 @@ class Bench:
         self.jobs: int = args.jobs
         self.backlog: int = args.backlog or 10 * args.jobs
         self.samples: int = args.samples
-        self.phase = 0
+        self.count = 0
 
     def fresh(self, system: System) -> tuple[dict[str, str], Path]:
         """An empty server and a new stamps file; the environment for the system's processes."""
         self.r.flushall()
-        self.phase += 1
-        stamps = self.work / f"{system.name}-{self.phase}.stamps"
+        self.count += 1
+        stamps = self.work / f"{system.name}-{self.count}.stamps"
         return child_env(system, {shared.URL_ENV: self.url, shared.STAMPS_ENV: str(stamps)}), stamps
 
-    def measure(self, system: System) -> dict[str, Any]:
-        """One run of every figure for one system (report.FIGURES names the keys)."""
+    def phase(self, name: str, system: System) -> dict[str, Any]:
+        """One phase of one system; the keys it returns are report.FIGURES' (and details)."""
         n = self.jobs
-        out: dict[str, Any] = {}
         env, _ = self.fresh(system)
-        out["enqueue"] = n / side(system, env, "enqueue", n)["seconds"]
-        env, _ = self.fresh(system)
-        seconds = side(system, env, "bulk", n)["seconds"]
-        out["bulk"] = n / seconds if seconds else None
-        env, _ = self.fresh(system)
-        before = snap(self.r)
-        side(system, env, "fill", self.backlog)
-        out["waiting_bytes"] = (snap(self.r).memory - before.memory) / self.backlog
-        for p in (1, 2):
-            argvs = system.info["argv"][str(p)]
-            drained = self.drain(system, argvs) if argvs else {}
-            out[f"drain{p}"] = drained.pop("rate", None)
-            out[f"steady{p}"] = drained.pop("steady", None)
-            if p == 1:
-                out |= drained  # Redis cost, memory and start-up: from the one-process run
-            else:
-                out["drain2_detail"] = drained
-        out |= self.latency(system)
-        return out
+        if name == "enqueue":
+            return {"enqueue": n / side(system, env, "enqueue", n)["seconds"]}
+        if name == "bulk":
+            seconds = side(system, env, "bulk", n)["seconds"]
+            return {"bulk": n / seconds if seconds else None}
+        if name == "backlog":
+            before = snap(self.r)
+            side(system, env, "fill", self.backlog)
+            return {"waiting_bytes": (snap(self.r).memory - before.memory) / self.backlog}
+        if name == "latency":
+            return self.latency(system, env)
+        p = int(name.removeprefix("drain"))
+        argvs = system.info["argv"][str(p)]
+        drained = self.drain(system, env, argvs) if argvs else {}
+        out = {f"drain{p}": drained.pop("rate", None), f"steady{p}": drained.pop("steady", None)}
+        # Redis cost, memory and start-up: from the one-process run
+        return out | drained if p == 1 else out | {"drain2_detail": drained}
 
-    def drain(self, system: System, argvs: list[list[str]]) -> dict[str, Any]:
+    def drain(self, system: System, env: dict[str, str], argvs: list[list[str]]) -> dict[str, Any]:
         """Pre-enqueue `jobs`, start the worker, wait until every job started, settle, snapshot.
 
         Rates end at the n-th job's own start stamp (a no-op: started is done); Redis figures cover
         the fill, the claims and the completions (SETTLE_S lets the last ones land)."""
         n = self.jobs
-        env, stamps = self.fresh(system)
+        stamps = Path(env[shared.STAMPS_ENV])
         s0 = snap(self.r)
         side(system, env, "fill", n)
         spawned = time.time()
@@ -136,9 +134,8 @@ class Bench:
             "finished_bytes": (s3.memory - s0.memory) / n,
         }
 
-    def latency(self, system: System) -> dict[str, Any]:
+    def latency(self, system: System, env: dict[str, str]) -> dict[str, Any]:
         """p50/p99 of enqueue -> start on an idle one-process worker (side.py's latency phase)."""
-        env, _ = self.fresh(system)
         with Workers(system, env, system.info["argv"]["1"], self.work / f"{system.name}.log"):
             ms = side(system, env, "latency", 0, self.samples)["ms"]
         q = statistics.quantiles(ms, n=100, method="inclusive")
@@ -203,8 +200,11 @@ def main() -> None:
         runs: dict[str, list[dict[str, Any]]] = {s.name: [] for s in chosen}
         for k in range(args.runs):
             for s in chosen:
-                print(f"run {k + 1}/{args.runs}: {s.name}", flush=True)
-                runs[s.name].append(bench.measure(s))
+                runs[s.name].append({})
+            for name in PHASES:  # every system's go at a phase within a minute or so: same load
+                print(f"run {k + 1}/{args.runs}: {name}", flush=True)
+                for s in chosen:
+                    runs[s.name][-1] |= bench.phase(name, s)
         summary = {name: report.summarize(rs) for name, rs in runs.items()}
         doc = {
             "date": datetime.now().astimezone().isoformat(timespec="seconds"),
