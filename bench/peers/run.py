@@ -194,6 +194,7 @@ def main() -> None:
     try:
         chosen = systems(args.names, server.url)  # virtualenvs built here on first use
         started, load_start = time.monotonic(), load()
+        date = datetime.now().astimezone().isoformat(timespec="seconds")
         bench = Bench(server.url, work, args)
         version = bench.r.info("server")["redis_version"]
         print(f"redis-server {version} on port {server.port}; {os.cpu_count()} cores; load {load_start}")
@@ -207,7 +208,7 @@ def main() -> None:
                     runs[s.name][-1] |= bench.phase(name, s)
         summary = {name: report.summarize(rs) for name, rs in runs.items()}
         doc = {
-            "date": datetime.now().astimezone().isoformat(timespec="seconds"),
+            "date": date,  # when the measurements started
             "redis": version,
             "cores": os.cpu_count(),
             "load_start": load_start,
@@ -232,7 +233,7 @@ def main() -> None:
 
 def header(doc: dict[str, Any]) -> str:
     lines = [
-        f"\n{doc['date']}: redis-server {doc['redis']}, {doc['cores']} cores, {doc['jobs']:,} jobs, "
+        f"\nstarted {doc['date']}: redis-server {doc['redis']}, {doc['cores']} cores, {doc['jobs']:,} jobs, "
         f"backlog {doc['backlog']:,}, {doc['samples']} latency samples, {doc['runs']} run(s), "
         f"{doc['seconds']:.0f} s; load average at start {doc['load_start']}, at end {doc['load_end']}",
         "",

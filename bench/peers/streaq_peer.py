@@ -1,7 +1,8 @@
 """streaq (Redis streams and consumer groups, coredis client).
 
 Bulk: `Worker.enqueue_many` (one pipeline per call). Worker: `streaq run --workers P` with
-`concurrency=10` (its default is 16).
+`concurrency=10` (its default is 16); the task is `silent`, as streaq logs two lines per job
+otherwise.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ WORKER = "1 process x 10 asyncio slots (Worker(concurrency=10))"
 worker: Worker[None] = Worker(redis_url=redis_url(), concurrency=10)
 
 
-@worker.task
+@worker.task(silent=True)  # no two log lines per job (the others log none either)
 async def noop(i: int) -> None:
     stamp()
 
