@@ -3,9 +3,10 @@
     .venv/bin/python bench/peers/run.py [--jobs 10000] [--runs 3] [--systems hiveq,huey,...]
 
 Starts Debian's redis-server on a free port (no persistence), builds each peer's virtualenv under
-bench/peers/.venvs/ from its pinned requirements file, then measures one system at a time
-(FLUSHALL of the private server between phases) and prints a markdown table with min–median–max
-over the runs and the ratio of hiveq to the best peer. README.md says what each figure measures.
+bench/peers/.venvs/ from its pinned requirements file, then measures phase by phase, one system
+at a time (FLUSHALL of the private server before each), and prints a markdown table with
+min–median–max over the runs and the ratio of hiveq to the best peer. README.md says what each
+figure measures.
 """
 
 from __future__ import annotations
