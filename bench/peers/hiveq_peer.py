@@ -13,7 +13,7 @@ import sys
 from shared import stamp
 
 from hiveq.agents.registry import AgentContext, agent
-from hiveq.models import SubtaskSpec, TaskSubmission
+from hiveq.contract.models import SubtaskSpec, TaskSubmission
 from hiveq.queue.broker import Broker
 from hiveq.queue.enqueue import enqueue
 from hiveq.settings import Settings
