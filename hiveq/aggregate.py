@@ -91,7 +91,11 @@ def _summary_fields(t: TaskRecord) -> dict[str, Any]:
 async def task_view(b: Broker, task_id: str) -> TaskView:
     """Raises NotFound for an unknown (or expired) task id."""
     task = await inspect.get_task(b, task_id)
-    jobs = await inspect.get_jobs(b, task.job_ids)
+    return view_of(task, await inspect.get_jobs(b, task.job_ids))
+
+
+def view_of(task: TaskRecord, jobs: list[JobRecord]) -> TaskView:
+    """A task and its jobs as the user sees them, from Redis or from the archive alike."""
     dead = [j for j in jobs if j.state in (JobState.DEAD, JobState.QUARANTINED)]
     problems = [problem(j) for j in jobs if j.state == JobState.VANISHED]
     return TaskView(

@@ -99,6 +99,33 @@ class RetentionSettings:
     events_maxlen: int = field(default=100_000, metadata=env("HIVEQ_EVENTS_MAXLEN", 100, 100_000_000))
 
 
+ARCHIVE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://", "postgresql+psycopg://")
+
+
+@dataclass(frozen=True)
+class ArchiveSettings:
+    """History in SQL (hiveq/archive): with `archive_url` set, Redis keeps live work plus a tail."""
+
+    archive_url: str | None = field(default=None, metadata=env("HIVEQ_ARCHIVE_URL"))
+    # An archived finished task leaves Redis after this; unarchived ones stay until archived.
+    redis_retention_s: int = field(default=3600, metadata=env("HIVEQ_REDIS_RETENTION", 1, 10 * 365 * 86400))
+    archive_retention_s: int = field(
+        default=30 * 86400, metadata=env("HIVEQ_ARCHIVE_RETENTION", 60, 100 * 365 * 86400)
+    )
+
+    @classmethod
+    def from_env(cls, e: Mapping[str, str]) -> ArchiveSettings:
+        got = load(cls, e)
+        url = got.archive_url
+        if url is not None and not url.startswith(ARCHIVE_SCHEMES):
+            # The value is not echoed: a mistyped URL may still hold a password.
+            raise ConfigError(
+                "HIVEQ_ARCHIVE_URL is not an archive URL; use sqlite:///path/to/archive.db or "
+                "postgresql://user@host:5432/db"
+            )
+        return got
+
+
 @dataclass(frozen=True)
 class ApiSettings:
     host: str = field(default="127.0.0.1", metadata=env("HIVEQ_HOST"))
@@ -177,7 +204,7 @@ def limits_from_env(e: Mapping[str, str]) -> Limits:
     return Limits(**{name: _read(e, meta, getattr(base, name)) for name, meta in LIMITS_ENV.items()})
 
 
-GROUPS = ("leases", "retry", "limits", "retention", "api", "worker", "watch", "llm")
+GROUPS = ("leases", "retry", "limits", "retention", "archive", "api", "worker", "watch", "llm")
 
 
 @dataclass(frozen=True)
@@ -191,6 +218,7 @@ class Settings:
     retry: RetrySettings = field(default_factory=RetrySettings)
     limits: Limits = field(default_factory=Limits)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    archive: ArchiveSettings = field(default_factory=ArchiveSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     watch: WatchSettings = field(default_factory=WatchSettings)
@@ -239,6 +267,7 @@ class Settings:
             retry=load(RetrySettings, e),
             limits=limits_from_env(e),
             retention=load(RetentionSettings, e),
+            archive=ArchiveSettings.from_env(e),
             api=load(ApiSettings, e),
             worker=load(WorkerSettings, e),
             watch=load(WatchSettings, e),

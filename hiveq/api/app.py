@@ -15,6 +15,7 @@ from hiveq.api.deps import require_token
 from hiveq.api.doctor import router as doctor_router
 from hiveq.api.guard import BrowserGuard
 from hiveq.api.metrics import Metrics
+from hiveq.archive.read import Archive
 from hiveq.contract.errors import RedisUnavailable
 from hiveq.contract.protocol import VERSION
 from hiveq.dashboard.app import mount as mount_dashboard
@@ -38,6 +39,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings, role="api-stream", check_namespace=False, socket_timeout=STREAM_SOCKET_TIMEOUT_S
     )
     app.state.broker, app.state.stream_broker = b, sb
+    app.state.archive = Archive.of(settings)
     app.state.namespace_claimed = False
     try:
         await b.claim_namespace()
@@ -56,6 +58,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if watch is not None:
             watch.cancel()
             await asyncio.wait({watch}, timeout=WATCH_STOP_S)  # never holds the shutdown up
+        if app.state.archive is not None:
+            app.state.archive.close()
         await sb.close()
         await b.close()
 

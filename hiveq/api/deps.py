@@ -6,6 +6,7 @@ import hmac
 
 from fastapi import HTTPException, Request
 
+from hiveq.archive.read import Archive
 from hiveq.queue.broker import Broker
 
 
@@ -17,6 +18,12 @@ async def get_broker(request: Request) -> Broker:
         await b.claim_namespace()
         state.namespace_claimed = True
     return b
+
+
+async def get_archive(request: Request) -> Archive | None:
+    """The archive the reads fall through to (None without HIVEQ_ARCHIVE_URL)."""
+    archive: Archive | None = request.app.state.archive
+    return archive
 
 
 async def get_stream_broker(request: Request) -> Broker:

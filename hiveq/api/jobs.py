@@ -8,32 +8,33 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request
 
 from hiveq.aggregate import problem
-from hiveq.api.deps import get_broker, require_token, who_asked
+from hiveq.api.deps import get_archive, get_broker, require_token, who_asked
 from hiveq.api.schemas import errors
 from hiveq.api.tasks import json_body
+from hiveq.archive import read
+from hiveq.archive.read import Archive
 from hiveq.contract.models import JobRecord
 from hiveq.contract.protocol import SIGNAL_NAME_PATTERN
 from hiveq.contract.views import DeadLetters, JobAction, JobHistory, JobOutput, SignalSent, VanishedJobs
-from hiveq.queue import events, inspect, output, retry, suspend, vanish
+from hiveq.queue import inspect, output, retry, suspend, vanish
 from hiveq.queue.broker import Broker
 
 router = APIRouter(tags=["jobs"], dependencies=[Depends(require_token)])
 BrokerDep = Annotated[Broker, Depends(get_broker)]
+ArchiveDep = Annotated[Archive | None, Depends(get_archive)]
 
 
 @router.get("/jobs/{job_id}", response_model=JobRecord, responses=errors(401, 404, 503))
-async def get_job(job_id: str, b: BrokerDep) -> JobRecord:
-    """The job's record with the agent's traceback of each of its last failed attempts."""
-    return await inspect.get_job(b, job_id)
+async def get_job(job_id: str, b: BrokerDep, archive: ArchiveDep) -> JobRecord:
+    """The job's record with the agent's traceback of each of its last failed attempts (Redis,
+    else the archive)."""
+    return await read.get_job(b, archive, job_id)
 
 
 @router.get("/jobs/{job_id}/history", response_model=JobHistory, responses=errors(401, 404, 503))
-async def job_history(job_id: str, b: BrokerDep) -> JobHistory:
+async def job_history(job_id: str, b: BrokerDep, archive: ArchiveDep) -> JobHistory:
     """Every custody event of the job: who enqueued, claimed, completed, failed or reaped it."""
-    history = await events.job_history(b, job_id)
-    if not history:
-        await inspect.get_job(b, job_id)  # 404 for an unknown id, never an empty "pending" history
-    return JobHistory(job_id=job_id, events=history)
+    return JobHistory(job_id=job_id, events=await read.job_history(b, archive, job_id))
 
 
 @router.get("/jobs/{job_id}/output", response_model=JobOutput, responses=errors(401, 404, 503))

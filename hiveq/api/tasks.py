@@ -7,10 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from pydantic import ValidationError
 
-from hiveq.aggregate import stalled_tasks, summary, task_view
-from hiveq.api.deps import get_broker, require_token, who_asked
+from hiveq.aggregate import stalled_tasks, summary
+from hiveq.api.deps import get_archive, get_broker, require_token, who_asked
 from hiveq.api.errors import from_pydantic
 from hiveq.api.schemas import errors
+from hiveq.archive import read
+from hiveq.archive.read import Archive
 from hiveq.contract.errors import UnsupportedMediaType, ValidationFailed
 from hiveq.contract.jsonrules import parse_json
 from hiveq.contract.models import TaskRequest
@@ -23,6 +25,7 @@ from hiveq.submit import submit_response, submit_task
 
 router = APIRouter(tags=["tasks"], dependencies=[Depends(require_token)])
 BrokerDep = Annotated[Broker, Depends(get_broker)]
+ArchiveDep = Annotated[Archive | None, Depends(get_archive)]
 
 # curl's `-d` without `-H` sends application/x-www-form-urlencoded, and the seed command
 # (`curl -X POST localhost:8001/tasks -d '{...}'`) must work as is: a JSON body under that type, or
@@ -109,30 +112,54 @@ async def create_task(
 @router.get("/tasks", response_model=TaskList, responses=errors(401, 422, 503))
 async def list_tasks(
     b: BrokerDep,
+    archive: ArchiveDep,
     status: TaskStatus | None = None,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000, description="without an archive only")] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     q: Annotated[
         str | None,
         Query(max_length=200, description="only tasks whose description contains this (any case)"),
     ] = None,
+    agent: Annotated[
+        str | None, Query(max_length=64, description="only tasks with a subtask for this agent")
+    ] = None,
+    since: Annotated[int | None, Query(ge=0, description="created at or after (ms since the epoch)")] = None,
+    until: Annotated[int | None, Query(ge=0, description="created before (ms since the epoch)")] = None,
+    meta: Annotated[
+        list[str] | None, Query(max_length=200, description="metadata key:value (repeatable; all must match)")
+    ] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=100, description="the `next_cursor` of the previous page")
+    ] = None,
 ) -> TaskList:
     """Tasks, newest first; `total` counts the tasks that match (every task without a filter).
 
-    A search (`q`, a case-insensitive substring of the description) reads at most the newest
-    5,000 tasks and 8 MB of descriptions, so its cost does not grow with the namespace; past that
-    bound `total_exact` is false and `total` counts the matches found (a lower bound).
+    Without an archive, a search (`q`, a case-insensitive substring of the description) reads at
+    most the newest 5,000 tasks and 8 MB of descriptions; past that bound `total_exact` is false
+    and `total` counts the matches found (a lower bound). With an archive (HIVEQ_ARCHIVE_URL) the
+    list covers its history too, with the same `q`; page with `cursor` (docs/archive.md).
     """
-    page = await inspect.list_tasks(b, status, offset, limit, q=q or None)
     stalled = await stalled_tasks(b)
-    items = [summary(t, t.id in stalled) for t in page.items]
-    return TaskList(total=page.total, total_exact=page.total_exact, items=items)
+    if archive is None and cursor is None and not (agent or since or until or meta):
+        page = await inspect.list_tasks(b, status, offset, limit, q=q or None)  # Redis alone, as before
+        items = [summary(t, t.id in stalled) for t in page.items]
+        return TaskList(total=page.total, total_exact=page.total_exact, items=items)
+    if offset and cursor:
+        raise ValidationFailed("offset", "goes with no `cursor`: page with one or the other")
+    f = read.parse_filter(status, q, agent, since, until, meta or ())
+    found = await read.list_tasks(b, archive, f, cursor=cursor, limit=limit, offset=offset)
+    return TaskList(
+        total=found.total,
+        items=[summary(t, t.id in stalled) for t in found.items],
+        next_cursor=found.next_cursor,
+        total_exact=found.total_exact,
+    )
 
 
 @router.get("/tasks/{task_id}", response_model=TaskView, responses=errors(401, 404, 503))
-async def get_task(task_id: str, b: BrokerDep) -> TaskView:
+async def get_task(task_id: str, b: BrokerDep, archive: ArchiveDep) -> TaskView:
     """Status, progress, each subtask with its state, attempts, worker, result or error."""
-    return await task_view(b, task_id)
+    return await read.task_view(b, archive, task_id)
 
 
 @router.post("/tasks/{task_id}/cancel", response_model=CancelResponse, responses=errors(401, 404, 409, 503))

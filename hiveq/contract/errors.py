@@ -275,6 +275,20 @@ class SignalTimeout(HiveqError):
         )
 
 
+class ArchiveUnavailable(HiveqError):
+    """The archive database (HIVEQ_ARCHIVE_URL) cannot be read; live work in Redis still answers."""
+
+    code = "archive_unavailable"
+    http_status = 503
+    exit_code = ExitCode.FAILURE
+
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(
+            f"the archive at {where} cannot be read ({reason}); check that the database is up and "
+            "HIVEQ_ARCHIVE_URL is right (`hiveq archiver --status`)"
+        )
+
+
 # The one table: error code -> exception class (its HTTP status and exit code are on the class).
 ERRORS: dict[str, type[HiveqError]] = {
     cls.code: cls
@@ -296,6 +310,7 @@ ERRORS: dict[str, type[HiveqError]] = {
         EnqueueIncomplete,
         ChildFailed,
         SignalTimeout,
+        ArchiveUnavailable,
     )
 }
 # Codes that the HTTP layer itself answers with (routing, methods), by status.

@@ -130,6 +130,9 @@ class TaskList(BaseModel):
         description="false when a search (`q`) stopped at its bound: `total` is then a lower bound",
     )
     items: list[TaskSummary]
+    next_cursor: str | None = Field(
+        default=None, description="pass as `cursor` for the next page; absent on the last page"
+    )
 
 
 class CancelResponse(BaseModel):

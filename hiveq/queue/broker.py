@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -26,6 +27,12 @@ T = TypeVar("T")
 
 # The refusal of a script's prelude (lua/_lib.lua check_type): it names the key itself.
 _SCRIPT_WRONGTYPE = re.compile(r"WRONGTYPE hiveq key (\S+) holds a (\w+), expected a (\w+)")
+# With an archive attached (meta.archive, see lua/archive_lease.lua) scripts add events with this
+# cap, which no stream reaches: the archiver trims what it has archived (lua/trim_events.lua).
+NO_TRIM = 10**15
+# How often a broker re-reads whether an archive is attached: a process that connected before an
+# archiver first started stops trimming within this long.
+ARCHIVE_FLAG_REFRESH_S = 2.0
 
 
 def _text(value: Any) -> str:
@@ -42,6 +49,8 @@ class Broker:
     # Per-broker helpers owned by other modules (e.g. the enqueue coalescer), keyed by name.
     extensions: dict[str, Any] = field(init=False, default_factory=dict)
     _script_keys: dict[str, list[str]] = field(init=False, default_factory=dict)
+    _events_cap: int = field(init=False, default=0)
+    _cap_read_at: float = field(init=False, default=float("-inf"))
 
     def __post_init__(self) -> None:
         self.scripts = Scripts(self.redis)
@@ -109,7 +118,25 @@ class Broker:
         if keys is None:
             keys = self._script_keys[script] = [self.keys.key(s) for s in script_keys(script)]
         full = [self.keys.prefix, self.settings.retention.events_maxlen, *args]
+    async def run(self, script: str, keys: list[str], args: list[Any]) -> Any:
+        """Run one transition script; translate Redis errors into hiveq's."""
+        full = [self.keys.prefix, await self.events_cap(), *args]
         return await self.guard(self.scripts.run(script, keys, full))
+
+    async def events_cap(self) -> int:
+        """The MAXLEN scripts trim the event stream to: HIVEQ_EVENTS_MAXLEN, or NO_TRIM while an
+        archive is attached (so no entry goes before the archiver has it). Re-read every
+        ARCHIVE_FLAG_REFRESH_S; concurrent callers share one read."""
+        now = time.monotonic()
+        if now - self._cap_read_at >= ARCHIVE_FLAG_REFRESH_S:
+            self._cap_read_at = now
+            try:
+                attached = await self.guard(self.redis.hexists(self.keys.meta, "archive"))
+            except BaseException:
+                self._cap_read_at = float("-inf")
+                raise
+            self._events_cap = NO_TRIM if attached else self.settings.retention.events_maxlen
+        return self._events_cap or self.settings.retention.events_maxlen
 
     async def guard(self, op: Awaitable[T]) -> T:
         """Await a Redis call, turning connection and WRONGTYPE errors into hiveq errors."""

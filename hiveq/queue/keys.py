@@ -35,7 +35,11 @@ FIXED_KEY_TYPES: dict[str, str] = {
     "doctor": "hash",  # written by `hiveq doctor`: dead-letter count at its last run
     "watch": "string",  # the conservation watch's lease: the id of the process running it
     "foreign": "zset",  # addresses of non-hiveq clients caught near a vanishing, score = last ms
+    "archiver": "string",  # the archiver lease: the id of the one archiver that runs (archive_lease.lua)
 }
+
+# The consumer group (and its one consumer) through which the archiver follows `events`.
+ARCHIVE_GROUP = "hiveq-archiver"
 
 
 @dataclass(frozen=True)
@@ -138,6 +142,10 @@ class Keyspace:
     @property
     def stats(self) -> str:
         return self.key("stats")
+
+    @property
+    def archiver(self) -> str:
+        return self.key("archiver")
 
     # Per-record keys.
     def queue(self, agent: str) -> str:

@@ -1,7 +1,7 @@
 """maintain: promote due retries and wake timed-out signal waits (promote_due.lua), reclaim
-expired leases (reap_expired.lua) and expire finished tasks past retention (expire_finished.lua).
-Every worker runs this every `reap_interval_s`; the scripts are atomic and idempotent, so several
-runners are safe."""
+expired leases (reap_expired.lua) and expire finished tasks past retention (expire_finished.lua;
+with an archive attached, archived tasks past HIVEQ_REDIS_RETENTION). Every worker runs this
+every `reap_interval_s`; the scripts are atomic and idempotent, so several runners are safe."""
 
 from __future__ import annotations
 
@@ -31,7 +31,9 @@ async def reap_expired(b: Broker, limit: int = 1000) -> tuple[int, int, int]:
 
 
 async def expire_finished(b: Broker, limit: int = 200) -> int:
-    return int(await b.run("expire_finished", [b.settings.retention.retention_s * 1000, limit]))
+    s = b.settings
+    tail_ms = s.archive.redis_retention_s * 1000  # with an archive attached (meta.archive)
+    return int(await b.run("expire_finished", [s.retention.retention_s * 1000, limit, tail_ms]))
 
 
 async def maintain(b: Broker) -> Maintenance:

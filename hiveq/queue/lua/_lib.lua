@@ -5,7 +5,8 @@ Redis CPU. Sending the whole file works too.
 
 Conventions for every script:
   ARGV[1]  namespace prefix, e.g. "hiveq:{app:env}:"  (all keys share its hash tag)
-  ARGV[2]  events stream MAXLEN (approximate cap)
+  ARGV[2]  events stream MAXLEN (approximate cap; with an archive attached the client sends a
+           cap no stream reaches, and the archiver trims what it has archived: trim_events.lua)
   ARGV[3…] the script's own arguments, listed in its header.
 Return codes (hiveq/contract/errors.py Code): 0 OK, 1 NOT_FOUND, 2 STALE_TOKEN, 3 WRONG_STATE,
 4 DUPLICATE, 5 NAMESPACE_MISMATCH, 6 PROTOCOL_MISMATCH.

@@ -1,0 +1,138 @@
+"""archiving: the Redis side of the archiver (hiveq/archive): its lease (archive_lease.lua), the
+consumer group it follows `events` with, the marks that let archived tasks leave Redis
+(mark_archived.lua), the trimming of what it archived (trim_events.lua) and its lag.
+
+Reading and acknowledging through the group (XREADGROUP, XACK) changes no job and no task: it
+is the archiver's own bookkeeping of what it has written to SQL, so it is plain commands here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from redis import exceptions as rex
+
+from hiveq.queue.broker import Broker
+from hiveq.queue.keys import ARCHIVE_GROUP
+
+# The group has one consumer name: one archiver holds the lease at a time, and a successor takes
+# over the entries its predecessor read but did not acknowledge by reading the same name's
+# pending list first.
+CONSUMER = "archiver"
+
+Entry = tuple[str, dict[str, str] | None]
+
+
+@dataclass(frozen=True)
+class LeaseState:
+    held: bool
+    holder: str  # '' when nobody holds it
+
+
+async def lease(b: Broker, holder: str, mode: str, lease_ms: int, kind: str = "") -> LeaseState:
+    """take | keep | drop | detach (see lua/archive_lease.lua)."""
+    res = await b.run("archive_lease", [b.keys.archiver, b.keys.meta], [holder, lease_ms, mode, kind])
+    return LeaseState(bool(int(res[0])), str(res[1] or ""))
+
+
+async def mark_archived(b: Broker, snap_ms: int, task_ids: Sequence[str]) -> int:
+    if not task_ids:
+        return 0
+    return int(await b.run("mark_archived", [], [snap_ms, *task_ids]))
+
+
+async def trim_events(b: Broker, bound: str) -> int:
+    return int(await b.run("trim_events", [b.keys.events], [ARCHIVE_GROUP, bound]))
+
+
+async def ensure_group(b: Broker) -> None:
+    """Create the group at the stream's start (everything still in it gets archived)."""
+    try:
+        await b.guard(b.redis.xgroup_create(b.keys.events, ARCHIVE_GROUP, id="0", mkstream=True))
+    except rex.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+async def read(b: Broker, count: int, block_ms: int | None, *, pending: bool) -> list[Entry]:
+    """Entries for the archiver: its own unacknowledged ones first (`pending`), else new ones.
+    A missing group (a Redis that lost its data, a purge) is created again."""
+    for _ in range(2):
+        try:
+            res = await b.guard(
+                b.redis.xreadgroup(
+                    ARCHIVE_GROUP,
+                    CONSUMER,
+                    {b.keys.events: "0" if pending else ">"},
+                    count=count,
+                    block=None if pending else block_ms,
+                )
+            )
+        except rex.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            await ensure_group(b)
+            continue
+        out: list[Entry] = []
+        for _stream, entries in cast("list[tuple[str, list[Entry]]]", res or []):
+            out += entries
+        return out
+    return []
+
+
+async def ack(b: Broker, ids: Sequence[str]) -> None:
+    if ids:
+        await b.guard(b.redis.xack(b.keys.events, ARCHIVE_GROUP, *ids))
+
+
+@dataclass(frozen=True)
+class Lag:
+    """How far the archive is behind the stream."""
+
+    attached: bool  # meta.archive is set
+    holder: str  # the archiver holding the lease, '' when none
+    seconds: float  # age of the oldest entry not yet archived (0 when caught up)
+    pending: int  # read by the archiver, not yet written
+    undelivered: int | None  # not read yet (None: Redis cannot tell)
+    stream_length: int
+
+
+def _ms_of(stream_id: Any) -> int:
+    return int(str(stream_id).partition("-")[0])
+
+
+async def lag(b: Broker) -> Lag:
+    pipe = b.redis.pipeline(transaction=False)
+    pipe.hexists(b.keys.meta, "archive")
+    pipe.get(b.keys.archiver)
+    pipe.time()
+    pipe.exists(b.keys.events)
+    meta_attached, holder, now, has_stream = await b.guard(pipe.execute())
+    now_ms = int(now[0]) * 1000 + int(now[1]) // 1000
+    if not has_stream:
+        return Lag(bool(meta_attached), holder or "", 0.0, 0, 0, 0)
+    length = int(await b.guard(b.redis.xlen(b.keys.events)))
+    groups = cast("list[dict[str, Any]]", await b.guard(b.redis.xinfo_groups(b.keys.events)))
+    group = next((g for g in groups if g.get("name") == ARCHIVE_GROUP), None)
+    oldest: int | None = None
+    pending, undelivered = 0, None
+    if group is None:
+        first = await b.guard(b.redis.xrange(b.keys.events, count=1))
+        if first:
+            oldest = _ms_of(first[0][0])
+        undelivered = length
+    else:
+        pending = int(group.get("pending") or 0)
+        raw_lag = group.get("lag")
+        undelivered = int(raw_lag) if raw_lag is not None else None
+        if pending:
+            summary = await b.guard(b.redis.xpending(b.keys.events, ARCHIVE_GROUP))
+            oldest = _ms_of(summary["min"])
+        last = str(group.get("last-delivered-id") or "0-0")
+        nxt = await b.guard(b.redis.xrange(b.keys.events, min="(" + last, count=1))
+        if nxt:
+            oldest = min(oldest or _ms_of(nxt[0][0]), _ms_of(nxt[0][0]))
+    seconds = max(0.0, (now_ms - oldest) / 1000) if oldest is not None else 0.0
+    return Lag(bool(meta_attached), holder or "", seconds, pending, undelivered, length)
