@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 from hiveq.contract.models import QueueDepth
 from hiveq.diagnose.suspects import foreign_clients
 from hiveq.queue import inspect
+from hiveq.queue import archiving, inspect
 from hiveq.queue.broker import Broker
 
 BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0)
@@ -49,6 +50,7 @@ class Snapshot:
     counts: dict[str, int] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=dict)
     foreign_clients: int = 0
+    archive_lag_s: float | None = None  # None: no archive attached
 
 
 class HiveqCollector(Collector):
@@ -61,11 +63,13 @@ class HiveqCollector(Collector):
         self.seen_until_ms = 0
 
     async def refresh(self, b: Broker) -> None:
+        lag = await archiving.lag(b)
         self.snapshot = Snapshot(
             depths=await inspect.queue_depths(b),
             counts=await inspect.counts(b),
             stats=await inspect.stats(b),
             foreign_clients=await foreign_clients(b),
+            archive_lag_s=lag.seconds if lag.attached else None,
         )
         await self._fold_latencies(b)
 
@@ -125,6 +129,12 @@ class HiveqCollector(Collector):
             "of vanishings in the last hour (CLIENT LIST, MONITOR samples) still connected",
             value=snap.foreign_clients,
         )
+        if snap.archive_lag_s is not None:
+            yield GaugeMetricFamily(
+                "hiveq_archive_lag_seconds",
+                "Age of the oldest event-stream entry not yet in the archive (0: caught up)",
+                value=snap.archive_lag_s,
+            )
         total = CounterMetricFamily(
             "hiveq_jobs_transitions", "Job transitions since the namespace began", labels=["event"]
         )

@@ -12,8 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from hiveq.aggregate import task_view
-from hiveq.cli.common import connect, console, fail, print_json, run, settings
+from hiveq.cli.common import connect, console, fail, open_archive, print_json, run, settings
 from hiveq.cli.watch import clock, short, styled
 from hiveq.contract.errors import ExitCode
 from hiveq.contract.models import Event, JobRecord
@@ -22,7 +21,6 @@ from hiveq.contract.states import TaskStatus
 from hiveq.contract.views import JobAction
 from hiveq.queue import inspect
 from hiveq.queue.cancel import cancel_task
-from hiveq.queue.events import job_history
 from hiveq.queue.purge import purge_namespace
 from hiveq.queue.registry import list_workers
 from hiveq.queue.retry import discard_dead, retry_dead
@@ -41,19 +39,36 @@ def ago(ms: int | None) -> str:
 def tasks_cmd(
     ctx: typer.Context,
     status: Annotated[TaskStatus | None, typer.Option(help="Only tasks with this status.")] = None,
+    search: Annotated[
+        str | None, typer.Option("--search", "-q", help="Only descriptions containing this (any case).")
+    ] = None,
+    agent: Annotated[str | None, typer.Option(help="Only tasks with a subtask for this agent.")] = None,
+    meta: Annotated[
+        list[str] | None, typer.Option(help="Metadata key:value (repeatable; all must match).")
+    ] = None,
+    since: Annotated[int | None, typer.Option(help="Created at or after (ms since the epoch).")] = None,
+    cursor: Annotated[str | None, typer.Option(help="The next_cursor of the previous page.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
-    offset: Annotated[int, typer.Option(min=0)] = 0,
+    offset: Annotated[int, typer.Option(min=0, help="Without an archive and a search only.")] = 0,
     as_json: JsonOpt = False,
 ) -> None:
-    """List tasks, newest first."""
+    """List tasks, newest first (with an archive: its whole history, searchable)."""
     s = settings(ctx)
 
     async def go() -> None:
-        async with connect(s) as b:
-            page = await inspect.list_tasks(b, status, offset, limit)
-        total, items = page.total, page.items
+        from hiveq.archive import read  # here: SQLAlchemy loads only for commands that use it
+
+        nxt: str | None = None
+        async with connect(s) as b, open_archive(s) as archive:
+            if archive is None and not (agent or meta or since or cursor):
+                found = await inspect.list_tasks(b, status, offset, limit, q=search or None)
+                total, items = found.total, found.items
+            else:
+                f = read.parse_filter(status, search, agent, since, None, meta or ())
+                page = await read.list_tasks(b, archive, f, cursor=cursor, limit=limit)
+                total, items, nxt = page.total, page.items, page.next_cursor
         if as_json:
-            print_json({"total": total, "items": items})
+            print_json({"total": total, "items": items, "next_cursor": nxt})
             return
         table = Table(
             "task",
@@ -77,6 +92,8 @@ def tasks_cmd(
                 escape(short(t.description, 60)),
             )
         console.print(table)
+        if nxt:
+            console.print(f"more: --cursor {nxt}")
 
     run(go())
 
@@ -90,8 +107,10 @@ def task_cmd(
     s = settings(ctx)
 
     async def go() -> None:
-        async with connect(s) as b:
-            view = await task_view(b, task_id)
+        from hiveq.archive import read
+
+        async with connect(s) as b, open_archive(s) as archive:
+            view = await read.task_view(b, archive, task_id)
         if as_json:
             print_json(view)
             return
@@ -212,9 +231,11 @@ def trace_cmd(
     s = settings(ctx)
 
     async def go() -> None:
-        async with connect(s) as b:
-            job = await inspect.get_job(b, job_id)
-            history = await job_history(b, job_id)
+        from hiveq.archive import read
+
+        async with connect(s) as b, open_archive(s) as archive:
+            job = await read.get_job(b, archive, job_id)
+            history = await read.job_history(b, archive, job_id)
         if as_json:
             print_json({"job": job, "events": history})
             return

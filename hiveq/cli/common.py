@@ -14,7 +14,7 @@ import traceback
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass, is_dataclass
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 from pydantic import BaseModel
@@ -28,6 +28,9 @@ from hiveq.contract.errors import ExitCode, HiveqError
 from hiveq.contract.redact import redact
 from hiveq.queue.broker import Broker
 from hiveq.settings import Settings
+
+if TYPE_CHECKING:
+    from hiveq.archive.read import Archive
 
 T = TypeVar("T")
 
@@ -159,6 +162,19 @@ async def connect(s: Settings, role: str = "cli", *, write: bool = False) -> Asy
         yield b
     finally:
         await b.close()
+
+
+@asynccontextmanager
+async def open_archive(s: Settings) -> AsyncIterator[Archive | None]:
+    """The archive reads fall through to (None without HIVEQ_ARCHIVE_URL)."""
+    from hiveq.archive.read import Archive  # here: SQLAlchemy loads only for commands that use it
+
+    archive = Archive.of(s)
+    try:
+        yield archive
+    finally:
+        if archive is not None:
+            archive.close()
 
 
 def jsonable(obj: Any) -> Any:

@@ -1,4 +1,6 @@
-"""`hiveq recover JOB` and `hiveq recover --all`: put vanished jobs back where they belong."""
+"""`hiveq recover JOB` and `hiveq recover --all`: put vanished jobs back where they belong;
+`hiveq recover --from-archive`: resubmit the accepted tasks Redis lost, as the archive knows
+them (cli/archive.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from hiveq.cli.archive import recover_from_archive
 from hiveq.cli.common import connect, console, err_console, fail, print_json, run, settings
 from hiveq.cli.watch import styled
 from hiveq.contract.errors import Conflict, ExitCode
@@ -18,11 +21,26 @@ def recover_cmd(
     ctx: typer.Context,
     job_id: Annotated[str | None, typer.Argument(metavar="[JOB]", help="The vanished job.")] = None,
     every: Annotated[bool, typer.Option("--all", help="Every vanished job of the namespace.")] = False,
+    from_archive: Annotated[
+        bool,
+        typer.Option(
+            "--from-archive",
+            help="After Redis lost data: resubmit the accepted, unfinished tasks the archive knows "
+            "(same ids and idempotency keys; asks first, --yes).",
+        ),
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="With --from-archive: do not ask.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Put a vanished job back where it belongs (waiting, blocked or delayed), counting one
-    delivery; at the delivery limit it is dead-lettered instead. Exit 4 if it is not vanished."""
+    delivery; at the delivery limit it is dead-lettered instead. Exit 4 if it is not vanished.
+    With --from-archive, resubmit the tasks Redis lost (docs/archive.md)."""
     s = settings(ctx)
+    if from_archive:
+        if job_id is not None or every:
+            fail("--from-archive resubmits whole tasks: give no JOB and no --all with it", ExitCode.USAGE)
+        recover_from_archive(s, yes=yes, as_json=as_json)
+        return
     if (job_id is None) == (not every):
         fail("name one vanished job (`hiveq recover JOB`) or pass --all", ExitCode.USAGE)
 

@@ -146,6 +146,8 @@ class Stack:
             REDIS_URL=self.settings.redis_url, HIVEQ_APP=self.settings.app, HIVEQ_ENV=self.settings.env
         )
         env.pop("HIVEQ_REDIS_URL", None)
+        if self.settings.archive.archive_url:  # the workers run the archiver (one at a time)
+            env["HIVEQ_ARCHIVE_URL"] = self.settings.archive.archive_url
         if self.options.token:
             env["HIVEQ_API_TOKENS"] = self.options.token
         return env

@@ -100,6 +100,8 @@ def hiveq_command() -> str:
 
 
 def print_banner(stack: Stack, embedded: bool) -> None:
+    from hiveq.archive.db import redacted  # here: SQLAlchemy loads only for commands that use it
+
     s, o = stack.settings, stack.options
     where = (
         f"embedded {stack.server.kind if stack.server else 'server'}, AOF in {o.data_dir}"
@@ -121,6 +123,7 @@ def print_banner(stack: Stack, embedded: bool) -> None:
                 f"  Redis      {shown}  ({where})",
                 f"  workers    {o.workers} process(es) x {slots} slots; each also runs the maintenance "
                 "loop (expired leases, due retries)",
+                f"  archive    {redacted(s.archive.archive_url or '')}  (history; one worker at a time)",
                 "In another terminal, in this folder (commands run here find this stack through "
                 f"./{stackfile.STATE_DIR}/{stackfile.STATE_NAME}; elsewhere set {elsewhere}):",
                 f'  [bold]{hiveq} submit "Build a user authentication system" --wait[/]',
@@ -130,6 +133,9 @@ def print_banner(stack: Stack, embedded: bool) -> None:
         markup=True,
         soft_wrap=True,
     )
+
+
+DEFAULT_ARCHIVE = Path(".hiveq/archive.db")
 
 
 def require_watchfiles() -> None:
@@ -237,8 +243,11 @@ def up_cmd(
         bool, typer.Option("--access-log", help="Show the API's access log (one line per request).")
     ] = False,
 ) -> None:
-    """The whole stack: Redis (embedded Valkey with AOF unless REDIS_URL is given), the API, workers."""
+    """The whole stack: Redis (embedded Valkey with AOF unless REDIS_URL is given), the API, workers,
+    and the history archive (HIVEQ_ARCHIVE_URL, by default SQLite at .hiveq/archive.db)."""
     s = settings(ctx, from_stack=False)
+    if not s.archive.archive_url:
+        s = s.with_(archive_url=f"sqlite:///{DEFAULT_ARCHIVE.resolve()}")
     embedded = not redis_given(ctx)
     with error_boundary(global_options(ctx).debug):
         if reload:

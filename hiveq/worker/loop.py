@@ -110,6 +110,8 @@ class Worker:
             asyncio.create_task(self.recorder.flush_loop(), name="hiveq-flush"),
             asyncio.create_task(self._listen_inbox(), name="hiveq-inbox"),
         ]
+        if self.settings.archive.archive_url:  # one archiver per namespace runs; the others wait
+            bg.append(asyncio.create_task(self._archive_loop(), name="hiveq-archive"))
         try:
             await asyncio.gather(*(self._claim_loop(i) for i in range(self.claimers)))
             await self._drain()
@@ -399,6 +401,17 @@ class Worker:
             await self.link.failed(str(exc))
         except (HiveqError, RedisError) as exc:
             complaints(exc)
+
+    async def _archive_loop(self) -> None:
+        """With HIVEQ_ARCHIVE_URL set, every worker is a candidate archiver (archive/archiver.py):
+        the lease lets one of them run, and another takes over within seconds when it dies."""
+        from hiveq.archive.archiver import Archiver  # SQLAlchemy loads only where an archive is set
+
+        stop = asyncio.Event()
+        try:
+            await Archiver(self.settings, ident=self.id).run(stop)
+        except HiveqError as exc:
+            self.log.warning("archiver not started: %s", exc)
 
     # -- shutdown ------------------------------------------------------------------------------
     async def _drain(self) -> None:
