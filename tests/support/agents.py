@@ -236,3 +236,14 @@ async def count(ctx: AgentContext) -> dict[str, Any]:
     finally:
         await r.aclose()
     return {"runs": n}
+
+
+FIXED: set[str] = set()  # jobs whose cause of failure a test has "fixed" (in-process workers)
+
+
+@agent("t.fixable")
+async def fixable(ctx: AgentContext) -> dict[str, int]:
+    """Fails until a test puts the job id into FIXED (e.g. before retrying it from the DLQ)."""
+    if ctx.job_id not in FIXED:
+        raise RuntimeError(f"not fixed yet (attempt {ctx.attempt})")
+    return {"attempt": ctx.attempt}
