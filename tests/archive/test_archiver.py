@@ -4,6 +4,8 @@ leave no duplicate."""
 
 from __future__ import annotations
 
+from typing import cast
+
 from sqlalchemy import func, select
 
 from hiveq.archive import query
@@ -25,18 +27,26 @@ from tests.support.worker import worker_in_process
 async def stream_events(b: Broker) -> list[tuple[str, str]]:
     """(stream id, subject) of every event the stream holds, as readers expand them."""
     out = []
-    for entry_id, fields in await b.redis.xrange(b.keys.events):
+    rows = cast("list[tuple[str, dict[str, str]]]", await b.redis.xrange(b.keys.events))
+    for entry_id, fields in rows:
         for ev in expand_entry(entry_id, fields["e"]):
-            out.append((ev.id, ev.job if ev.type == "job" and ev.job else f"{ev.type}:{ev.job or ev.task or ev.worker or ''}"))
+            out.append(
+                (
+                    ev.id,
+                    ev.job
+                    if ev.type == "job" and ev.job
+                    else f"{ev.type}:{ev.job or ev.task or ev.worker or ''}",
+                )
+            )
     return out
 
 
 def archived_events(a: Archiver) -> list[tuple[str, str]]:
     with a.engine.connect() as c:
         rows = c.execute(
-            select(events.c.ms, events.c.seq, events.c.subject).where(events.c.ns == a.ns).order_by(
-                events.c.ms, events.c.seq, events.c.n
-            )
+            select(events.c.ms, events.c.seq, events.c.subject)
+            .where(events.c.ns == a.ns)
+            .order_by(events.c.ms, events.c.seq, events.c.n)
         )
         return [(f"{ms}-{seq}", subject) for ms, seq, subject in rows]
 
@@ -62,7 +72,15 @@ async def test_retries_a_dead_letter_and_its_retry_from_the_dlq_all_land_in_the_
     kept = await reader.call(query.job_events, job_id)
     assert [(e.id, e.frm, e.to) for e in kept] == [(e.id, e.frm, e.to) for e in live]
     assert [e.to for e in kept] == [
-        "waiting", "active", "delayed", "waiting", "active", "dead", "waiting", "active", "succeeded"
+        "waiting",
+        "active",
+        "delayed",
+        "waiting",
+        "active",
+        "dead",
+        "waiting",
+        "active",
+        "succeeded",
     ]
     assert archived_events(a) == await stream_events(b)  # every event of the stream, once, in order
     found = await reader.call(query.get_task, task.task_id)
@@ -85,8 +103,8 @@ async def test_a_replayed_batch_writes_nothing_twice(stack: tuple[Broker, Archiv
     entries = await archiving.read(b, 1000, None, pending=False)
     assert entries
     # The archiver dies after writing but before its XACK: the next one gets the same entries.
-    from hiveq.archive.snapshot import read_entries, snapshot
     from hiveq.archive import store
+    from hiveq.archive.snapshot import read_entries, snapshot
 
     got = read_entries(a.ns, entries)
     snap = await snapshot(b, a.ns, got.tasks)

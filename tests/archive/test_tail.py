@@ -8,7 +8,7 @@ import json
 import os
 import subprocess
 import sys
-from typing import Any
+from typing import Any, cast
 
 from hiveq.aggregate import task_view
 from hiveq.api.app import create_app
@@ -26,7 +26,10 @@ from tests.support.worker import worker_in_process
 
 
 async def run_one(b: Broker, description: str, metadata: dict[str, Any] | None = None) -> str:
-    subs = [SubtaskSpec(id="a", agent="t.echo", input="one"), SubtaskSpec(id="b", agent="t.echo", depends_on=["a"])]
+    subs = [
+        SubtaskSpec(id="a", agent="t.echo", input="one"),
+        SubtaskSpec(id="b", agent="t.echo", depends_on=["a"]),
+    ]
     (t,) = await enqueue(b, [TaskSubmission(description=description, metadata=metadata or {}, subtasks=subs)])
     async with worker_in_process(b.settings, ["t.echo"]):
         await until(lambda: _status(b, t.task_id, "succeeded"), what="the task succeeded")
@@ -40,7 +43,7 @@ async def _status(b: Broker, task_id: str, status: str) -> bool:
 async def keys_about(b: Broker, task_id: str) -> list[str]:
     found = [k async for k in b.redis.scan_iter(match=f"{b.keys.prefix}*{task_id}*")]
     for zset in (b.keys.tasks, b.keys.finished, b.keys.jobs, b.keys.succeeded):
-        for member in await b.redis.zrange(zset, 0, -1):
+        for member in cast("list[str]", await b.redis.zrange(zset, 0, -1)):
             if task_id in member:
                 found.append(f"{zset} member {member}")
     return found
@@ -54,8 +57,13 @@ def cli(settings: Any, *args: str) -> Any:
         HIVEQ_ARCHIVE_URL=settings.archive.archive_url,
     )
     res = subprocess.run(
-        [sys.executable, "-m", "hiveq", *args, "--json"], cwd=ROOT, env=env, capture_output=True, text=True,
-        timeout=60, check=False,
+        [sys.executable, "-m", "hiveq", *args, "--json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert res.returncode == 0, res.stderr
     return json.loads(res.stdout)
@@ -69,7 +77,9 @@ async def test_after_the_tail_expires_api_and_cli_show_the_task_results_and_hist
     live_view = (await task_view(b, task_id)).model_dump(mode="json")
     job_ids = [s["job_id"] for s in live_view["subtasks"]]
     live_jobs = {j: (await inspect.get_job(b, j)).model_dump(mode="json") for j in job_ids}
-    live_history = {j: [e.model_dump(mode="json", by_alias=True) for e in await job_history(b, j)] for j in job_ids}
+    live_history = {
+        j: [e.model_dump(mode="json", by_alias=True) for e in await job_history(b, j)] for j in job_ids
+    }
     await drain(a)
     finished = int(await b.redis.zscore(b.keys.finished, task_id) or 0)
     await clock_passes(b, finished + 1000)
