@@ -71,6 +71,7 @@ class Archiver:
         self.ns = settings.namespace
         self.ident = ident or f"{socket.gethostname()}:{os.getpid()}:{id(self) & 0xFFFF:x}"
         self.batch, self.block_ms = batch, block_ms
+        self._owns_engine = engine is None
         self.engine = engine or db.open_engine(url)
         self.counters = Counters()
         self.held = False
@@ -104,7 +105,7 @@ class Archiver:
     async def take(self) -> bool:
         """Take the lease if free (or keep it); migrate the schema the first time it is ours."""
         state = await archiving.lease(self.b, self.ident, "take", LEASE_MS, db.kind_of(self.url))
-        if state.held and not self.held:
+        if state.fresh:  # ours now: first what the last holder read and did not acknowledge
             log.info("archiver %s holds the lease for %s", self.ident, self.ns)
             self._replay = True
         self.held = state.held
@@ -255,6 +256,8 @@ class Archiver:
                     await keeper
             with contextlib.suppress(HiveqError, OSError):
                 await self.close()
+            if self._owns_engine:
+                self.engine.dispose()
 
 
 def _short(exc: BaseException, url: str) -> str:

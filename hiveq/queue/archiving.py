@@ -29,12 +29,13 @@ Entry = tuple[str, dict[str, str] | None]
 class LeaseState:
     held: bool
     holder: str  # '' when nobody holds it
+    fresh: bool = False  # taken just now (it was free): the taker replays the group's pending entries
 
 
 async def lease(b: Broker, holder: str, mode: str, lease_ms: int, kind: str = "") -> LeaseState:
     """take | keep | drop | detach (see lua/archive_lease.lua)."""
     res = await b.run("archive_lease", [b.keys.archiver, b.keys.meta], [holder, lease_ms, mode, kind])
-    return LeaseState(bool(int(res[0])), str(res[1] or ""))
+    return LeaseState(bool(int(res[0])), str(res[1] or ""), len(res) > 2 and bool(int(res[2])))
 
 
 async def mark_archived(b: Broker, snap_ms: int, task_ids: Sequence[str]) -> int:

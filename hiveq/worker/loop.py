@@ -48,6 +48,9 @@ IDLE_WAIT_S = 5.0  # a safety net only: enqueue/requeue/promote always set a wak
 CLAIMERS_FROM = 8  # slots at which a second claim loop pays off
 
 
+ARCHIVER_STOP_S = 10.0  # on shutdown, how long the archiver may take to finish its batch
+
+
 @dataclass
 class Running:
     job: ClaimedJob
@@ -404,14 +407,23 @@ class Worker:
 
     async def _archive_loop(self) -> None:
         """With HIVEQ_ARCHIVE_URL set, every worker is a candidate archiver (archive/archiver.py):
-        the lease lets one of them run, and another takes over within seconds when it dies."""
+        the lease lets one of them run, and another takes over within seconds when it dies. On
+        shutdown it finishes its batch (a cancel could leave a write half-way in its thread)."""
         from hiveq.archive.archiver import Archiver  # SQLAlchemy loads only where an archive is set
 
         stop = asyncio.Event()
         try:
-            await Archiver(self.settings, ident=self.id).run(stop)
+            runner = asyncio.create_task(Archiver(self.settings, ident=self.id).run(stop))
         except HiveqError as exc:
             self.log.warning("archiver not started: %s", exc)
+            return
+        try:
+            await asyncio.shield(runner)
+        except asyncio.CancelledError:
+            stop.set()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(runner, ARCHIVER_STOP_S)
+            raise
 
     # -- shutdown ------------------------------------------------------------------------------
     async def _drain(self) -> None:

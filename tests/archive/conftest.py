@@ -112,7 +112,7 @@ async def drain(a: Archiver, rounds: int = 1000) -> int:
         total += n
         if n == 0 and (await archiving.lag(a.b)).seconds == 0 and not a._replay:
             return total
-    raise AssertionError("the archiver did not catch up")
+    raise AssertionError(f"the archiver did not catch up: {await archiving.lag(a.b)} replay={a._replay}")
 
 
 async def redis_ms(b: Broker) -> int:

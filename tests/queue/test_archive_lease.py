@@ -9,7 +9,8 @@ from hiveq.queue.broker import NO_TRIM, Broker
 
 async def test_take_keep_and_drop_belong_to_the_holder_alone(any_broker: Broker) -> None:
     b = any_broker
-    assert await archiving.lease(b, "one", "take", 5000, "sqlite") == archiving.LeaseState(True, "one")
+    assert await archiving.lease(b, "one", "take", 5000, "sqlite") == archiving.LeaseState(True, "one", True)
+    assert await archiving.lease(b, "one", "take", 5000, "sqlite") == archiving.LeaseState(True, "one", False)
     assert await archiving.lease(b, "two", "take", 5000, "sqlite") == archiving.LeaseState(False, "one")
     assert await archiving.lease(b, "two", "keep", 5000, "sqlite") == archiving.LeaseState(False, "one")
     assert (await archiving.lease(b, "one", "keep", 5000, "sqlite")).held

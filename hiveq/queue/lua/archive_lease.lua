@@ -6,7 +6,7 @@ archive. `detach` is the operator's way back to a namespace without an archive.
 KEYS  1 archiver (string: the holder's id, with a TTL)  2 meta
 ARGV  3 holder id  4 lease ms  5 mode: take | keep | drop | detach  6 what the archive is (for
       meta.archive, e.g. "sqlite" or "postgresql"; never a URL, which may hold a password)
-Returns {held 1/0, the current holder or ''}:
+Returns {held 1/0, the current holder or '', fresh 1/0 (the lease was free before this call)}:
   take    sets the lease when it is free or already ours (then also meta.archive);
   keep    extends it only while it is ours (then also meta.archive);
   drop    deletes it only when it is ours (meta.archive stays: the archive is still attached);
@@ -19,7 +19,7 @@ if mode == 'take' or mode == 'keep' then
   if holder == me or (mode == 'take' and not holder) then
     redis.call('SET', KEYS[1], me, 'PX', ms)
     redis.call('HSET', KEYS[2], 'archive', ARGV[6], 'archive_seen', NOW)
-    return { 1, me }
+    return { 1, me, holder and 0 or 1 }
   end
   return { 0, holder or '' }
 end
