@@ -59,7 +59,7 @@ class Archiver:
         settings: Settings,
         *,
         ident: str = "",
-        batch: int = 2000,
+        batch: int = 10_000,
         block_ms: int = 500,
         engine: Engine | None = None,
     ) -> None:
@@ -131,10 +131,12 @@ class Archiver:
     # -- one batch -----------------------------------------------------------------------------
     async def step(self) -> int:
         """Archive one batch; returns how many stream entries it covered (0: nothing new)."""
-        pending = self._replay
-        entries = await archiving.read(self.b, self.batch, self.block_ms, pending=pending)
-        if pending and len(entries) < self.batch:
-            self._replay = False
+        entries: list[archiving.Entry] = []
+        if self._replay:
+            entries = await archiving.read(self.b, self.batch, None, pending=True)
+            self._replay = len(entries) >= self.batch
+        if not entries:
+            entries = await archiving.read(self.b, self.batch, self.block_ms, pending=False)
         if not entries:
             return 0
         got = read_entries(self.ns, entries)

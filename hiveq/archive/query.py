@@ -134,7 +134,14 @@ def job_events(engine: Engine, ns: str, job_id: str) -> list[Event]:
             .where(events.c.ns == ns, events.c.job_id == job_id)
             .order_by(events.c.ms, events.c.seq, events.c.n)
         )
-        return [Event.model_validate_json(body) for body in rows]
+        return [event_of(body) for body in rows]
+
+
+def event_of(body: str) -> Event:
+    d = json.loads(body)
+    if isinstance(d.get("data"), list):  # cjson encodes an empty table as [] (as events.py fixes)
+        d["data"] = {}
+    return Event.model_validate(d)
 
 
 def unfinished(engine: Engine, ns: str, limit: int = 100_000) -> list[dict[str, str]]:

@@ -10,14 +10,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from hiveq.archive.store import Batch
 from hiveq.contract.models import Event
 from hiveq.contract.protocol import task_of
 from hiveq.contract.states import TaskStatus
+from hiveq.queue.archiving import snapshot_tasks
 from hiveq.queue.broker import Broker
-from hiveq.queue.events import enqueued_event, expand_entry
+from hiveq.queue.events import enqueued_event
 
 TERMINAL = {TaskStatus.SUCCEEDED.value, TaskStatus.FAILED.value, TaskStatus.CANCELLED.value}
 META_VALUE_CHARS = 500
@@ -46,12 +47,6 @@ def event_row(ns: str, ev: Event, n: int) -> dict[str, Any]:
     }
 
 
-def subject_task(ev: Event) -> str | None:
-    if ev.task:
-        return ev.task
-    return task_of(ev.job) if ev.job else None
-
-
 @dataclass
 class Entries:
     """Stream entries of one batch as event rows, and the tasks they name."""
@@ -60,19 +55,67 @@ class Entries:
     tasks: list[str] = field(default_factory=list)  # in first-seen order, once each
 
 
+def _row(ns: str, entry_id: str, n: int, d: dict[str, Any], body: str) -> dict[str, Any]:
+    """An event row from the event's JSON (`d` decoded, `body` its text with the id in it)."""
+    ms, seq = split_id(entry_id)
+    kind, job, task = str(d.get("type") or "?"), d.get("job"), d.get("task")
+    subject = job if kind == "job" and job else f"{kind}:{job or task or d.get('worker') or ''}"
+    return {
+        "ns": ns,
+        "ms": ms,
+        "seq": seq,
+        "subject": str(subject)[:130],
+        "n": n,
+        "type": kind[:16],
+        "job_id": job,
+        "task_id": task or (task_of(job) if job else None),
+        "body": body,
+    }
+
+
+def _expand_enqueued(ns: str, entry_id: str, d: dict[str, Any]) -> list[dict[str, Any]]:
+    """The enqueue entry as queue/events.py expands it, built as JSON directly (it is most rows)."""
+    reason, ts = d.get("reason"), d["ts"]
+    head = f'{{"id":{json.dumps(entry_id)},"ts":{int(ts)},"reason":{json.dumps(reason)},'
+    out, n = [], 0
+    for task_id, jobs in d.get("tasks") or ():
+        tid = json.dumps(task_id)
+        task_ev = {"type": "task", "task": task_id}
+        body = f'{head}"type":"task","task":{tid},"from":"","to":"queued","data":{{"total":{len(jobs)}}}}}'
+        out.append(_row(ns, entry_id, n, task_ev, body))
+        n += 1
+        for job_id, state in jobs:
+            to = json.dumps(state)
+            body = f'{head}"type":"job","job":{json.dumps(job_id)},"task":{tid},"from":"","to":{to}}}'
+            out.append(_row(ns, entry_id, n, {"type": "job", "job": job_id, "task": task_id}, body))
+            n += 1
+    return out
+
+
 def read_entries(ns: str, entries: Iterable[tuple[str, dict[str, str] | None]]) -> Entries:
+    """Event rows without building models (a batch holds thousands): an entry's JSON is stored as
+    it is, with its stream id put in, as the scripts do for custody logs."""
     out = Entries()
     seen: set[str] = set()
     for entry_id, fields in entries:
         if not fields or "e" not in fields:  # trimmed after delivery, or not ours: nothing to keep
             continue
+        raw = fields["e"]
         try:
-            expanded = expand_entry(entry_id, fields["e"])
-        except (ValueError, TypeError, KeyError):
-            expanded = [Event(id=entry_id, type="anomaly", ts=split_id(entry_id)[0], reason="undecodable")]
-        for n, ev in enumerate(expanded):
-            out.rows.append(event_row(ns, ev, n))
-            tid = subject_task(ev)
+            d = json.loads(raw)
+            if d.get("type") == "enqueued":
+                rows = _expand_enqueued(ns, entry_id, d)
+            else:
+                body = (
+                    f'{{"id":{json.dumps(entry_id)},{raw[1:]}' if raw.startswith("{") and raw != "{}" else raw
+                )
+                rows = [_row(ns, entry_id, 0, d, body)]
+        except (ValueError, TypeError, KeyError, AttributeError):
+            ev = Event(id=entry_id, type="anomaly", ts=split_id(entry_id)[0], reason="undecodable event")
+            rows = [event_row(ns, ev, 0)]
+        for r in rows:
+            out.rows.append(r)
+            tid = r["task_id"]
             if tid and tid not in seen:
                 seen.add(tid)
                 out.tasks.append(tid)
@@ -130,10 +173,6 @@ def meta_rows(ns: str, h: dict[str, str]) -> list[dict[str, Any]]:
     return out
 
 
-def _now_ms(t: Sequence[Any]) -> int:
-    return int(t[0]) * 1000 + int(t[1]) // 1000
-
-
 @dataclass
 class Snapshot:
     batch: Batch
@@ -141,48 +180,36 @@ class Snapshot:
     terminal: list[str]  # task ids whose archived state is final (for mark_archived)
 
 
+SNAPSHOT_CHUNK = 500  # tasks per snapshot_tasks.lua call: bounds how long one call holds Redis
+
+
 async def snapshot(b: Broker, ns: str, task_ids: Sequence[str], *, logs: bool = False) -> Snapshot:
-    """Read tasks and their jobs (two MULTIs: tasks, then the jobs they list). With `logs`, the
+    """Read tasks and their jobs at one instant per chunk (snapshot_tasks.lua). With `logs`, the
     jobs' custody logs too, as event rows (the sweep's way to fill what a trimmed stream lost)."""
     batch = Batch()
-    if not task_ids:
-        return Snapshot(batch, 0, [])
-    pipe = b.redis.pipeline(transaction=True)
-    pipe.time()
-    for tid in task_ids:
-        pipe.hgetall(b.keys.task(tid))
-        pipe.zscore(b.keys.tasks, tid)
-    res = await b.guard(pipe.execute())
-    snap_ms = _now_ms(res[0])
-    found: list[dict[str, str]] = []
-    for at in range(len(task_ids)):
-        h = cast("dict[str, str]", res[1 + 2 * at])
-        if h and "id" in h:
-            found.append(h)
-            batch.tasks.append(task_row(ns, h, res[2 + 2 * at], snap_ms))
-            batch.meta += meta_rows(ns, h)
-    job_ids = [jid for h in found for jid in _ids(h.get("jobs"))]
-    deps: dict[str, bool] = {}
-    if job_ids:
-        pipe = b.redis.pipeline(transaction=True)
-        pipe.time()
-        for jid in job_ids:
-            pipe.hgetall(b.keys.job(jid))
-            if logs:
-                pipe.lrange(b.keys.job_log(jid), 0, -1)
-        jres = await b.guard(pipe.execute())
-        jsnap = _now_ms(jres[0])
-        step = 2 if logs else 1
-        for at in range(1, len(jres), step):
-            h = cast("dict[str, str]", jres[at])
-            if h and "id" in h:
-                batch.jobs.append(job_row(ns, h, jsnap))
-                deps[h["id"]] = bool(_ids(h.get("deps")))
-            if logs:
-                batch.events += _log_rows(ns, cast("list[str]", jres[at + 1]))
-    if logs:
-        batch.events += _enqueue_rows(ns, found, deps)
-    terminal = [h["id"] for h in found if h.get("status") in TERMINAL]
+    snap_ms = 0
+    terminal: list[str] = []
+    for at in range(0, len(task_ids), SNAPSHOT_CHUNK):
+        now, got = await snapshot_tasks(b, task_ids[at : at + SNAPSHOT_CHUNK], logs=logs)
+        snap_ms = snap_ms or now  # the earliest read: what mark_archived may claim for all
+        found: list[dict[str, str]] = []
+        deps: dict[str, bool] = {}
+        for t in got:
+            if "id" not in t.task:
+                continue
+            found.append(t.task)
+            batch.tasks.append(task_row(ns, t.task, t.seq, now))
+            batch.meta += meta_rows(ns, t.task)
+            if t.task.get("status") in TERMINAL:
+                terminal.append(t.task["id"])
+            for h, log in t.jobs:
+                if "id" in h:
+                    batch.jobs.append(job_row(ns, h, now))
+                    deps[h["id"]] = bool(_ids(h.get("deps")))
+                if logs:
+                    batch.events += _log_rows(ns, log)
+        if logs:
+            batch.events += _enqueue_rows(ns, found, deps)
     return Snapshot(batch, snap_ms, terminal)
 
 

@@ -48,6 +48,30 @@ async def trim_events(b: Broker, bound: str) -> int:
     return int(await b.run("trim_events", [b.keys.events], [ARCHIVE_GROUP, bound]))
 
 
+@dataclass(frozen=True)
+class TaskSnapshot:
+    task: dict[str, str]  # empty: Redis does not hold the task
+    seq: float | None  # its score in `tasks`
+    jobs: list[tuple[dict[str, str], list[str]]]  # (job hash, custody log rows if asked for)
+
+
+def _hash(flat: list[Any]) -> dict[str, str]:
+    return {str(flat[i]): str(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+
+async def snapshot_tasks(
+    b: Broker, task_ids: Sequence[str], *, logs: bool = False
+) -> tuple[int, list[TaskSnapshot]]:
+    """(Redis time of the read, each task with its jobs) in one call (snapshot_tasks.lua)."""
+    res = await b.run("snapshot_tasks", [b.keys.tasks], [1 if logs else 0, *task_ids])
+    out = []
+    for entry in res[1:]:
+        jobs = [(_hash(j[0]), [str(r) for r in j[1]] if len(j) > 1 else []) for j in entry[2:]]
+        seq = float(entry[1]) if entry[1] not in ("", None) else None
+        out.append(TaskSnapshot(_hash(entry[0]), seq, jobs))
+    return int(res[0]), out
+
+
 async def ensure_group(b: Broker) -> None:
     """Create the group at the stream's start (everything still in it gets archived)."""
     try:
@@ -130,7 +154,8 @@ async def lag(b: Broker) -> Lag:
         undelivered = int(raw_lag) if raw_lag is not None else None
         if pending:
             summary = await b.guard(b.redis.xpending(b.keys.events, ARCHIVE_GROUP))
-            oldest = _ms_of(summary["min"])
+            if summary.get("min"):  # acknowledged meanwhile: nothing pending after all
+                oldest = _ms_of(summary["min"])
         last = str(group.get("last-delivered-id") or "0-0")
         nxt = await b.guard(b.redis.xrange(b.keys.events, min="(" + last, count=1))
         if nxt:

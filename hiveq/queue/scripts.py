@@ -33,6 +33,7 @@ SCRIPT_NAMES = (
     "archive_lease",
     "mark_archived",
     "trim_events",
+    "snapshot_tasks",
     "register_worker",
     "deregister_worker",
     "step_done",

@@ -1,0 +1,343 @@
+"""Archive benchmark: can the archiver keep up with a sustained 5,000 jobs/s, how far behind is it
+(lag p99), how many bytes of Redis a finished task holds once the tail expired, and the p99 of
+the dashboard's task-list query on 1,000,000 archived tasks. SQLite and PostgreSQL, same run.
+
+Starts its own private Valkey; PostgreSQL is the machine's server on 127.0.0.1:5432, in a
+database of its own (`hiveq_bench_<random>`, dropped at the end). Prints min-median-max over
+--runs runs with the load average, and ratios to what the same run measured.
+Run: .venv/bin/python bench/archive.py [--runs 3] [--seconds 8] [--rate 5000] [--rows 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import statistics
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import psycopg
+from sqlalchemy import Engine, text
+
+from hiveq.archive import db, query
+from hiveq.archive.archiver import Archiver
+from hiveq.archive.query import TaskFilter
+from hiveq.contract.models import SubtaskSpec, TaskSubmission
+from hiveq.queue import archiving, maintain
+from hiveq.queue.broker import Broker
+from hiveq.queue.complete import Completion, complete
+from hiveq.queue.enqueue import enqueue
+from hiveq.queue.fetch import claim
+from hiveq.queue.purge import purge_namespace
+from hiveq.server import ServerProcess, find_server_binary
+from hiveq.settings import Settings
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+TICK_S = 0.1
+
+
+def one_job(i: int) -> TaskSubmission:
+    return TaskSubmission(
+        description=f"bench task {i}", subtasks=[SubtaskSpec(id="s", agent="noop", input={"i": i})]
+    )
+
+
+def spread(xs: Sequence[float], fmt: str = "{:,.0f}") -> str:
+    s = sorted(xs)
+    return f"{fmt.format(s[0])} / {fmt.format(statistics.median(s))} / {fmt.format(s[-1])}"
+
+
+def p99(xs: Sequence[float]) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(len(s) * 0.99))] if s else 0.0
+
+
+def load_average() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+# -- the load: enqueue + claim + complete at a fixed rate, as a producer and workers would ----------
+async def produce(b: Broker, rate: int, seconds: float) -> tuple[int, float]:
+    """One-job tasks at `rate` jobs/s for `seconds`, each claimed and completed in batches;
+    returns (jobs done, the rate reached)."""
+    per_tick = max(1, int(rate * TICK_S))
+    done, n = 0, 0
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        tick = time.perf_counter()
+        await enqueue(b, [one_job(n + i) for i in range(per_tick)])
+        n += per_tick
+        while True:
+            got = await claim(b, "bench-worker", ["noop"], 250)
+            if not got:
+                break
+            await complete(b, [Completion(j.lease, {"ok": True}) for j in got])
+            done += len(got)
+        ahead = tick + TICK_S - time.perf_counter()
+        if ahead > 0:
+            await asyncio.sleep(ahead)
+    return done, done / (time.perf_counter() - t0)
+
+
+async def follow(a: Archiver, stop: asyncio.Event, lags: list[float]) -> None:
+    """The archiver's loop (step + housekeeping) while sampling its lag every TICK_S."""
+
+    async def sample() -> None:
+        while not stop.is_set():
+            lags.append((await archiving.lag(a.b)).seconds)
+            await asyncio.sleep(TICK_S)
+
+    sampler = asyncio.create_task(sample())
+    while not stop.is_set():
+        await a.step()
+        await a.housekeeping()
+    await sampler
+
+
+async def sustained(redis_url: str, archive_url: str, rate: int, seconds: float) -> dict[str, float]:
+    s = Settings(redis_url=redis_url, app="bench" + secrets.token_hex(3), env="bench")
+    s = s.with_(archive_url=archive_url)
+    b = await Broker.connect(s, role="bench", max_connections=32)
+    a = Archiver(s, block_ms=50)
+    await a.connect()
+    assert await a.take()
+    b._cap_read_at = float("-inf")  # see the archive at once (a running producer does within 2 s)
+    stop = asyncio.Event()
+    lags: list[float] = []
+    follower = asyncio.create_task(follow(a, stop, lags))
+    jobs, reached = await produce(b, rate, seconds)
+    t_end = time.perf_counter()
+    while (await archiving.lag(b)).seconds > 0 or (await archiving.lag(b)).pending:
+        await asyncio.sleep(0.02)
+    catch_up = time.perf_counter() - t_end
+    stop.set()
+    await follower
+    entries = a.counters.entries
+    await purge_namespace(b.redis, b.keys)
+    await a.close()
+    a.engine.dispose()
+    await b.close()
+    return {
+        "jobs": jobs,
+        "reached": reached,
+        "catch_up_s": catch_up,
+        "lag_p99": p99(lags),
+        "entries": entries,
+    }
+
+
+async def backlog(redis_url: str, archive_url: str, jobs: int) -> float:
+    """The archiver's capacity: jobs/s while it drains a backlog of `jobs` finished one-job tasks."""
+    s = Settings(redis_url=redis_url, app="bench" + secrets.token_hex(3), env="bench").with_(
+        archive_url=archive_url
+    )
+    b = await Broker.connect(s, role="bench", max_connections=32)
+    await archiving.lease(b, "bench", "take", 600_000, "bench")  # attached: nothing trimmed meanwhile
+    b._cap_read_at = float("-inf")
+    await archiving.ensure_group(b)
+    for at in range(0, jobs, 500):
+        await enqueue(b, [one_job(at + i) for i in range(500)])
+    while got := await claim(b, "bench-worker", ["noop"], 250):
+        await complete(b, [Completion(j.lease, {"ok": True}) for j in got])
+    await archiving.lease(b, "bench", "drop", 0)
+    a = Archiver(s, block_ms=10)
+    await a.connect()
+    assert await a.take()
+    t0 = time.perf_counter()
+    while await a.step():
+        pass
+    rate = jobs / (time.perf_counter() - t0)
+    await purge_namespace(b.redis, b.keys)
+    await a.close()
+    a.engine.dispose()
+    await b.close()
+    return rate
+
+
+# -- memory ------------------------------------------------------------------------------------------
+async def memory_per_task(redis_url: str, archive_url: str | None, tasks: int = 5000) -> float:
+    """used_memory delta per finished one-job task; with an archive, after the tail expired."""
+    s = Settings(redis_url=redis_url, app="bench" + secrets.token_hex(3), env="bench")
+    s = s.with_(archive_url=archive_url, redis_retention_s=1, events_maxlen=100)
+    b = await Broker.connect(s, role="bench")
+    a = None
+    if archive_url:
+        a = Archiver(s, block_ms=10)
+        await a.connect()
+        await a.take()
+        b._cap_read_at = float("-inf")
+        await archiving.ensure_group(b)
+    before = int((await b.redis.info("memory"))["used_memory"])
+    for at in range(0, tasks, 500):
+        await enqueue(b, [one_job(at + i) for i in range(500)])
+    while got := await claim(b, "bench-worker", ["noop"], 250):
+        await complete(b, [Completion(j.lease, {"ok": True}) for j in got])
+    if a is not None:
+        while await a.step():
+            pass
+        await asyncio.sleep(1.1)  # the tail: HIVEQ_REDIS_RETENTION=1
+        while await maintain.expire_finished(b, limit=1000):
+            pass
+        for _ in range(3):  # trim what was archived (the newest ~events_maxlen entries stay)
+            a._due["trim"] = 0
+            await a.housekeeping()
+    after = int((await b.redis.info("memory"))["used_memory"])
+    await purge_namespace(b.redis, b.keys)
+    if a is not None:
+        await a.close()
+        a.engine.dispose()
+    await b.close()
+    return (after - before) / tasks
+
+
+# -- the task list on 1,000,000 archived tasks -------------------------------------------------------
+def generate(engine: Engine, ns: str, rows: int) -> float:
+    """`rows` archived tasks (and one job each) made in SQL; returns seconds taken."""
+    t0 = time.perf_counter()
+    record = (
+        '\'{"id":"t\' || printf(\'%016x\', n) || \'","description":"bench task \' || n || '
+        '\'","priority":"5","planner":"template","status":"succeeded","total":"1",'
+        '"succeeded":"1","created":"\' || (1700000000000 + n * 10) || \'","finished":"\' || '
+        "(1700000000000 + n * 10 + 5) || '\"}'"
+    )
+    status = "CASE WHEN n % 10 = 0 THEN 'failed' ELSE 'succeeded' END"
+    cols = (
+        "ns, id, status, priority, planner, description, created_ms, seq, finished_ms, idem, record, snap_ms"
+    )
+    with engine.begin() as c:
+        if engine.dialect.name == "sqlite":
+            src = f"WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < {rows}) SELECT n FROM g"
+            hexid = "printf('%016x', n)"
+        else:
+            src = f"SELECT n FROM generate_series(1, {rows}) AS n"
+            hexid = "lpad(to_hex(n), 16, '0')"
+            record = record.replace("printf('%016x', n)", hexid)
+        c.execute(
+            text(
+                f"INSERT INTO hiveq_tasks ({cols}) SELECT :ns, 't' || {hexid}, {status}, 5, 'template', "
+                f"'bench task ' || n || CASE WHEN n % 1000 = 0 THEN ' needle' ELSE '' END, "
+                f"1700000000000 + n * 10, n, 1700000000000 + n * 10 + 5, NULL, {record}, 0 FROM ({src}) AS s"
+            ),
+            {"ns": ns},
+        )
+        c.execute(
+            text(
+                "INSERT INTO hiveq_jobs (ns, id, task_id, agent, state, record, snap_ms) "
+                f"SELECT :ns, 't' || {hexid} || '.s', 't' || {hexid}, CASE WHEN n % 100 = 0 THEN 'rare' ELSE "
+                f"'demo' END, 'succeeded', '{{}}', 0 FROM ({src}) AS s"
+            ),
+            {"ns": ns},
+        )
+    with engine.begin() as c:
+        c.execute(text("ANALYZE"))
+    return time.perf_counter() - t0
+
+
+def time_queries(engine: Engine, ns: str, f: TaskFilter, n: int, deep: bool = False) -> list[float]:
+    out = []
+    before = (1700000000000 + 500_000 * 10, 500_000) if deep else None
+    for _ in range(n):
+        t0 = time.perf_counter()
+        total, rows = query.list_tasks(engine, ns, f, before, 51)
+        out.append((time.perf_counter() - t0) * 1000)
+        assert rows
+    return out
+
+
+def list_queries(archive_url: str, rows: int, n: int) -> dict[str, list[float]]:
+    engine = db.open_engine(archive_url)
+    db.upgrade(engine)
+    ns = "bench:list"
+    took = generate(engine, ns, rows)
+    print(f"  generated {rows:,} archived tasks (+ {rows:,} jobs) in SQL in {took:.1f} s")
+    out = {
+        "first page (50 newest + total)": time_queries(engine, ns, TaskFilter(), n),
+        "page at 500,000 deep (cursor)": time_queries(engine, ns, TaskFilter(), n, deep=True),
+        "status=failed (+ total)": time_queries(engine, ns, TaskFilter(status="failed"), n),
+        "agent=rare (+ total)": time_queries(engine, ns, TaskFilter(agent="rare"), max(5, n // 10)),
+        "q=needle, text search (+ total)": time_queries(engine, ns, TaskFilter(q="needle"), max(5, n // 10)),
+    }
+    engine.dispose()
+    return out
+
+
+# -- main --------------------------------------------------------------------------------------------
+def create_pg() -> tuple[str, str]:
+    name = "hiveq_bench_" + secrets.token_hex(4)
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return name, f"postgresql://postgres@127.0.0.1:5432/{name}"
+
+
+def drop_pg(name: str) -> None:
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=8.0, help="length of each sustained run")
+    ap.add_argument("--rate", type=int, default=5000, help="jobs/s the load aims at")
+    ap.add_argument("--backlog", type=int, default=20_000, help="jobs in the capacity run")
+    ap.add_argument("--rows", type=int, default=1_000_000, help="archived tasks for the list query")
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--only", choices=["sqlite", "postgresql"], default=None)
+    args = ap.parse_args()
+    srv = ServerProcess(find_server_binary("valkey")).start()
+    pg_name, pg_url = create_pg()
+    tmp = Path(tempfile.mkdtemp(prefix="hiveq-bench-"))
+    try:
+        print(
+            f"server: {srv.binary} on port {srv.port}; {os.cpu_count()} cores, load average {load_average()}"
+        )
+        kinds = {"sqlite": lambda i: f"sqlite:///{tmp / f'a{i}.db'}", "postgresql": lambda i: pg_url}
+        for kind, url_of in kinds.items():
+            if args.only and kind != args.only:
+                continue
+            print(f"\n== {kind}")
+            runs = [
+                asyncio.run(sustained(srv.url, url_of(i), args.rate, args.seconds)) for i in range(args.runs)
+            ]
+            print(
+                f"  sustained load aimed at {args.rate:,} jobs/s for {args.seconds:g} s, {args.runs} runs "
+                f"(min / median / max), load average {load_average()}"
+            )
+            print(f"    load reached           {spread([r['reached'] for r in runs])} jobs/s")
+            print(f"    archive lag p99        {spread([r['lag_p99'] for r in runs], '{:.2f}')} s")
+            print(f"    catch-up after load    {spread([r['catch_up_s'] for r in runs], '{:.2f}')} s")
+            print(f"    stream entries/job     {spread([r['entries'] / r['jobs'] for r in runs], '{:.2f}')}")
+            caps = [asyncio.run(backlog(srv.url, url_of(100 + i), args.backlog)) for i in range(args.runs)]
+            reached = statistics.median(r["reached"] for r in runs)
+            print(
+                f"  capacity (draining {args.backlog:,} finished jobs): {spread(caps)} jobs/s = "
+                f"{statistics.median(caps) / args.rate:.2f}x the 5,000 jobs/s goal, "
+                f"{statistics.median(caps) / reached:.2f}x the load reached; load average {load_average()}"
+            )
+            mem = [asyncio.run(memory_per_task(srv.url, url_of(200 + i))) for i in range(args.runs)]
+            print(f"  Redis bytes per finished task after the tail expired: {spread(mem)}")
+            lists = list_queries(url_of(300) if kind == "sqlite" else pg_url, args.rows, args.queries)
+            for label, ms in lists.items():
+                print(
+                    f"  list {label:<34} p50 {statistics.median(ms):7.1f} ms   p99 {p99(ms):7.1f} ms  (n={len(ms)})"
+                )
+        base = [asyncio.run(memory_per_task(srv.url, None)) for _ in range(args.runs)]
+        print(
+            f"\nwithout an archive: Redis bytes per finished task (kept HIVEQ_RETENTION_SECONDS): {spread(base)}"
+        )
+        print(f"load average at the end {load_average()}")
+    finally:
+        srv.stop()
+        drop_pg(pg_name)
+
+
+if __name__ == "__main__":
+    main()
