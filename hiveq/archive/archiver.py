@@ -25,7 +25,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from hiveq.archive import db, store
-from hiveq.archive.snapshot import read_entries, snapshot
+from hiveq.archive.snapshot import Snapshot, read_entries, snapshot
 from hiveq.contract.errors import HiveqError, RedisUnavailable
 from hiveq.queue import archiving
 from hiveq.queue.broker import Broker
@@ -40,7 +40,13 @@ SWEEP_EVERY_S = 30.0  # finished tasks past the tail that no batch marked (see s
 EXPIRE_EVERY_S = 600.0  # archive retention
 TRIM_EVERY_S = 1.0
 TRIM_SAMPLE = 100  # one acknowledged id in this many is remembered for the trim bound
-RETRY_MAX_S = 5.0
+RETRY_FIRST_S, RETRY_MAX_S = 0.2, 5.0
+
+
+@dataclass
+class Prepared:
+    ids: list[str]  # the stream entries the batch covers
+    snap: Snapshot  # their rows and the records they name
 
 
 @dataclass
@@ -77,6 +83,8 @@ class Archiver:
         self.held = False
         self._b: Broker | None = None
         self._replay = True  # read our pending entries before new ones
+        self._delay = RETRY_FIRST_S
+        self._failing = ""  # what is down ("Redis", "the archive database"), for one line each way
         self._migrated = False
         self._acked: deque[str] = deque(maxlen=max(2, settings.retention.events_maxlen // TRIM_SAMPLE))
         self._seen = 0
@@ -131,6 +139,11 @@ class Archiver:
     # -- one batch -----------------------------------------------------------------------------
     async def step(self) -> int:
         """Archive one batch; returns how many stream entries it covered (0: nothing new)."""
+        batch = await self.prepare()
+        return await self.commit(batch) if batch is not None else 0
+
+    async def prepare(self) -> Prepared | None:
+        """Read a batch and the records it names; None when there is nothing new."""
         entries: list[archiving.Entry] = []
         if self._replay:
             entries = await archiving.read(self.b, self.batch, None, pending=True)
@@ -138,24 +151,56 @@ class Archiver:
         if not entries:
             entries = await archiving.read(self.b, self.batch, self.block_ms, pending=False)
         if not entries:
-            return 0
+            return None
         got = read_entries(self.ns, entries)
         snap = await snapshot(self.b, self.ns, got.tasks)
         snap.batch.events = got.rows + snap.batch.events
-        if snap.batch:
+        return Prepared([entry_id for entry_id, _ in entries], snap)
+
+    async def commit(self, p: Prepared) -> int:
+        """Write a prepared batch in one transaction, then acknowledge it and mark its tasks."""
+        if p.snap.batch:
             try:
-                await asyncio.to_thread(store.write, self.engine, snap.batch)
+                await asyncio.to_thread(store.write, self.engine, p.snap.batch)
             except BaseException:
                 self._replay = True  # read the same entries again
                 raise
-        ids = [entry_id for entry_id, _ in entries]
-        await archiving.ack(self.b, ids)
-        await archiving.mark_archived(self.b, snap.snap_ms, snap.terminal)
-        self._remember(ids)
+        await archiving.ack(self.b, p.ids)
+        await archiving.mark_archived(self.b, p.snap.snap_ms, p.snap.terminal)
+        self._remember(p.ids)
+        if self._failing:
+            log.info("archive: %s is back; catching up", self._failing)
+            self._failing, self._delay = "", RETRY_FIRST_S
         self.counters.batches += 1
-        self.counters.entries += len(entries)
-        self.counters.tasks += len(snap.batch.tasks)
-        return len(entries)
+        self.counters.entries += len(p.ids)
+        self.counters.tasks += len(p.snap.batch.tasks)
+        return len(p.ids)
+
+    async def follow(self, stop: asyncio.Event) -> None:
+        """Batch after batch while the lease is ours, reading the next batch while the last one is
+        written (one transaction at a time, in order); housekeeping when idle or every second."""
+        inflight: asyncio.Task[int] | None = None
+        try:
+            while self.held and not stop.is_set():
+                if self._replay and inflight is not None:  # replaying: the pending list must settle
+                    await inflight
+                    inflight = None
+                nxt = await self.prepare()
+                if inflight is not None:
+                    await inflight
+                    inflight = None
+                if nxt is not None:
+                    inflight = asyncio.create_task(self.commit(nxt))
+                if nxt is None or time.monotonic() >= self._due["trim"]:
+                    await self.housekeeping()
+            if inflight is not None:
+                await inflight
+        except BaseException:
+            if inflight is not None:
+                with contextlib.suppress(BaseException):
+                    await inflight
+            self._replay = True  # whatever was read and not written comes again
+            raise
 
     def _remember(self, ids: list[str]) -> None:
         for entry_id in ids:
@@ -222,8 +267,6 @@ class Archiver:
         """Until `stop`: wait for the lease, then archive batch after batch. A Redis or database
         outage is logged once and retried with a backoff; nothing is acknowledged meanwhile."""
         keeper: asyncio.Task[None] | None = None
-        delay = 0.2
-        failing = ""
         try:
             while not stop.is_set():
                 try:
@@ -233,24 +276,19 @@ class Archiver:
                     if not self.held and not await self.take():
                         await _wait(stop, TAKE_EVERY_S)
                         continue
-                    await self.step()
-                    await self.housekeeping()
-                    if failing:
-                        log.info("archive: %s is back; catching up", failing)
-                        failing = ""
-                    delay = 0.2
+                    await self.follow(stop)
                 except (SQLAlchemyError, RedisUnavailable, OSError) as exc:
                     what = "the archive database" if isinstance(exc, SQLAlchemyError) else "Redis"
-                    if failing != what:
+                    if self._failing != what:
                         log.warning(
                             "archive: %s unavailable (%s); retrying, nothing is lost",
                             what,
                             _short(exc, self.url),
                         )
-                        failing = what
+                        self._failing = what
                     self.counters.failures += 1
-                    await _wait(stop, delay)
-                    delay = min(RETRY_MAX_S, delay * 2)
+                    await _wait(stop, self._delay)
+                    self._delay = min(RETRY_MAX_S, self._delay * 2)
         finally:
             if keeper is not None:
                 keeper.cancel()

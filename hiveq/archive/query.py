@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Engine, and_, exists, func, or_, select
+from sqlalchemy import Connection, Engine, and_, func, literal, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from hiveq.archive.schema import events, jobs, task_meta, tasks
@@ -57,15 +57,14 @@ def _conditions(ns: str, f: TaskFilter, before: Key | None) -> list[ColumnElemen
         c.append(tasks.c.created_ms >= f.since_ms)
     if f.until_ms is not None:
         c.append(tasks.c.created_ms < f.until_ms)
-    if f.agent:
-        c.append(exists().where(jobs.c.ns == ns, jobs.c.agent == f.agent, jobs.c.task_id == tasks.c.id))
-    for key, value in f.meta:
+    if f.agent:  # a semi-join on the (ns, agent, task) index
+        c.append(tasks.c.id.in_(select(jobs.c.task_id).where(jobs.c.ns == ns, jobs.c.agent == f.agent)))
+    for key, value in f.meta:  # a semi-join on the (ns, key, value) index
         c.append(
-            exists().where(
-                task_meta.c.ns == ns,
-                task_meta.c.key == key,
-                task_meta.c.value == value,
-                task_meta.c.task_id == tasks.c.id,
+            tasks.c.id.in_(
+                select(task_meta.c.task_id).where(
+                    task_meta.c.ns == ns, task_meta.c.key == key, task_meta.c.value == value
+                )
             )
         )
     if before is not None:
@@ -74,11 +73,38 @@ def _conditions(ns: str, f: TaskFilter, before: Key | None) -> list[ColumnElemen
     return c
 
 
+# The total of a list is counted up to COUNT_CAP matches (then `exact` is False): a count over a
+# million rows costs a full index scan on every page. A text search counts its matches among the
+# newest SEARCH_SCAN tasks only (a LIKE cannot use an index). Pages themselves are exact.
+COUNT_CAP = 10_000
+SEARCH_SCAN = 100_000
+
+
+def _total(conn: Connection, ns: str, f: TaskFilter) -> tuple[int, bool]:
+    if f.q:
+        plain = replace(f, q=None)
+        newest = (
+            select(tasks.c.description)
+            .where(*_conditions(ns, plain, None))
+            .order_by(tasks.c.created_ms.desc(), tasks.c.seq.desc())
+            .limit(SEARCH_SCAN + 1)
+            .subquery()
+        )
+        scanned = int(conn.scalar(select(func.count()).select_from(newest)) or 0)
+        like = func.lower(newest.c.description).like(f"%{_escape_like(f.q.lower())}%", escape="\\")
+        hits = select(literal(1)).select_from(newest).where(like).limit(COUNT_CAP + 1).subquery()
+        n = int(conn.scalar(select(func.count()).select_from(hits)) or 0)
+        return min(n, COUNT_CAP), n <= COUNT_CAP and scanned <= SEARCH_SCAN
+    capped = select(literal(1)).select_from(tasks).where(*_conditions(ns, f, None)).limit(COUNT_CAP + 1)
+    n = int(conn.scalar(select(func.count()).select_from(capped.subquery())) or 0)
+    return min(n, COUNT_CAP), n <= COUNT_CAP
+
+
 def list_tasks(
     engine: Engine, ns: str, f: TaskFilter, before: Key | None, limit: int, *, count: bool = True
-) -> tuple[int | None, list[Row]]:
-    """(How many archived tasks match `f`, or None without `count`; the newest `limit` of them
-    before the cursor key `before`.)"""
+) -> tuple[tuple[int, bool] | None, list[Row]]:
+    """((how many archived tasks match `f` up to COUNT_CAP, whether that is exact), or None
+    without `count`; the newest `limit` of them before the cursor key `before`.)"""
     with engine.connect() as conn:
         stmt = (
             select(tasks.c.created_ms, tasks.c.seq, tasks.c.record)
@@ -87,11 +113,7 @@ def list_tasks(
             .limit(limit)
         )
         rows = [Row((int(ms), int(seq)), json.loads(rec)) for ms, seq, rec in conn.execute(stmt)]
-        total = None
-        if count:
-            total = int(
-                conn.scalar(select(func.count()).select_from(tasks).where(*_conditions(ns, f, None))) or 0
-            )
+        total = _total(conn, ns, f) if count else None
     return total, rows
 
 

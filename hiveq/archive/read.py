@@ -133,6 +133,7 @@ class TaskPage:
     total: int
     items: list[TaskRecord]
     next_cursor: str | None
+    total_exact: bool = True  # False: `total` is a lower bound (query.COUNT_CAP, SEARCH_SCAN)
 
 
 def _matches(h: dict[str, str], agents: set[str], f: TaskFilter) -> bool:
@@ -202,15 +203,18 @@ async def list_tasks(
         page = found[:limit]
         more = len(found) > limit
         items = [inspect.decode_task(h) for _, h in page]
-        return TaskPage(len(found), items, encode_cursor(page[-1][0]) if more and page else None)
-    total, archived = await archive.call(query.list_tasks, f, before, limit + 1)
+        scanned = max(UNARCHIVED_SCAN, 5 * limit)
+        exact = int(await b.guard(b.redis.zcard(b.keys.tasks))) <= scanned
+        return TaskPage(len(found), items, encode_cursor(page[-1][0]) if more and page else None, exact)
+    counted, archived = await archive.call(query.list_tasks, f, before, limit + 1)
+    total, exact = counted or (0, True)
     unarchived = await _redis_candidates(b, f, before, UNARCHIVED_SCAN, archive)
     merged = sorted([*unarchived, *((r.key, r.record) for r in archived)], key=lambda kh: kh[0], reverse=True)
     page = merged[:limit]
     live = await _live(b, [h["id"] for _, h in page])
     items = [inspect.decode_task(live.get(h["id"]) or h) for _, h in page]
     nxt = encode_cursor(page[-1][0]) if len(merged) > limit and page else None
-    return TaskPage((total or 0) + len(unarchived), items, nxt)
+    return TaskPage(total + len(unarchived), items, nxt, exact)
 
 
 async def _live(b: Broker, task_ids: Sequence[str]) -> dict[str, dict[str, str]]:
