@@ -17,6 +17,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 from hiveq.contract.errors import ConfigError
+from hiveq.contract.redact import redact
 
 # The version table has our prefix, so an archive can share a database with other applications.
 VERSION_TABLE = "hiveq_alembic_version"
@@ -33,11 +34,8 @@ def driver_url(url: str) -> str:
 
 
 def redacted(url: str) -> str:
-    """The URL without its password, for logs and errors."""
-    try:
-        return make_url(driver_url(url)).render_as_string(hide_password=True)
-    except Exception:  # an unparsable URL is not echoed at all
-        return "<archive url>"
+    """The URL without its password, for logs and errors (the one redaction function)."""
+    return redact(url)
 
 
 def kind_of(url: str) -> str:
@@ -91,5 +89,5 @@ def secret_of(url: str) -> str | None:
     """The password in `url`, to mask it wherever a driver's message repeats it."""
     try:
         return make_url(driver_url(url)).password or None
-    except Exception:
+    except Exception:  # an unparsable URL: nothing to mask
         return None

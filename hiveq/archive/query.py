@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, literal, or_, select
+from sqlalchemy import Connection, Engine, func, literal, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from hiveq.archive.schema import events, jobs, task_meta, tasks
@@ -69,7 +69,9 @@ def _conditions(ns: str, f: TaskFilter, before: Key | None) -> list[ColumnElemen
         )
     if before is not None:
         ms, seq = before
-        c.append(or_(tasks.c.created_ms < ms, and_(tasks.c.created_ms == ms, tasks.c.seq < seq)))
+        # `created <= ms` bounds the index range; the OR only settles the one ms at the edge.
+        c.append(tasks.c.created_ms <= ms)
+        c.append(or_(tasks.c.created_ms < ms, tasks.c.seq < seq))
     return c
 
 

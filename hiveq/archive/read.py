@@ -9,6 +9,7 @@ as the API and the CLI, open one); every SQL call runs in a thread.
 from __future__ import annotations
 
 import asyncio
+import json
 import base64
 import binascii
 from collections.abc import Callable, Sequence
@@ -22,6 +23,7 @@ from hiveq.aggregate import view_of
 from hiveq.archive import db, query
 from hiveq.archive.query import Key, TaskFilter
 from hiveq.contract.errors import ArchiveUnavailable, NotFound, ValidationFailed
+from hiveq.contract.limits import TRACEBACKS_KEPT
 from hiveq.contract.models import Event, JobRecord, TaskRecord
 from hiveq.contract.states import TaskStatus
 from hiveq.contract.views import TaskView
@@ -96,7 +98,10 @@ async def get_job(b: Broker, archive: Archive | None, job_id: str) -> JobRecord:
     h = await archive.call(query.get_job, job_id)
     if h is None:
         raise NotFound("job", job_id)
-    return inspect.decode_job(h)
+    job = inspect.decode_job(h)
+    kept = json.loads(h.get("_tracebacks") or "[]")  # archived with the job (snapshot_tasks.lua)
+    job.tracebacks = inspect.decode_tracebacks(kept[-TRACEBACKS_KEPT:])
+    return job
 
 
 async def job_history(b: Broker, archive: Archive | None, job_id: str) -> list[Event]:

@@ -8,6 +8,7 @@ is the archiver's own bookkeeping of what it has written to SQL, so it is plain 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -34,39 +35,50 @@ class LeaseState:
 
 async def lease(b: Broker, holder: str, mode: str, lease_ms: int, kind: str = "") -> LeaseState:
     """take | keep | drop | detach (see lua/archive_lease.lua)."""
-    res = await b.run("archive_lease", [b.keys.archiver, b.keys.meta], [holder, lease_ms, mode, kind])
+    res = await b.run("archive_lease", [holder, lease_ms, mode, kind])
     return LeaseState(bool(int(res[0])), str(res[1] or ""), len(res) > 2 and bool(int(res[2])))
 
 
 async def mark_archived(b: Broker, snap_ms: int, task_ids: Sequence[str]) -> int:
     if not task_ids:
         return 0
-    return int(await b.run("mark_archived", [], [snap_ms, *task_ids]))
+    return int(await b.run("mark_archived", [snap_ms, *task_ids]))
 
 
 async def trim_events(b: Broker, bound: str) -> int:
-    return int(await b.run("trim_events", [b.keys.events], [ARCHIVE_GROUP, bound]))
+    return int(await b.run("trim_events", [ARCHIVE_GROUP, bound]))
 
 
 @dataclass(frozen=True)
 class TaskSnapshot:
     task: dict[str, str]  # empty: Redis does not hold the task
     seq: float | None  # its score in `tasks`
-    jobs: list[tuple[dict[str, str], list[str]]]  # (job hash, custody log rows if asked for)
+    # (job hash, with its tracebacks and steps as JSON text under `_tracebacks` / `_steps` when it
+    # has any; custody log rows if asked for)
+    jobs: list[tuple[dict[str, str], list[str]]]
 
 
 def _hash(flat: list[Any]) -> dict[str, str]:
     return {str(flat[i]): str(flat[i + 1]) for i in range(0, len(flat), 2)}
 
 
+def _job(j: list[Any]) -> dict[str, str]:
+    h = _hash(j[0])
+    if j[1]:
+        h["_tracebacks"] = json.dumps([str(r) for r in j[1]])
+    if j[2]:
+        h["_steps"] = json.dumps(_hash(j[2]))
+    return h
+
+
 async def snapshot_tasks(
     b: Broker, task_ids: Sequence[str], *, logs: bool = False
 ) -> tuple[int, list[TaskSnapshot]]:
     """(Redis time of the read, each task with its jobs) in one call (snapshot_tasks.lua)."""
-    res = await b.run("snapshot_tasks", [b.keys.tasks], [1 if logs else 0, *task_ids])
+    res = await b.run("snapshot_tasks", [1 if logs else 0, *task_ids])
     out = []
     for entry in res[1:]:
-        jobs = [(_hash(j[0]), [str(r) for r in j[1]] if len(j) > 1 else []) for j in entry[2:]]
+        jobs = [(_job(j), [str(r) for r in j[3]] if len(j) > 3 else []) for j in entry[2:]]
         seq = float(entry[1]) if entry[1] not in ("", None) else None
         out.append(TaskSnapshot(_hash(entry[0]), seq, jobs))
     return int(res[0]), out
