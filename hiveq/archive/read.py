@@ -9,9 +9,9 @@ as the API and the CLI, open one); every SQL call runs in a thread.
 from __future__ import annotations
 
 import asyncio
-import json
 import base64
 import binascii
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast

@@ -133,9 +133,6 @@ class TaskList(BaseModel):
     next_cursor: str | None = Field(
         default=None, description="pass as `cursor` for the next page; absent on the last page"
     )
-    total_exact: bool = Field(
-        default=True, description="false when `total` is a lower bound (a search stopped at its bound)"
-    )
 
 
 class CancelResponse(BaseModel):

@@ -117,9 +117,6 @@ class Broker:
         keys = self._script_keys.get(script)
         if keys is None:
             keys = self._script_keys[script] = [self.keys.key(s) for s in script_keys(script)]
-        full = [self.keys.prefix, self.settings.retention.events_maxlen, *args]
-    async def run(self, script: str, keys: list[str], args: list[Any]) -> Any:
-        """Run one transition script; translate Redis errors into hiveq's."""
         full = [self.keys.prefix, await self.events_cap(), *args]
         return await self.guard(self.scripts.run(script, keys, full))
 

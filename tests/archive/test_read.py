@@ -94,9 +94,13 @@ async def test_filters_by_status_time_and_metadata_on_both_sides(
 async def test_without_an_archive_the_search_reads_redis_alone(broker: Broker) -> None:
     ids = await seed(broker, 4, word="solo")
     async with asgi_client(create_app(broker.settings)) as api:
-        got = (await api.get("/tasks", params={"q": "SOLO", "limit": 3})).json()
-        assert [t["id"] for t in got["items"]] == list(reversed(ids))[:3] and got["next_cursor"]
-        rest = (await api.get("/tasks", params={"q": "solo", "cursor": got["next_cursor"]})).json()
+        got = (await api.get("/tasks", params={"q": "SOLO", "limit": 3})).json()  # the dashboard's search
+        assert [t["id"] for t in got["items"]] == list(reversed(ids))[:3] and got["total"] == 4
+        rest = (await api.get("/tasks", params={"q": "solo", "offset": 3})).json()
         assert [t["id"] for t in rest["items"]] == [ids[0]]
+        by_agent = (await api.get("/tasks", params={"agent": "a", "limit": 3})).json()  # bounded scan
+        assert [t["id"] for t in by_agent["items"]] == list(reversed(ids))[:3] and by_agent["next_cursor"]
+        more = (await api.get("/tasks", params={"agent": "a", "cursor": by_agent["next_cursor"]})).json()
+        assert [t["id"] for t in more["items"]] == [ids[0]]
         plain = (await api.get("/tasks", params={"limit": 2, "offset": 1})).json()  # as before
         assert plain["total"] == 4 and [t["id"] for t in plain["items"]] == [ids[2], ids[1]]
