@@ -12,6 +12,7 @@ import pytest
 from hiveq.contract.errors import WrongTypeError
 from hiveq.contract.lease import Lease
 from hiveq.contract.models import SubtaskSpec
+from hiveq.queue import archiving
 from hiveq.queue.assemble import key_rows
 from hiveq.queue.broker import Broker
 from hiveq.queue.cancel import cancel_task
@@ -172,6 +173,24 @@ async def s_recover(b: Broker) -> Call:
     job_id = await _taken(b)
     await mark_vanished(b, Seen(), [(job_id, "")])
     return lambda: recover(b, job_id, "ops")
+async def s_archive_lease(b: Broker) -> Call:
+    return lambda: archiving.lease(b, "archiver-1", "take", 5000, "sqlite")
+
+
+async def s_mark_archived(b: Broker) -> Call:
+    t = await enqueue_task(b, st("x"))
+    return lambda: archiving.mark_archived(b, 1, [t.task_id])
+
+
+async def s_trim_events(b: Broker) -> Call:
+    await enqueue_task(b, st("x"))
+    await archiving.ensure_group(b)
+    return lambda: archiving.trim_events(b, "99999999999999-0")
+
+
+async def s_snapshot_tasks(b: Broker) -> Call:
+    t = await enqueue_task(b, st("x"))
+    return lambda: archiving.snapshot_tasks(b, [t.task_id])
 
 
 async def s_claim_of_a_member_without_a_record(b: Broker) -> Call:
@@ -256,7 +275,8 @@ IDLE: dict[str, Callable[[Broker], Awaitable[Call]]] = {
     "signal": s_signal_kept,
 }
 CASES = [(name, key) for name in SCRIPT_NAMES for key in script_keys(name)]
-READ_ONLY = {"find_vanished"}  # the watch's targeted sweep writes nothing
+# The watch's targeted sweep and the archiver's snapshot write nothing.
+READ_ONLY = {"find_vanished", "snapshot_tasks"}
 LATER = [(name, key) for name in SCRIPT_NAMES for key, later in key_rows(name) if later]
 
 
