@@ -114,7 +114,9 @@ async def list_tasks(
     b: BrokerDep,
     archive: ArchiveDep,
     status: TaskStatus | None = None,
-    offset: Annotated[int, Query(ge=0, le=1_000_000, description="without an archive only")] = 0,
+    offset: Annotated[
+        int, Query(ge=0, le=1_000_000, description="tasks to skip (or page with `cursor`)")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     q: Annotated[
         str | None,

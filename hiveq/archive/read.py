@@ -197,28 +197,33 @@ async def _redis_candidates(
 
 
 async def list_tasks(
-    b: Broker, archive: Archive | None, f: TaskFilter, *, cursor: str | None, limit: int
+    b: Broker, archive: Archive | None, f: TaskFilter, *, cursor: str | None, limit: int, offset: int = 0
 ) -> TaskPage:
-    """Newest first, filtered, paged by cursor. With an archive: the archive's matches, plus the
-    newest tasks in Redis it does not hold yet; every item that Redis still holds is shown as
-    Redis has it now (live status)."""
+    """Newest first, filtered, paged by cursor (or by offset, as the dashboard does). With an
+    archive: the archive's matches, plus the newest tasks in Redis it does not hold yet; every
+    item that Redis still holds is shown as Redis has it now (live status)."""
     before = decode_cursor(cursor) if cursor else None
     if archive is None:
         found = await _redis_candidates(b, f, before, scan=max(UNARCHIVED_SCAN, 5 * limit))
-        page = found[:limit]
-        more = len(found) > limit
+        page = found[offset : offset + limit]
+        more = len(found) > offset + limit
         items = [inspect.decode_task(h) for _, h in page]
         scanned = max(UNARCHIVED_SCAN, 5 * limit)
         exact = int(await b.guard(b.redis.zcard(b.keys.tasks))) <= scanned
         return TaskPage(len(found), items, encode_cursor(page[-1][0]) if more and page else None, exact)
-    counted, archived = await archive.call(query.list_tasks, f, before, limit + 1)
-    total, exact = counted or (0, True)
     unarchived = await _redis_candidates(b, f, before, UNARCHIVED_SCAN, archive)
+    # The unarchived tasks are the newest (the archiver's lag): an offset skips them first.
+    skip = max(0, offset - len(unarchived))
+    counted, archived = await archive.call(
+        query.list_tasks, f, before, limit + len(unarchived) + 1, skip=skip
+    )
+    total, exact = counted or (0, True)
     merged = sorted([*unarchived, *((r.key, r.record) for r in archived)], key=lambda kh: kh[0], reverse=True)
-    page = merged[:limit]
+    start = offset - skip
+    page = merged[start : start + limit]
     live = await _live(b, [h["id"] for _, h in page])
     items = [inspect.decode_task(live.get(h["id"]) or h) for _, h in page]
-    nxt = encode_cursor(page[-1][0]) if len(merged) > limit and page else None
+    nxt = encode_cursor(page[-1][0]) if len(merged) > start + limit and page else None
     return TaskPage(total + len(unarchived), items, nxt, exact)
 
 

@@ -49,6 +49,7 @@ async def test_pages_cover_archived_and_unarchived_tasks_once_newest_first(
     await cancel_task(b, old[0])  # archived as queued, now cancelled in Redis
     async with asgi_client(create_app(b.settings)) as api:
         got = await pages(api, limit=10)
+        got_cursor = (await api.get("/tasks", params={"limit": 10})).json()["next_cursor"]
         assert [len(p) for p in got] == [10, 10, 10, 3]
         flat = [t for p in got for t in p]
         assert flat == list(reversed(old + new))
@@ -58,7 +59,13 @@ async def test_pages_cover_archived_and_unarchived_tasks_once_newest_first(
         assert [t for p in await pages(api, q="NEW", limit=3) for t in p] == list(reversed(new))
         assert [t for p in await pages(api, agent="b") for t in p] == list(reversed(new))
         assert (await api.get("/tasks", params={"cursor": "???"})).status_code == 422
-        assert (await api.get("/tasks", params={"offset": 5})).status_code == 422
+        by_offset = (
+            await api.get("/tasks", params={"offset": 5, "limit": 10})
+        ).json()  # the dashboard's pager
+        assert [t["id"] for t in by_offset["items"]] == flat[5:15]
+        deep = (await api.get("/tasks", params={"offset": 30, "limit": 10})).json()
+        assert [t["id"] for t in deep["items"]] == flat[30:] and deep["total"] == 33
+        assert (await api.get("/tasks", params={"offset": 5, "cursor": got_cursor})).status_code == 422
         assert (await api.get("/tasks", params={"meta": "nokey"})).status_code == 422
 
 
