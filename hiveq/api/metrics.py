@@ -19,7 +19,6 @@ from prometheus_client.registry import Collector
 
 from hiveq.contract.models import QueueDepth
 from hiveq.diagnose.suspects import foreign_clients
-from hiveq.queue import inspect
 from hiveq.queue import archiving, inspect
 from hiveq.queue.broker import Broker
 

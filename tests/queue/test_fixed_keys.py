@@ -173,6 +173,8 @@ async def s_recover(b: Broker) -> Call:
     job_id = await _taken(b)
     await mark_vanished(b, Seen(), [(job_id, "")])
     return lambda: recover(b, job_id, "ops")
+
+
 async def s_archive_lease(b: Broker) -> Call:
     return lambda: archiving.lease(b, "archiver-1", "take", 5000, "sqlite")
 
