@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import os
 import secrets
+import shutil
 import statistics
 import tempfile
 import time
@@ -361,6 +362,7 @@ def main() -> None:
     finally:
         srv.stop()
         drop_pg(pg_name)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
