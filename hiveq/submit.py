@@ -46,7 +46,10 @@ async def check_agents(b: Broker, subtasks: list[SubtaskSpec]) -> None:
 
 
 def choose_planner(request: TaskRequest, default: str) -> str:
-    name = request.planner or ("explicit" if request.subtasks else default)
+    # Only an absent planner means "choose one"; an empty name is an unknown planner, as the
+    # schema's enum says (get_planner refuses it naming the known ones).
+    auto = "explicit" if request.subtasks else default
+    name = request.planner if request.planner is not None else auto
     if request.subtasks and name != "explicit":
         raise ValidationFailed(
             "subtasks", f"subtasks are only accepted with the explicit planner, not {name!r}"

@@ -27,6 +27,7 @@ SUB = {"id": "a", "agent": "demo"}
         ({"description": "x", "priority": 11}, "priority", "less than or equal to 10"),
         ({"description": "x", "priority": "urgent"}, "priority", "valid integer"),
         ({"description": "x", "planner": "magic"}, "planner", "unknown planner 'magic'"),
+        ({"description": "x", "planner": ""}, "planner", "unknown planner ''"),
         ({"description": "x", "colour": "red"}, "colour", "not a known field"),
         (
             {"description": "x", "subtasks": [{"id": "a", "agent": "ghost"}]},
