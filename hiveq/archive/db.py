@@ -7,6 +7,7 @@ by the archiver when it starts (`upgrade`). Readers (API, CLI) never migrate.
 
 from __future__ import annotations
 
+import logging
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,8 @@ def open_engine(url: str) -> Engine:
 
 
 def alembic_config() -> Config:
+    # Alembic logs each plugin and step at INFO on every start: keep the terminal for hiveq's lines.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     cfg = Config()
     cfg.set_main_option("script_location", str(resources.files("hiveq.archive") / "migrations"))
     return cfg
