@@ -23,15 +23,14 @@ from hiveq.settings import Settings
 SERVER_KINDS = ("valkey", "redis")
 
 
-@pytest.fixture(scope="session", autouse=True)
-def collect_leftovers_quietly() -> Iterator[None]:
-    """At the very end of the session, collect what the session's last event loop left behind.
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """After the last teardown, collect what the session's event loops left behind.
 
     Sockets of connections that were still pooled when the session's servers stopped become
-    garbage only then; collected inside pytest's own teardown, their ResourceWarning would turn
-    into an error of the whole run (warnings are errors here). Inside a test, a leak still fails.
+    garbage only once the loop is gone; collected inside pytest's own unconfigure, their
+    ResourceWarning would turn into an error of the whole run (warnings are errors here) after
+    every test passed. Inside a test, a leak still fails that test.
     """
-    yield
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
         gc.collect()
