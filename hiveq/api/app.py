@@ -20,6 +20,7 @@ from hiveq.contract.errors import RedisUnavailable
 from hiveq.contract.protocol import VERSION
 from hiveq.dashboard.app import mount as mount_dashboard
 from hiveq.diagnose.watch import watch_forever
+from hiveq.queue import epoch
 from hiveq.queue.broker import Broker
 from hiveq.settings import Settings
 
@@ -41,11 +42,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.broker, app.state.stream_broker = b, sb
     app.state.archive = Archive.of(settings)
     app.state.namespace_claimed = False
+    app.state.epoch = guard = epoch.EpochGuard(b, b.client_name)
     try:
         await b.claim_namespace()
+        await guard.remember()
         app.state.namespace_claimed = True
     except RedisUnavailable as exc:  # serve 503s (and /health) until Redis is back
         log.warning("%s", exc)
+    # The namespace's epoch, checked every second: a Redis that lost the data is reported at once.
+    epochs = asyncio.create_task(
+        epoch.watch_forever(guard, log, ready=lambda: bool(app.state.namespace_claimed))
+    )
     # The conservation watch runs in the API process too (one process of the namespace at a time).
     watch = (
         asyncio.create_task(watch_forever(b, ready=lambda: bool(app.state.namespace_claimed), log=log))
@@ -55,6 +62,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        epochs.cancel()
+        await asyncio.wait({epochs}, timeout=WATCH_STOP_S)
         if watch is not None:
             watch.cancel()
             await asyncio.wait({watch}, timeout=WATCH_STOP_S)  # never holds the shutdown up

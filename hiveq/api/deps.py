@@ -16,6 +16,7 @@ async def get_broker(request: Request) -> Broker:
     b: Broker = state.broker
     if not state.namespace_claimed:
         await b.claim_namespace()
+        await state.epoch.remember()
         state.namespace_claimed = True
     return b
 

@@ -50,6 +50,11 @@ class Snapshot:
     stats: dict[str, int] = field(default_factory=dict)
     foreign_clients: int = 0
     archive_lag_s: float | None = None  # None: no archive attached
+    data_losses: int = 0
+
+
+async def _losses(b: Broker) -> int:
+    return int(await b.guard(b.redis.hget(b.keys.meta, "data_losses")) or 0)
 
 
 class HiveqCollector(Collector):
@@ -60,6 +65,7 @@ class HiveqCollector(Collector):
         self.wait = Histogram()
         self.run = Histogram()
         self.seen_until_ms = 0
+        self.losses_seen = 0  # data losses this process saw (the count in meta may go with a loss)
 
     async def refresh(self, b: Broker) -> None:
         lag = await archiving.lag(b)
@@ -69,6 +75,9 @@ class HiveqCollector(Collector):
             stats=await inspect.stats(b),
             foreign_clients=await foreign_clients(b),
             archive_lag_s=lag.seconds if lag.attached else None,
+            data_losses=max(
+                self.losses_seen, int(await b.guard(b.redis.hget(b.keys.meta, "data_losses")) or 0)
+            ),
         )
         await self._fold_latencies(b)
 
@@ -122,6 +131,12 @@ class HiveqCollector(Collector):
             "Jobs the conservation watch found gone from hiveq's places without a hiveq step",
             value=snap.stats.get("vanished", 0),
         )
+        yield CounterMetricFamily(
+            "hiveq_data_loss_events",
+            "Times Redis lost this namespace's data (its epoch changed or vanished: a restart without "
+            "persistence, a flush, a failover without the writes), as recorded in meta or seen here",
+            value=snap.data_losses,
+        )
         yield GaugeMetricFamily(
             "hiveq_foreign_clients",
             "Non-hiveq clients touching this namespace's keys, as far as Redis can tell: suspects "
@@ -155,6 +170,7 @@ class Metrics:
         self.collector = HiveqCollector()
         self.registry.register(self.collector)
 
-    async def render(self, b: Broker) -> bytes:
+    async def render(self, b: Broker, losses_seen: int = 0) -> bytes:
+        self.collector.losses_seen = max(self.collector.losses_seen, losses_seen)
         await self.collector.refresh(b)
         return generate_latest(self.registry)

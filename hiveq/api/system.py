@@ -55,7 +55,7 @@ async def throughput(
     },
 )
 async def metrics(request: Request, b: BrokerDep) -> Response:
-    body = await request.app.state.metrics.render(b)
+    body = await request.app.state.metrics.render(b, request.app.state.epoch.losses)
     return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 

@@ -1,6 +1,6 @@
 """The archive's health (`archive`: attached, an archiver running, its lag, the database
-reachable) and the archive's part of `data loss`: accepted tasks unfinished in the archive and
-missing from Redis (hiveq/archive/loss.py), by id, with the command that resubmits them."""
+reachable) and the archive's part of `data loss` (diagnose/loss_check.py): accepted tasks
+unfinished in the archive and missing from Redis (hiveq/archive/loss.py), by id."""
 
 from __future__ import annotations
 
@@ -55,8 +55,10 @@ async def archive_check(b: Broker) -> Check:
     return ok(name, f"archiver {lag.holder} is {lag.seconds:.1f} s behind", evidence)
 
 
-async def data_loss_check(b: Broker) -> Check | None:
-    """The loss report, when an archive is configured here: None without one."""
+async def archive_losses(b: Broker) -> list[str] | str | None:
+    """The archive's part of `data loss` (diagnose/loss_check.py): accepted tasks unfinished in the
+    archive and missing from Redis, one line each; a string when the archive cannot tell; None
+    without an archive."""
     if not b.settings.archive.archive_url:
         return None
     from hiveq.archive.loss import lost_tasks  # here: SQLAlchemy loads only where an archive is set
@@ -65,22 +67,13 @@ async def data_loss_check(b: Broker) -> Check | None:
     archive = Archive.of(b.settings)
     if archive is None:
         return None
-    name = "data loss"
     try:
         lost = await lost_tasks(b, archive)
     except HiveqError as exc:
-        return warn(name, f"the archive cannot tell what Redis lost: {exc}")
+        return f"the archive cannot tell what Redis lost: {exc}"
     finally:
         archive.close()
-    if not lost:
-        return ok(name, "every task the archive knows as unfinished is in Redis")
     shown = [f"{t.task_id} ({t.status}, {t.subtasks} subtask(s))" for t in lost[:LOST_SHOWN]]
     if len(lost) > LOST_SHOWN:
         shown.append(f"… and {len(lost) - LOST_SHOWN} more (`hiveq recover --from-archive` lists them all)")
-    return fail(
-        name,
-        f"{len(lost)} accepted task(s) are unfinished in the archive and missing from Redis: Redis lost "
-        "them (a restart without persistence, a failover, a flush)",
-        shown,
-        fix="Resubmit them with their ids and idempotency keys: `hiveq recover --from-archive`.",
-    )
+    return shown

@@ -16,8 +16,9 @@ from redis import exceptions as rex
 
 from hiveq.contract.errors import HiveqError, RedisUnavailable
 from hiveq.contract.redact import redact
-from hiveq.diagnose.archive_check import archive_check, data_loss_check
+from hiveq.diagnose.archive_check import archive_check
 from hiveq.diagnose.consumers import consumers_check, list_clients, sample_check
+from hiveq.diagnose.loss_check import data_loss_check
 from hiveq.diagnose.monitor import sample_monitor
 from hiveq.diagnose.report import Check, DoctorReport, fail, ok, warn, when
 from hiveq.diagnose.settings_check import settings_checks
@@ -151,7 +152,7 @@ async def run_doctor(b: Broker, *, sample_s: float = 0, remember: bool = True) -
         checks += await _guarded("redis settings", lambda: settings_checks(b))
         checks += await _guarded("workers", lambda: worker_checks(b, lv, remember=remember))
         checks += await _guarded("archive", lambda: _one(archive_check(b)))
-        checks += await _guarded("data loss", lambda: _maybe(data_loss_check(b)))
+        checks += await _guarded("data loss", lambda: _one(data_loss_check(b)))
     return DoctorReport(
         namespace=b.keys.prefix,
         redis_url=redact(b.settings.redis_url),
@@ -162,8 +163,3 @@ async def run_doctor(b: Broker, *, sample_s: float = 0, remember: bool = True) -
 
 async def _one(check: Awaitable[Check]) -> list[Check]:
     return [await check]
-
-
-async def _maybe(check: Awaitable[Check | None]) -> list[Check]:
-    found = await check
-    return [found] if found is not None else []

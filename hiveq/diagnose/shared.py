@@ -11,7 +11,7 @@ from collections import Counter
 
 from hiveq.contract.protocol import PROTOCOL_VERSION
 from hiveq.diagnose.monitor import GENERIC_NAMES, GENERIC_PREFIXES
-from hiveq.diagnose.report import Check, fail, ok, warn
+from hiveq.diagnose.report import Check, fail, ok, warn, when
 from hiveq.queue.broker import Broker, expected_type
 
 SCAN_CAP = 20_000  # keys examined per walk; enough to characterise a database, cheap to run
@@ -110,7 +110,7 @@ async def namespace_check(b: Broker) -> Check:
             fix="Check HIVEQ_APP/HIVEQ_ENV and REDIS_URL (including the database number) "
             "match your producers and workers.",
         )
-    evidence = [f"{f}={v}" for f, v in sorted(meta.items())]
+    evidence = [f"{f}={v}" for f, v in sorted(meta.items()) if f != "loss"]
     if meta.get("app") != b.settings.app or meta.get("env") != b.settings.env:
         return fail(
             name,
@@ -126,8 +126,13 @@ async def namespace_check(b: Broker) -> Check:
             evidence,
             fix="Upgrade all producers and workers together, or use a new namespace.",
         )
+    since = (
+        f"; re-created after a data loss at {when(int(meta['lost_at']))} (see `data loss`)"
+        if meta.get("lost_at")
+        else ""
+    )
     return ok(
         name,
-        f"{b.keys.prefix} owned by app={b.settings.app} env={b.settings.env}, protocol v{proto}",
+        f"{b.keys.prefix} owned by app={b.settings.app} env={b.settings.env}, protocol v{proto}{since}",
         evidence,
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import socket
 import time
 from collections.abc import Awaitable
@@ -35,6 +36,11 @@ NO_TRIM = 10**15
 ARCHIVE_FLAG_REFRESH_S = 2.0
 
 
+def new_epoch() -> str:
+    """A namespace epoch: random, so a namespace re-created after a loss never has the old one."""
+    return secrets.token_hex(8)
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -51,6 +57,8 @@ class Broker:
     _script_keys: dict[str, list[str]] = field(init=False, default_factory=dict)
     _events_cap: int = field(init=False, default=0)
     _cap_read_at: float = field(init=False, default=float("-inf"))
+    # The namespace epoch this process knows (claim_namespace; hiveq/queue/epoch.py): '' until then.
+    epoch: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
         self.scripts = Scripts(self.redis)
@@ -96,7 +104,8 @@ class Broker:
 
     async def claim_namespace(self) -> dict[str, Any]:
         s = self.settings
-        res = await self.run("claim_namespace", [s.app, s.env, str(PROTOCOL_VERSION), self.client_name])
+        args = [s.app, s.env, str(PROTOCOL_VERSION), self.client_name, new_epoch()]
+        res = await self.run("claim_namespace", args)
         code, app, env, proto, created = int(res[0]), res[1], res[2], res[3], res[4]
         if code == Code.NAMESPACE_MISMATCH:
             raise NamespaceError(
@@ -109,7 +118,8 @@ class Broker:
                 f"v{PROTOCOL_VERSION}; upgrade all producers and workers together, or use a new "
                 "namespace (HIVEQ_ENV)"
             )
-        return {"app": app, "env": env, "protocol": int(proto), "created_ms": created}
+        self.epoch = str(res[5])
+        return {"app": app, "env": env, "protocol": int(proto), "created_ms": created, "epoch": self.epoch}
 
     async def run(self, script: str, args: list[Any]) -> Any:
         """Run one transition script with the fixed keys its header declares (in that order) and

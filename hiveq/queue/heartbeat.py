@@ -14,20 +14,34 @@ from hiveq.queue.broker import Broker
 @dataclass(frozen=True)
 class Beat:
     registered: bool  # False: the worker record was reaped; register again
-    lost: list[str]  # jobs whose lease this worker no longer holds (expired, cancelled)
+    lost: list[str]  # jobs whose lease (as sent) this worker no longer holds (expired, cancelled)
+    epoch_ok: bool = True  # False: the namespace's epoch changed (data loss); nothing was done
 
 
 async def heartbeat(b: Broker, worker_id: str, leases: Collection[Lease], running: int) -> Beat:
     """Mark `worker_id` alive and extend `leases` (every job it still holds, running or finished
     but not yet recorded). The worker id is given apart because a worker holding nothing beats too.
     """
-    args: list[object] = [worker_id, int(b.settings.leases.lease_s * 1000), running]
+    ls = b.settings.leases
+    args: list[object] = [worker_id, int(ls.lease_s * 1000), running, b.epoch, gap_ms(b)]
     for lease in leases:
         if lease.worker_id != worker_id:
             raise ValueError(f"lease of job {lease.job_id} belongs to {lease.worker_id}, not {worker_id}")
         args += [lease.job_id, lease.token]
     res = await b.run("heartbeat", args)
-    return Beat(registered=int(res[0]) == 1, lost=[str(x) for x in res[1:]])
+    return Beat(registered=int(res[0]) == 1, lost=[str(x) for x in res[2:]], epoch_ok=int(res[1]) == 1)
+
+
+def gap_ms(b: Broker) -> int:
+    """A silence of every worker longer than this means Redis was away (an outage, a freeze): then
+    reap_expired waits a lease period (`grace_ms`) before it reaps, so live workers beat first.
+    Two heartbeats: after one missed beat plus the reconnect (RECONNECT_BEAT_S) a lease still has
+    time left (lease >= 2 heartbeats + margin, settings.py)."""
+    return int(2 * b.settings.leases.heartbeat_s * 1000)
+
+
+def grace_ms(b: Broker) -> int:
+    return int(b.settings.leases.lease_s * 1000)
 
 
 async def progress(b: Broker, lease: Lease, fraction: float, message: str) -> Code:

@@ -36,6 +36,7 @@ FIXED_KEY_TYPES: dict[str, str] = {
     "watch": "string",  # the conservation watch's lease: the id of the process running it
     "foreign": "zset",  # addresses of non-hiveq clients caught near a vanishing, score = last ms
     "archiver": "string",  # the archiver lease: the id of the one archiver that runs (archive_lease.lua)
+    "clock": "hash",  # `seen`/`up_since` (ms): when workers last reached Redis, and since when without a gap
 }
 
 # The consumer group (and its one consumer) through which the archiver follows `events`.

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hiveq.queue.broker import Broker
+from hiveq.queue.heartbeat import gap_ms, grace_ms
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,7 @@ class Maintenance:
     dead_lettered: int
     workers_lost: int
     expired_tasks: int
+    paused_ms: int = 0  # > 0: Redis was away; reaping waits this long for live workers to beat
 
 
 async def promote_due(b: Broker, limit: int = 1000) -> int:
@@ -25,9 +27,16 @@ async def promote_due(b: Broker, limit: int = 1000) -> int:
 
 
 async def reap_expired(b: Broker, limit: int = 1000) -> tuple[int, int, int]:
+    requeued, dead, lost, _ = await reap(b, limit)
+    return requeued, dead, lost
+
+
+async def reap(b: Broker, limit: int = 1000) -> tuple[int, int, int, int]:
+    """{requeued, dead-lettered, workers lost, paused ms}: after a gap in which no worker reached
+    Redis (an outage, a freeze), nothing is reaped for a lease period (paused ms > 0)."""
     stale_ms = int(max(b.settings.leases.lease_s * 3, b.settings.leases.heartbeat_s * 10) * 1000)
-    res = await b.run("reap_expired", [limit, stale_ms])
-    return int(res[0]), int(res[1]), int(res[2])
+    res = await b.run("reap_expired", [limit, stale_ms, gap_ms(b), grace_ms(b)])
+    return int(res[0]), int(res[1]), int(res[2]), int(res[3])
 
 
 async def expire_finished(b: Broker, limit: int = 200) -> int:
@@ -38,6 +47,6 @@ async def expire_finished(b: Broker, limit: int = 200) -> int:
 
 async def maintain(b: Broker) -> Maintenance:
     promoted = await promote_due(b)
-    requeued, dead, lost = await reap_expired(b)
+    requeued, dead, lost, paused = await reap(b)
     expired = await expire_finished(b)
-    return Maintenance(promoted, requeued, dead, lost, expired)
+    return Maintenance(promoted, requeued, dead, lost, expired, paused)

@@ -27,11 +27,13 @@ from redis.exceptions import RedisError
 from hiveq.agents.durable import Durable
 from hiveq.agents.registry import AgentContext, AgentSpec, get_agent, module_origin
 from hiveq.contract.errors import Code, HiveqError, RedisUnavailable
+from hiveq.contract.lease import Lease
 from hiveq.contract.models import ClaimedJob
 from hiveq.diagnose.watch import Complaints, Watch
 from hiveq.logs import ContextAdapter, bound_logger
 from hiveq.queue import fetch, heartbeat, maintain, registry, release
 from hiveq.queue.broker import Broker
+from hiveq.queue.epoch import EpochGuard, loss_line
 from hiveq.queue.keys import Keyspace
 from hiveq.settings import Settings
 from hiveq.worker.durable import RunBackend
@@ -46,6 +48,9 @@ IDLE_WAIT_S = 5.0  # a safety net only: enqueue/requeue/promote always set a wak
 # Two claim loops overlap Redis and Python: one decodes and starts its jobs while Redis serves the
 # other's claim. Each claims at most half the slots, so both get work under load.
 CLAIMERS_FROM = 8  # slots at which a second claim loop pays off
+# After a failed heartbeat, the next try comes within this long (or heartbeat_s, if shorter): a
+# lease must be extended soon after Redis is back, before reap_expired's grace ends.
+RECONNECT_BEAT_S = 0.5
 
 
 ARCHIVER_STOP_S = 10.0  # on shutdown, how long the archiver may take to finish its batch
@@ -89,6 +94,7 @@ class Worker:
         self.beat_now = asyncio.Event()  # set by the inbox loop: a cancel revoked a lease of ours
         self.recorder = Recorder(lambda: self.b, self.outbox, self.link, self.log)
         self._b: Broker | None = None
+        self._epoch: EpochGuard | None = None
         self._wait_conns: list[Redis] = []
         self._inbox: Inbox | None = None
         self._abandoned_waits: list[asyncio.Future[bool]] = []
@@ -140,6 +146,8 @@ class Worker:
             try:
                 self._b = await Broker.connect(self.settings, role="worker", ident=self.id)
                 await registry.register_worker(self.b, self.id, self.agents, self.concurrency, self.modules)
+                self._epoch = EpochGuard(self.b, self.id)
+                await self._epoch.remember()
             except RedisUnavailable as exc:
                 if self._b is not None:
                     await self._b.close()
@@ -329,7 +337,7 @@ class Worker:
 
     # -- heartbeat -----------------------------------------------------------------------------
     async def _heartbeat_loop(self) -> None:
-        retry_delay = ReconnectDelay(cap=self.settings.leases.heartbeat_s)
+        retry_delay = ReconnectDelay(cap=min(RECONNECT_BEAT_S, self.settings.leases.heartbeat_s))
         delay = self.settings.leases.heartbeat_s
         while True:
             with contextlib.suppress(TimeoutError):
@@ -340,6 +348,12 @@ class Worker:
             leases += self.outbox.leases()
             try:
                 beat = await heartbeat.heartbeat(self.b, self.id, leases, len(self.running))
+                if not beat.epoch_ok:
+                    await self._data_lost(leases)
+                    delay = 0  # beat again at once, in the namespace's new epoch
+                    continue
+                if self._epoch is not None:
+                    self._epoch.saw_epoch()
                 if not beat.registered:
                     self.log.warning("this worker's record was reaped (missed heartbeats); registering again")
                     await registry.register_worker(
@@ -352,13 +366,32 @@ class Worker:
             retry_delay.reset()
             self.link.restored()
             self.hb_generation = self.link.generation
+            sent = {lease.job_id: lease.token for lease in leases}
             for job_id in beat.lost:
-                if job_id in self.running:
+                # Only the lease that was sent: a reply about an older claim never stops a fresh one.
+                r = self.running.get(job_id)
+                if r is not None and r.job.lease.token == sent.get(job_id):
                     self._lose(job_id, "lease lost: the task was cancelled or the lease was reclaimed")
 
-    def _lose(self, job_id: str, why: str, stop: bool = True) -> None:
+    async def _data_lost(self, leases: list[Lease]) -> None:
+        """Redis lost the namespace (heartbeat found another epoch): say so, with the jobs this
+        worker held, stop them (their records are gone: nothing to record), register again."""
+        assert self._epoch is not None
+        held = sorted({lease.job_id for lease in leases})
+        loss = await self._epoch.report(held)
+        if loss is None:
+            return
+        self.log.error("%s", loss_line(loss, held))
+        gone = set(held)
+        for job_id in held:
+            self._lose(job_id, "data loss: Redis lost this job's record", quiet=True)
+        self.outbox.drop(gone)
+        await registry.register_worker(self.b, self.id, self.agents, self.concurrency, self.modules)
+        self.log.warning("registered again after the data loss; serving %s", ",".join(self.agents))
+
+    def _lose(self, job_id: str, why: str, stop: bool = True, quiet: bool = False) -> None:
         """Stop a job whose lease is gone; `stop=False` when the run itself found out (it ends by
-        raising CancelledError)."""
+        raising CancelledError); `quiet`: the caller said why in one line for all of them."""
         r = self.running.pop(job_id, None)
         if r is None:
             return
@@ -367,7 +400,8 @@ class Worker:
         if stop and r.task is not None:
             r.task.cancel()
         self._slot_freed()
-        r.ctx.logger.warning("%s; stopping the agent, its result will not be recorded", why)
+        if not quiet:
+            r.ctx.logger.warning("%s; stopping the agent, its result will not be recorded", why)
 
     async def _listen_inbox(self) -> None:
         assert self._inbox is not None
@@ -377,6 +411,7 @@ class Worker:
     async def _maintain_loop(self) -> None:
         watch = Watch(self.b, self.id, log=self.log)  # its pub/sub, if any, closes with the broker
         complaints = Complaints(self.log)
+        paused = False
         while True:
             await asyncio.sleep(self.settings.leases.reap_interval_s)
             # After an outage, reap only once our own leases were extended: never reclaim our jobs.
@@ -387,6 +422,13 @@ class Worker:
             except RedisUnavailable as exc:
                 await self.link.failed(str(exc))
                 continue
+            if m.paused_ms and not paused:
+                self.log.warning(
+                    "Redis was away (no worker reached it for a while): expired leases are reaped "
+                    "only after %.1f s more, so live workers extend theirs first",
+                    m.paused_ms / 1000,
+                )
+            paused = m.paused_ms > 0
             if m.requeued or m.dead_lettered or m.workers_lost:
                 self.log.info(
                     "maintenance: %d expired leases requeued, %d dead-lettered, %d workers lost",

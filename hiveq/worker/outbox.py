@@ -53,6 +53,13 @@ class Outbox:
             p.quarantined.append(Quarantine(job.lease, outcome.error))
         self.ready.set()
 
+    def drop(self, job_ids: set[str]) -> None:
+        """Forget outcomes of jobs whose records Redis lost (nothing is left to record them in)."""
+        for b in (self.pending, self.in_flight):
+            b.done = [c for c in b.done if c.lease.job_id not in job_ids]
+            b.failed = [f for f in b.failed if f.lease.job_id not in job_ids]
+            b.quarantined = [q for q in b.quarantined if q.lease.job_id not in job_ids]
+
     def take(self) -> Batch:
         """Up to `max_batch` outcomes, oldest first; the rest stay for the next call."""
         p, n = self.pending, self.max_batch

@@ -100,7 +100,13 @@ class Recorder:
 
     def _report_stale(self, leases: list[Lease], codes: list[Code], what: str) -> None:
         for lease, code in zip(leases, codes, strict=True):
-            if code != Code.OK:
+            if code == Code.NOT_FOUND:
+                self.log.bind(job_id=lease.job_id).warning(
+                    "%s not recorded: the job's record is gone from Redis (data loss? see `hiveq "
+                    "doctor`: data loss)",
+                    what,
+                )
+            elif code != Code.OK:
                 self.log.bind(job_id=lease.job_id).warning(
                     "%s not recorded (%s): this worker no longer holds the lease (it expired and was "
                     "reclaimed, the task was cancelled, or it was already recorded before a dropped "

@@ -13,7 +13,7 @@ Return codes (hiveq/contract/errors.py Code): 0 OK, 1 NOT_FOUND, 2 STALE_TOKEN, 
 
 Fixed keys (the suffixes of hiveq/queue/keys.py FIXED_KEY_TYPES: meta, seq, agents, jobs,
 blocked, delayed, leases, suspended, succeeded, dead, cancelled, quarantine, vanished, tasks,
-finished, events, workers, stats, agent_modules, watch, foreign): every one a script can write or read is in
+finished, events, workers, stats, agent_modules, watch, foreign, clock): every one a script can write or read is in
 its KEYS, in the order of its header's KEYS list. assemble.py reads that list and puts it, with
 each key's Redis type from hiveq/queue/keys.py, in front of this prelude as DECLARED. The
 prelude below checks, once per call and before the script writes anything, that KEYS[i] is the
@@ -377,6 +377,42 @@ local function to_waiting(id, from, reason, extra)
   local ev = { type = 'job', job = id, task = f[3], from = from, to = 'waiting', reason = reason }
   if extra then for k, v in pairs(extra) do ev[k] = v end end
   emit_custody(ev)
+end
+
+-- Outages and freezes -------------------------------------------------------------------------
+-- Liveness is judged on Redis time, and Redis time runs on while Redis is away (a restart, a
+-- SIGSTOP): a lease must not expire because Redis could not hear its worker. Every heartbeat and
+-- reap call ticks K.clock: `seen` = this call's time; `up_since` = the start of the current stretch
+-- in which workers reached Redis with no gap longer than `gap_ms`. Returns `up_since`.
+local function tick_clock(gap_ms)
+  local c = redis.call('HMGET', K.clock, 'seen', 'up_since')
+  local seen, up = tonumber(c[1]), tonumber(c[2])
+  if seen == nil then up = up or 0 -- first use, or Redis came back empty: no lease to protect
+  elseif NOW - seen > gap_ms or NOW < seen or up == nil then up = NOW end
+  redis.call('HSET', K.clock, 'seen', NOW, 'up_since', up)
+  return up
+end
+
+-- A result or failure refused for a stale token is history: the late worker ran the job too.
+-- Appends "late result refused from worker W, attempt N" to the job's custody (the attempt: W's
+-- latest claim of it, before the current one when W holds it again). `f`: state, worker, attempts.
+local function late_result(id, tid, wid, what, state, holder, attempts)
+  local rows = try('LRANGE', lkey(id), -200, -1)
+  local attempt
+  if rows ~= FOREIGN then
+    for i = #rows, 1, -1 do
+      local ok, ev = pcall(cjson.decode, rows[i])
+      if ok and type(ev) == 'table' and ev.to == 'active' and ev.worker == wid and ev.attempt
+        and not (holder == wid and state == 'active' and ev.attempt >= (tonumber(attempts) or 0)) then
+        attempt = ev.attempt
+        break
+      end
+    end
+  end
+  emit_custody(by_worker({ type = 'late', job = id, task = tid, from = state, to = state,
+    attempt = attempt, reason = 'late ' .. what .. ' refused from worker ' .. wid .. ', attempt ' ..
+    tostring(attempt or '?') .. ': its lease had expired (the job was ' .. tostring(state) ..
+    (holder and holder ~= '' and (' with worker ' .. holder) or '') .. ')' }, wid))
 end
 
 -- Durable agents (docs/durable.md) ------------------------------------------------------------

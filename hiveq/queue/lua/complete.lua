@@ -19,7 +19,8 @@ Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
   job:<id>       each job's record, read with try (foreign: NOT_FOUND, anomaly) and written
                  only after that read; a dependent's `pending` counted down with try (foreign:
                  not released, anomaly)
-  job:<id>:log   custody rows (try: a foreign log keeps the event in the stream only)
+  job:<id>:log   custody rows (try: a foreign log keeps the event in the stream only); read
+                 with try for a late result's attempt (the late worker's claim)
   task:<id>      read with try before the first write (foreign: not updated, anomaly); the
                  status derived from that read and this call's count, unless released dependents
                  changed more (then read again)
@@ -29,7 +30,10 @@ Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
   job:<id>:steps a resumed parent's wait step, written with try (foreign: not stored, anomaly;
                  the parent then waits again and finds its children finished)
 Returns one code per job: OK, NOT_FOUND, or STALE (lease lost: expired, reclaimed, cancelled).
-Events: job active -> succeeded; dependents blocked -> waiting | quarantined (foreign queue key),
+A STALE result whose token is not the one this job last finished with (`last_token`: a resend of
+a result already recorded) is another run's late result: a `late` custody event says so.
+Events: job active -> succeeded; late (a result refused for a stale token: "late result refused
+from worker W, attempt N"); dependents blocked -> waiting | quarantined (foreign queue key),
 and their blocked dependents -> cancelled; task status changes; a suspended parent whose
 children have all finished -> waiting | quarantined (foreign queue key); anomaly (a foreign
 derived key).
@@ -40,7 +44,8 @@ local wid = ARGV[3]
 local recs, done_of, seen, reread = {}, {}, {}, {}
 for i = 4, #ARGV, 3 do
   local id = ARGV[i]
-  local f = try('HMGET', jkey(id), 'state', 'token', 'task', 'dependents', 'attempts', 'parent')
+  local f = try('HMGET', jkey(id), 'state', 'token', 'task', 'dependents', 'attempts', 'parent',
+    'worker', 'last_token')
   recs[i] = f
   if f ~= FOREIGN and f[1] == 'active' and f[2] == ARGV[i + 1] and not seen[id] then
     seen[id] = true
@@ -86,10 +91,14 @@ for i = 4, #ARGV, 3 do
     out[#out + 1] = NOT_FOUND
   elseif f[1] ~= 'active' or f[2] ~= token or completed[id] then
     out[#out + 1] = STALE -- (the same job twice in one call: the second is stale)
+    if f[8] ~= token and not completed[id] then -- not our own resend: another run's late result
+      late_result(id, f[3], wid, 'result', f[1], f[7], f[5])
+    end
   else
     local tid = f[3]
     completed[id] = true
-    redis.call('HSET', jk, 'state', 'succeeded', 'result', result, 'finished', NOW, 'progress', 1)
+    redis.call('HSET', jk, 'state', 'succeeded', 'result', result, 'finished', NOW, 'progress', 1,
+      'last_token', token)
     redis.call('HDEL', jk, 'token', 'deadline')
     zlater('ZREM', K.leases, id)
     zlater('ZADD', K.succeeded, NOW, id)

@@ -22,7 +22,8 @@ Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
                  traceback} (JSON), trimmed to the newest ARGV[6]; RPUSH with try (foreign: the
                  traceback is dropped, anomaly; the error text is in the job and the event).
                  The traceback goes there only, never into the event stream.
-  job:<id>:log   custody rows (try: a foreign log keeps the event in the stream only)
+  job:<id>:log   custody rows (try: a foreign log keeps the event in the stream only); read
+                 with try for a late failure's attempt (the late worker's claim)
   task:<id>      counters and status, each first command with try (foreign: not updated,
                  anomaly)
   worker:<id>    the worker's host/pid/client, read with try (foreign: id only)
@@ -30,8 +31,9 @@ Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
                  the parent then waits again and finds its children finished)
   q:<agent>      a resumed parent's queue: TYPE first, a foreign one quarantines it
   wake:<agent>   marked for a resumed parent (try: a foreign one is reported, not woken)
-Returns one code per job: OK, NOT_FOUND or STALE.
-Events: job active -> delayed (reason: retry k of n in t) | active -> dead; blocked dependents
+Returns one code per job: OK, NOT_FOUND or STALE. A STALE failure whose token is not the one
+this job last finished with (`last_token`) is another run's late failure: a `late` event.
+Events: late (a failure refused for a stale token); job active -> delayed (reason: retry k of n in t) | active -> dead; blocked dependents
 -> cancelled; task status changes; a suspended parent whose children have all finished ->
 waiting | quarantined (foreign queue key); anomaly (a foreign derived key).
 ]]
@@ -44,7 +46,8 @@ for i = 7, #ARGV, 6 do
   local id, token, err, mode, jitter, tb = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
     tonumber(ARGV[i + 4]), ARGV[i + 5]
   local jk = jkey(id)
-  local f = try('HMGET', jk, 'state', 'token', 'task', 'failures', 'max_attempts', 'attempts')
+  local f = try('HMGET', jk, 'state', 'token', 'task', 'failures', 'max_attempts', 'attempts',
+    'worker', 'last_token')
   if f == FOREIGN then
     report_foreign(jk, 'hash', 'its failure was not recorded (NOT_FOUND)', id)
     out[#out + 1] = NOT_FOUND
@@ -52,11 +55,12 @@ for i = 7, #ARGV, 6 do
     out[#out + 1] = NOT_FOUND
   elseif f[1] ~= 'active' or f[2] ~= token then
     out[#out + 1] = STALE
+    if f[8] ~= token then late_result(id, f[3], wid, 'failure', f[1], f[7], f[6]) end
   else
     local tid = f[3]
     local failures = (tonumber(f[4]) or 0) + 1
     local maxa = tonumber(f[5])
-    redis.call('HSET', jk, 'failures', failures, 'error', err)
+    redis.call('HSET', jk, 'failures', failures, 'error', err, 'last_token', token)
     if tb ~= '' then
       local row = cjson.encode({ attempt = tonumber(f[6]), failure = failures, ts = NOW,
         worker = wid, error = err, traceback = tb })

@@ -13,9 +13,11 @@ KEYS  1 leases      expired leases leave it
       8 finished*   touched by refresh_task only if a task was terminal (not in practice)
       9 events*     the events below
      10 suspended*  a parent whose children have all finished leaves it (a child dead-lettered)
+     11 clock       ticked (tick_clock in _lib.lua); nothing is reaped until `grace ms` have
+                    passed since workers last reached Redis after a gap (an outage, a freeze)
       (*: checked only when a lease expired (all of them) or a worker is stale (events), before
       the first write: an idle call checks leases and workers)
-ARGV  3 max leases to reap  4 worker stale ms
+ARGV  3 max leases to reap  4 worker stale ms  5 gap ms  6 grace ms
 Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
   job:<id>       each expired job's record, read with try (foreign: lease dropped, anomaly)
                  and written only after that read; dependents' records read with try
@@ -29,13 +31,17 @@ Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
   inbox:<id>     a stale worker's cancel inbox, deleted (DEL works on any type)
   job:<id>:steps a resumed parent's wait step, written with try (foreign: not stored, anomaly;
                  the parent then waits again and finds its children finished)
-Returns {requeued, dead-lettered, workers lost}.
+Returns {requeued, dead-lettered, workers lost, paused ms (> 0: within the grace after a gap,
+nothing reaped; the ms left)}.
 Events: job active -> waiting | dead | quarantined (foreign queue key), reason names the
 worker; blocked dependents -> cancelled; task status changes; worker alive -> lost; anomaly (a
 lease of a job in another state, or with a foreign record: the lease is dropped); a suspended
 parent whose children have all finished -> waiting | quarantined (foreign queue key).
 ]]
 local limit, stale = tonumber(ARGV[3]), tonumber(ARGV[4])
+local up = tick_clock(tonumber(ARGV[5]))
+local grace = tonumber(ARGV[6])
+if NOW - up < grace then return { 0, 0, 0, grace - (NOW - up) } end
 local ids = redis.call('ZRANGEBYSCORE', K.leases, '-inf', NOW, 'LIMIT', 0, limit)
 local lost = redis.call('ZRANGEBYSCORE', K.workers, '-inf', NOW - stale, 'LIMIT', 0, 100)
 if #ids > 0 then check_later_all() elseif #lost > 0 then check_later('events') end
@@ -69,4 +75,4 @@ for _, wid in ipairs(lost) do
   redis.call('DEL', wkey(wid), inboxkey(wid))
 end
 if requeued + dead > 0 then redis.call('HINCRBY', K.stats, 'reaped', requeued + dead) end
-return { requeued, dead, #lost }
+return { requeued, dead, #lost, 0 }
