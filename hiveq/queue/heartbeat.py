@@ -10,6 +10,10 @@ from hiveq.contract.errors import Code
 from hiveq.contract.lease import Lease
 from hiveq.queue.broker import Broker
 
+# After a failed heartbeat, a worker tries again within this long (or heartbeat_s, if shorter).
+RECONNECT_BEAT_S = 0.5
+GAP_FLOOR_S = 0.25
+
 
 @dataclass(frozen=True)
 class Beat:
@@ -35,9 +39,12 @@ async def heartbeat(b: Broker, worker_id: str, leases: Collection[Lease], runnin
 def gap_ms(b: Broker) -> int:
     """A silence of every worker longer than this means Redis was away (an outage, a freeze): then
     reap_expired waits a lease period (`grace_ms`) before it reaps, so live workers beat first.
-    Two heartbeats: after one missed beat plus the reconnect (RECONNECT_BEAT_S) a lease still has
-    time left (lease >= 2 heartbeats + margin, settings.py)."""
-    return int(2 * b.settings.leases.heartbeat_s * 1000)
+    Two heartbeats, but short enough that a live worker, after a shorter silence, still beats
+    (within RECONNECT_BEAT_S of Redis's return) before its lease ends; never under GAP_FLOOR_S,
+    so back-to-back calls of an idle namespace are not taken for gaps."""
+    ls = b.settings.leases
+    beat = ls.heartbeat_s
+    return int(max(GAP_FLOOR_S, min(2 * beat, max(beat, ls.lease_s - beat - RECONNECT_BEAT_S))) * 1000)
 
 
 def grace_ms(b: Broker) -> int:

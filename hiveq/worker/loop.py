@@ -34,6 +34,7 @@ from hiveq.logs import ContextAdapter, bound_logger
 from hiveq.queue import fetch, heartbeat, maintain, registry, release
 from hiveq.queue.broker import Broker
 from hiveq.queue.epoch import EpochGuard, loss_line
+from hiveq.queue.heartbeat import RECONNECT_BEAT_S
 from hiveq.queue.keys import Keyspace
 from hiveq.settings import Settings
 from hiveq.worker.durable import RunBackend
@@ -48,9 +49,6 @@ IDLE_WAIT_S = 5.0  # a safety net only: enqueue/requeue/promote always set a wak
 # Two claim loops overlap Redis and Python: one decodes and starts its jobs while Redis serves the
 # other's claim. Each claims at most half the slots, so both get work under load.
 CLAIMERS_FROM = 8  # slots at which a second claim loop pays off
-# After a failed heartbeat, the next try comes within this long (or heartbeat_s, if shorter): a
-# lease must be extended soon after Redis is back, before reap_expired's grace ends.
-RECONNECT_BEAT_S = 0.5
 
 
 ARCHIVER_STOP_S = 10.0  # on shutdown, how long the archiver may take to finish its batch

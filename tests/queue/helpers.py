@@ -31,7 +31,9 @@ async def enqueue_task(b: Broker, *subs: SubtaskSpec, priority: int = 5, idem: s
 
 def variant(b: Broker, **overrides: Any) -> Broker:
     """The same connection and namespace with other settings (e.g. a tiny lease for one call)."""
-    return Broker(b.redis, b.keys, b.settings.with_(**overrides), b.client_name)
+    v = Broker(b.redis, b.keys, b.settings.with_(**overrides), b.client_name)
+    v.epoch = b.epoch
+    return v
 
 
 async def state_of(b: Broker, job_id: str) -> str | None:

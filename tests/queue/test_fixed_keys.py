@@ -17,6 +17,7 @@ from hiveq.queue.assemble import key_rows
 from hiveq.queue.broker import Broker
 from hiveq.queue.cancel import cancel_task
 from hiveq.queue.complete import Completion, complete
+from hiveq.queue.epoch import EpochGuard
 from hiveq.queue.fetch import claim
 from hiveq.queue.heartbeat import heartbeat, progress
 from hiveq.queue.keys import FIXED_KEY_TYPES
@@ -173,6 +174,11 @@ async def s_recover(b: Broker) -> Call:
     job_id = await _taken(b)
     await mark_vanished(b, Seen(), [(job_id, "")])
     return lambda: recover(b, job_id, "ops")
+
+
+async def s_record_loss(b: Broker) -> Call:
+    await b.redis.delete(b.keys.meta)  # the namespace's data went: the owner record is re-created
+    return lambda: EpochGuard(b, "w").report(["x"])
 
 
 async def s_archive_lease(b: Broker) -> Call:

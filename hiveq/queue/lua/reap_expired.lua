@@ -39,12 +39,12 @@ lease of a job in another state, or with a foreign record: the lease is dropped)
 parent whose children have all finished -> waiting | quarantined (foreign queue key).
 ]]
 local limit, stale = tonumber(ARGV[3]), tonumber(ARGV[4])
-local up = tick_clock(tonumber(ARGV[5]))
-local grace = tonumber(ARGV[6])
-if NOW - up < grace then return { 0, 0, 0, grace - (NOW - up) } end
 local ids = redis.call('ZRANGEBYSCORE', K.leases, '-inf', NOW, 'LIMIT', 0, limit)
 local lost = redis.call('ZRANGEBYSCORE', K.workers, '-inf', NOW - stale, 'LIMIT', 0, 100)
 if #ids > 0 then check_later_all() elseif #lost > 0 then check_later('events') end
+local up = tick_clock(tonumber(ARGV[5]))
+local grace = tonumber(ARGV[6])
+if NOW - up < grace then return { 0, 0, 0, grace - (NOW - up) } end
 local requeued, dead = 0, 0
 local dirty = {}
 for _, id in ipairs(ids) do
