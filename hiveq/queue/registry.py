@@ -12,6 +12,7 @@ from hiveq.contract.codec import dumps
 from hiveq.contract.models import WorkerInfo
 from hiveq.contract.protocol import VERSION
 from hiveq.queue.broker import Broker
+from hiveq.queue.heartbeat import gap_ms
 
 
 async def register_worker(
@@ -35,7 +36,7 @@ async def register_worker(
     }
     if modules:
         fields["modules"] = dict(modules)
-    await b.run("register_worker", [worker_id, dumps(fields)])
+    await b.run("register_worker", [worker_id, dumps(fields), gap_ms(b)])
     return WorkerInfo(
         id=worker_id,
         host=str(fields["host"]),

@@ -247,3 +247,26 @@ async def fixable(ctx: AgentContext) -> dict[str, int]:
     if ctx.job_id not in FIXED:
         raise RuntimeError(f"not fixed yet (attempt {ctx.attempt})")
     return {"attempt": ctx.attempt}
+
+
+@agent("t.ledger")
+async def ledger(ctx: AgentContext) -> dict[str, Any]:
+    """Appends one line per execution ("job attempt pid") to the file HIVEQ_TEST_LEDGER (outside
+    Redis, so an outage cannot lose the count), then sleeps input["s"] seconds (HIVEQ_TEST_SLEEP
+    overrides it per process)."""
+    with open(os.environ["HIVEQ_TEST_LEDGER"], "a") as out:  # one short append: atomic
+        out.write(f"{ctx.job_id} {ctx.attempt} {os.getpid()}\n")
+    inp = ctx.input if isinstance(ctx.input, dict) else {}
+    override = os.environ.get("HIVEQ_TEST_SLEEP")
+    await asyncio.sleep(float(override) if override is not None else float(inp.get("s", 0.1)))
+    return {"pid": os.getpid()}
+
+
+def ledger_counts(path: Path) -> dict[str, int]:
+    """Executions per job id, as the t.ledger agent recorded them."""
+    counts: dict[str, int] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            job = line.split()[0]
+            counts[job] = counts.get(job, 0) + 1
+    return counts
