@@ -17,6 +17,7 @@ class Lease:
     job_id: str
     token: str  # drawn by the claim; a reclaimed or cancelled job's old token is refused
     worker_id: str
+    attempt: int = 0  # the delivery this claim was (0: not known): named when a late result is refused
 
 
 def holder(leases: Iterable[Lease]) -> str:

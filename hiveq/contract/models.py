@@ -206,7 +206,7 @@ class ClaimedJob(BaseModel):
     @cached_property
     def lease(self) -> Lease:
         """What heartbeat, progress, complete, fail, quarantine and release take back."""
-        return Lease(self.id, self.token, self.worker_id)
+        return Lease(self.id, self.token, self.worker_id, self.attempt)
 
 
 class TaskRequest(BaseModel):

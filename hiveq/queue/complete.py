@@ -30,6 +30,7 @@ async def complete(b: Broker, done: Sequence[Completion]) -> list[Code]:
     limit = b.settings.limits.max_payload_bytes
     for c in done:
         job_id = c.lease.job_id
-        args += [job_id, c.lease.token, dumps_bounded(c.result, f"result of {job_id}", limit)]
+        result = dumps_bounded(c.result, f"result of {job_id}", limit)
+        args += [job_id, c.lease.token, c.lease.attempt, result]
     res = await b.run("complete", args)
     return [Code(int(c)) for c in res]

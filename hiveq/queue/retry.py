@@ -56,7 +56,15 @@ async def fail(b: Broker, failures: Sequence[Failure]) -> list[Code]:
     for f in failures:
         lease, mode = f.lease, "fatal" if f.fatal else "retry"
         tb = clip_traceback(f.traceback)
-        args += [lease.job_id, lease.token, f.error[:ERROR_MAX_CHARS], mode, random.random(), tb]
+        args += [
+            lease.job_id,
+            lease.token,
+            lease.attempt,
+            f.error[:ERROR_MAX_CHARS],
+            mode,
+            random.random(),
+            tb,
+        ]
     res = await b.run("fail", args)
     return [Code(int(c)) for c in res]
 

@@ -342,8 +342,11 @@ class Worker:
                 await asyncio.wait_for(self.beat_now.wait(), delay)
             self.beat_now.clear()
             delay = self.settings.leases.heartbeat_s
-            leases = [r.job.lease for r in self.running.values() if not r.abandoned]
-            leases += self.outbox.leases()
+            # One lease per job: a job running again (a fresh claim) beside its older run's
+            # outcome in the outbox beats with the running claim's token only.
+            held = {lease.job_id: lease for lease in self.outbox.leases()}
+            held.update((r.job.id, r.job.lease) for r in self.running.values() if not r.abandoned)
+            leases = list(held.values())
             try:
                 beat = await heartbeat.heartbeat(self.b, self.id, leases, len(self.running))
                 if not beat.epoch_ok:

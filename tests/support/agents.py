@@ -254,7 +254,8 @@ async def ledger(ctx: AgentContext) -> dict[str, Any]:
     """Appends one line per execution ("job attempt pid") to the file HIVEQ_TEST_LEDGER (outside
     Redis, so an outage cannot lose the count), then sleeps input["s"] seconds (HIVEQ_TEST_SLEEP
     overrides it per process)."""
-    with open(os.environ["HIVEQ_TEST_LEDGER"], "a") as out:  # one short append: atomic
+    # One short append (atomic); blocking for microseconds, and the count must not need Redis.
+    with open(os.environ["HIVEQ_TEST_LEDGER"], "a") as out:  # noqa: ASYNC230
         out.write(f"{ctx.job_id} {ctx.attempt} {os.getpid()}\n")
     inp = ctx.input if isinstance(ctx.input, dict) else {}
     override = os.environ.get("HIVEQ_TEST_SLEEP")

@@ -36,7 +36,6 @@ from tests.support.worker import spawn_worker, stop_proc, submit
 pytestmark = pytest.mark.slow
 
 OUTAGE_S = 10.0  # the fault itself: how long Redis is away (the test's subject, not a wait)
-LEASE = {"HIVEQ_LEASE_SECONDS": "2"}
 RUNS = 3
 FROZEN_S = 4.0  # the frozen worker sleeps this long: past its 2 s lease and its 3 s job
 
@@ -104,7 +103,14 @@ async def test_a_10_s_redis_outage_with_3_workers_runs_no_job_twice_and_loses_no
         await b.close()
     logs = [tmp_path / f"w{i}.log" for i in range(3)]
     procs = [
-        spawn_worker(settings, "t.ledger", concurrency=4, log=log, HIVEQ_TEST_LEDGER=str(ledger), **LEASE)
+        spawn_worker(
+            settings,
+            "t.ledger",
+            concurrency=4,
+            log=log,
+            HIVEQ_TEST_LEDGER=str(ledger),
+            HIVEQ_LEASE_SECONDS="2",
+        )
         for log in logs
     ]
     try:
@@ -150,7 +156,9 @@ async def test_one_worker_rides_out_a_redis_freeze_without_reaping_its_own_lease
         ids = (await submit(b, "t.ledger", [{"s": 6}] * 4)).job_ids
     finally:
         await b.close()
-    proc = spawn_worker(settings, "t.ledger", concurrency=4, log=log, HIVEQ_TEST_LEDGER=str(ledger), **LEASE)
+    proc = spawn_worker(
+        settings, "t.ledger", concurrency=4, log=log, HIVEQ_TEST_LEDGER=str(ledger), HIVEQ_LEASE_SECONDS="2"
+    )
     try:
         b = await Broker.connect(settings, role="test")
         try:
@@ -185,8 +193,15 @@ async def test_a_worker_frozen_past_its_lease_loses_the_job_and_its_late_result_
     b = await Broker.connect(settings, role="test")
     try:
         [job_id] = (await submit(b, "t.ledger", [{"s": 3}])).job_ids
-        env = {"HIVEQ_TEST_LEDGER": str(ledger), **LEASE}
-        frozen = spawn_worker(settings, "t.ledger", concurrency=1, log=tmp_path / "a.log", **env)
+        led = str(ledger)
+        frozen = spawn_worker(
+            settings,
+            "t.ledger",
+            concurrency=1,
+            log=tmp_path / "a.log",
+            HIVEQ_TEST_LEDGER=led,
+            HIVEQ_LEASE_SECONDS="2",
+        )
         other = None
         try:
             await in_flight(b, [job_id], 1)
@@ -195,7 +210,13 @@ async def test_a_worker_frozen_past_its_lease_loses_the_job_and_its_late_result_
             frozen_at = time.monotonic()
             try:
                 other = spawn_worker(
-                    settings, "t.ledger", concurrency=1, log=tmp_path / "b.log", HIVEQ_TEST_SLEEP="0.1", **env
+                    settings,
+                    "t.ledger",
+                    concurrency=1,
+                    log=tmp_path / "b.log",
+                    HIVEQ_TEST_LEDGER=led,
+                    HIVEQ_TEST_SLEEP="0.1",
+                    HIVEQ_LEASE_SECONDS="2",
                 )
 
                 async def done_elsewhere() -> bool:

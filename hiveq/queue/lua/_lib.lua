@@ -394,24 +394,14 @@ local function tick_clock(gap_ms)
 end
 
 -- A result or failure refused for a stale token is history: the late worker ran the job too.
--- Appends "late result refused from worker W, attempt N" to the job's custody (the attempt: W's
--- latest claim of it, before the current one when W holds it again). `f`: state, worker, attempts.
-local function late_result(id, tid, wid, what, state, holder, attempts)
-  local rows = try('LRANGE', lkey(id), -200, -1)
-  local attempt
-  if rows ~= FOREIGN then
-    for i = #rows, 1, -1 do
-      local ok, ev = pcall(cjson.decode, rows[i])
-      if ok and type(ev) == 'table' and ev.to == 'active' and ev.worker == wid and ev.attempt
-        and not (holder == wid and state == 'active' and ev.attempt >= (tonumber(attempts) or 0)) then
-        attempt = ev.attempt
-        break
-      end
-    end
-  end
+-- Appends "late result refused from worker W, attempt N" to the job's custody (N: the delivery
+-- the late worker's claim was, as it says; '?' when it does not).
+local function late_result(id, tid, wid, what, state, holder, attempt)
+  local n = tonumber(attempt)
+  if n == 0 then n = nil end
   emit_custody(by_worker({ type = 'late', job = id, task = tid, from = state, to = state,
-    attempt = attempt, reason = 'late ' .. what .. ' refused from worker ' .. wid .. ', attempt ' ..
-    tostring(attempt or '?') .. ': its lease had expired (the job was ' .. tostring(state) ..
+    attempt = n, reason = 'late ' .. what .. ' refused from worker ' .. wid .. ', attempt ' ..
+    tostring(n or '?') .. ': its lease had expired (the job was ' .. tostring(state) ..
     (holder and holder ~= '' and (' with worker ' .. holder) or '') .. ')' }, wid))
 end
 

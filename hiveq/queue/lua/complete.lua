@@ -14,13 +14,13 @@ KEYS  1 leases      the completed jobs leave it
       (*: checked only when the jobs and tasks read before the first write show the call may
       write it: blocked, quarantine, cancelled when a completed job has dependents; finished
       then too, or when a task may finish; all five when a completed job has a parent)
-ARGV  3 worker id  4… triples: job id, lease token, result JSON
+ARGV  3 worker id  4… quadruples: job id, lease token, the claim's attempt (0: unknown; named when
+      the result is refused as late), result JSON
 Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
   job:<id>       each job's record, read with try (foreign: NOT_FOUND, anomaly) and written
                  only after that read; a dependent's `pending` counted down with try (foreign:
                  not released, anomaly)
-  job:<id>:log   custody rows (try: a foreign log keeps the event in the stream only); read
-                 with try for a late result's attempt (the late worker's claim)
+  job:<id>:log   custody rows (try: a foreign log keeps the event in the stream only)
   task:<id>      read with try before the first write (foreign: not updated, anomaly); the
                  status derived from that read and this call's count, unless released dependents
                  changed more (then read again)
@@ -42,7 +42,7 @@ local wid = ARGV[3]
 -- Read the jobs and their tasks before writing anything: they decide which keys marked * this
 -- call writes, and those are checked first.
 local recs, done_of, seen, reread = {}, {}, {}, {}
-for i = 4, #ARGV, 3 do
+for i = 4, #ARGV, 4 do
   local id = ARGV[i]
   local f = try('HMGET', jkey(id), 'state', 'token', 'task', 'dependents', 'attempts', 'parent',
     'worker', 'last_token')
@@ -80,8 +80,8 @@ local out = {}
 local dirty = {}
 local n = 0
 local completed = {}
-for i = 4, #ARGV, 3 do
-  local id, token, result = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+for i = 4, #ARGV, 4 do
+  local id, token, attempt, result = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local jk = jkey(id)
   local f = recs[i]
   if f == FOREIGN then
@@ -92,7 +92,7 @@ for i = 4, #ARGV, 3 do
   elseif f[1] ~= 'active' or f[2] ~= token or completed[id] then
     out[#out + 1] = STALE -- (the same job twice in one call: the second is stale)
     if f[8] ~= token and not completed[id] then -- not our own resend: another run's late result
-      late_result(id, f[3], wid, 'result', f[1], f[7], f[5])
+      late_result(id, f[3], wid, 'result', f[1], f[7], attempt)
     end
   else
     local tid = f[3]

@@ -13,7 +13,8 @@ KEYS  1 leases      the failed jobs leave it
       9 suspended   a parent whose children have all finished leaves it (a child dead-lettered)
      10 quarantine  ... into quarantine instead of waiting when its queue key holds a foreign type
 ARGV  3 worker id  4 backoff base ms  5 backoff max ms  6 tracebacks kept per job
-      7… sextuples: job id, lease token, error text, mode ("retry" | "fatal"), jitter in [0,1),
+      7… septuples: job id, lease token, the claim's attempt (0: unknown; named when the failure is
+      refused as late), error text, mode ("retry" | "fatal"), jitter in [0,1),
       the agent's traceback text ('' when there is none; the caller bounds its size)
 Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
   job:<id>       each job's record, read with try (foreign: NOT_FOUND, anomaly) and written
@@ -22,8 +23,7 @@ Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
                  traceback} (JSON), trimmed to the newest ARGV[6]; RPUSH with try (foreign: the
                  traceback is dropped, anomaly; the error text is in the job and the event).
                  The traceback goes there only, never into the event stream.
-  job:<id>:log   custody rows (try: a foreign log keeps the event in the stream only); read
-                 with try for a late failure's attempt (the late worker's claim)
+  job:<id>:log   custody rows (try: a foreign log keeps the event in the stream only)
   task:<id>      counters and status, each first command with try (foreign: not updated,
                  anomaly)
   worker:<id>    the worker's host/pid/client, read with try (foreign: id only)
@@ -42,9 +42,9 @@ local base, cap = tonumber(ARGV[4]), tonumber(ARGV[5])
 local kept = tonumber(ARGV[6])
 local out = {}
 local dirty = {}
-for i = 7, #ARGV, 6 do
-  local id, token, err, mode, jitter, tb = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
-    tonumber(ARGV[i + 4]), ARGV[i + 5]
+for i = 7, #ARGV, 7 do
+  local id, token, attempt, err, mode, jitter, tb = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
+    ARGV[i + 4], tonumber(ARGV[i + 5]), ARGV[i + 6]
   local jk = jkey(id)
   local f = try('HMGET', jk, 'state', 'token', 'task', 'failures', 'max_attempts', 'attempts',
     'worker', 'last_token')
@@ -55,7 +55,7 @@ for i = 7, #ARGV, 6 do
     out[#out + 1] = NOT_FOUND
   elseif f[1] ~= 'active' or f[2] ~= token then
     out[#out + 1] = STALE
-    if f[8] ~= token then late_result(id, f[3], wid, 'failure', f[1], f[7], f[6]) end
+    if f[8] ~= token then late_result(id, f[3], wid, 'failure', f[1], f[7], attempt) end
   else
     local tid = f[3]
     local failures = (tonumber(f[4]) or 0) + 1
