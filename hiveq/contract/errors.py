@@ -105,13 +105,11 @@ class NotFound(HiveqError):
     http_status = 404
     exit_code = ExitCode.NOT_FOUND
 
-    def __init__(self, kind: str, ident: str) -> None:
+    def __init__(self, kind: str, ident: str, why: str = "it may have expired") -> None:
         self.kind = kind
         self.ident = ident
         self.field = f"{kind}_id"
-        super().__init__(
-            f"unknown {kind} id {ident!r}: no such {kind} in this namespace (it may have expired)"
-        )
+        super().__init__(f"unknown {kind} id {ident!r}: no such {kind} in this namespace ({why})")
 
 
 class Conflict(HiveqError):

@@ -9,7 +9,7 @@ hands it out and the engine's wrappers take it back.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,7 +17,9 @@ class Lease:
     job_id: str
     token: str  # drawn by the claim; a reclaimed or cancelled job's old token is refused
     worker_id: str
-    attempt: int = 0  # the delivery this claim was (0: not known): named when a late result is refused
+    # The delivery this claim was (0: not known), named when a late result is refused; not part of
+    # the lease's identity (the token is).
+    attempt: int = field(default=0, compare=False)
 
 
 def holder(leases: Iterable[Lease]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -129,8 +130,17 @@ async def get_job(b: Broker, job_id: str) -> JobRecord:
     """One job with every traceback kept for it (one round trip)."""
     jobs = await get_jobs(b, [job_id], tracebacks=TRACEBACKS_KEPT)
     if not jobs:
-        raise NotFound("job", job_id)
+        raise NotFound("job", job_id, await why_unknown(b))
     return jobs[0]
+
+
+async def why_unknown(b: Broker) -> str:
+    """Why an id may be unknown: expired, or lost with the data (the namespace epoch's record)."""
+    lost_at = await b.guard(b.redis.hget(b.keys.meta, "lost_at"))
+    if not lost_at:
+        return "it may have expired"
+    at = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(int(lost_at) / 1000))
+    return f"it may have expired, or gone when Redis lost this namespace's data at {at}: see `hiveq doctor`"
 
 
 async def get_jobs(b: Broker, job_ids: Sequence[str], *, tracebacks: int = 0) -> list[JobRecord]:
@@ -156,7 +166,7 @@ async def get_jobs(b: Broker, job_ids: Sequence[str], *, tracebacks: int = 0) ->
 async def get_task(b: Broker, task_id: str) -> TaskRecord:
     h = cast("dict[str, str]", await b.guard(b.redis.hgetall(b.keys.task(task_id))))
     if not h:
-        raise NotFound("task", task_id)
+        raise NotFound("task", task_id, await why_unknown(b))
     return decode_task(h)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from hiveq.api.app import create_app
+from hiveq.contract.errors import NotFound
 from hiveq.contract.lease import Lease
 from hiveq.contract.states import JobState
 from hiveq.diagnose.doctor import run_doctor
@@ -43,7 +44,8 @@ async def test_a_redis_restarted_empty_under_running_jobs_is_reported_as_data_lo
     b = await Broker.connect(settings, role="test")
     procs = []
     try:
-        ids = (await submit(b, "t.ledger", [{"s": 60}] * 4)).job_ids
+        enq = await submit(b, "t.ledger", [{"s": 60}] * 4)
+        ids = enq.job_ids
         procs = [
             spawn_worker(
                 settings,
@@ -73,6 +75,8 @@ async def test_a_redis_restarted_empty_under_running_jobs_is_reported_as_data_lo
             _, events = await read_events(b, "0")
             losses = [e for e in events if e.type == "data_loss"]
             report = await run_doctor(b, remember=False)
+            with pytest.raises(NotFound) as unknown:
+                await inspect.get_task(b, enq.task_id)
 
             async def counted() -> str:
                 text = (await api.get("/metrics")).text
@@ -103,6 +107,7 @@ async def test_a_redis_restarted_empty_under_running_jobs_is_reported_as_data_lo
     assert "restarted empty: uptime" in check.summary and "run_id changed" in check.summary
     assert "4 jobs that live workers held are gone; persistence is off" in check.summary
     assert all(any(job in line for line in check.evidence) for job in ids)
+    assert "gone when Redis lost this namespace's data at" in str(unknown.value)
     namespace = report.check("namespace")
     assert "has not been used yet" not in namespace.summary and "data loss" in namespace.summary
     for log in logs:
