@@ -274,6 +274,8 @@ def transition(ev: Event) -> str:
         return f"step {escape(str(data.get('name', ev.reason or '')))}{took}"
     if ev.type == "signal":
         return f"signal {escape(str(data.get('name', '')))}"
+    if ev.type == "late":  # another execution's outcome, refused (its lease had expired)
+        return "[bold red]late outcome refused[/]"
     return ev.type
 
 

@@ -198,7 +198,7 @@ class BarsView:
             )
 
     def event(self, snap: Snapshot, ev: Event) -> None:
-        if ev.job and ev.to == "active" and ev.worker:
+        if ev.type == "job" and ev.job and ev.to == "active" and ev.worker:
             self.ran_by[ev.job] = who(ev).removeprefix("worker ")
 
     def close(self) -> None:
@@ -390,7 +390,7 @@ async def custody(b: Broker, jobs: list[JobRecord]) -> dict[str, Event]:
     """For each job, the event of its last claim: which worker, host, pid and connection ran it."""
     out: dict[str, Event] = {}
     for j in jobs:
-        claims = [e for e in await job_history(b, j.id) if e.to == "active" and e.worker]
+        claims = [e for e in await job_history(b, j.id) if e.type == "job" and e.to == "active" and e.worker]
         if claims:
             out[j.id] = claims[-1]
     return out

@@ -105,7 +105,12 @@ async def test_a_late_result_is_refused_and_recorded_in_the_jobs_custody(any_bro
     assert await complete(b, [Completion(stale, "by w1")]) == [Code.STALE_TOKEN]
     late = [e for e in await job_history(b, job_id) if e.type == "late"]
     assert len(late) == 1  # the resend of w2's own recorded result is not a late result
-    assert (late[0].worker, late[0].attempt, late[0].frm) == ("w1", 1, "succeeded")
+    assert (late[0].worker, late[0].attempt, late[0].data) == (
+        "w1",
+        1,
+        {"state": "succeeded", "holder": "w2"},
+    )
+    assert late[0].frm is None and late[0].to is None  # not a transition: no live view moves the job
     assert "late result refused from worker w1, attempt 1" in (late[0].reason or "")
 
 
@@ -116,5 +121,5 @@ async def test_a_late_failure_is_recorded_too(any_broker: Broker) -> None:
     assert (await reap(b))[0] == 1
     assert await fail(b, [Failure(stale, "boom")]) == [Code.STALE_TOKEN]
     [late] = [e for e in await job_history(b, job_id) if e.type == "late"]
-    assert (late.worker, late.frm, late.attempt) == ("w1", "waiting", 1)
+    assert (late.worker, late.attempt, late.data["state"]) == ("w1", 1, "waiting")
     assert "late failure refused from worker w1, attempt 1" in (late.reason or "")

@@ -399,8 +399,8 @@ end
 local function late_result(id, tid, wid, what, state, holder, attempt)
   local n = tonumber(attempt)
   if n == 0 then n = nil end
-  emit_custody(by_worker({ type = 'late', job = id, task = tid, from = state, to = state,
-    attempt = n, reason = 'late ' .. what .. ' refused from worker ' .. wid .. ', attempt ' ..
+  emit_custody(by_worker({ type = 'late', job = id, task = tid, attempt = n,
+    data = { state = state, holder = holder or nil }, reason = 'late ' .. what .. ' refused from worker ' .. wid .. ', attempt ' ..
     tostring(n or '?') .. ': its lease had expired (the job was ' .. tostring(state) ..
     (holder and holder ~= '' and (' with worker ' .. holder) or '') .. ')' }, wid))
 end
