@@ -378,15 +378,20 @@ class Worker:
         """Redis lost the namespace (heartbeat found another epoch): say so, with the jobs this
         worker held, stop them (their records are gone: nothing to record), register again."""
         assert self._epoch is not None
-        held = sorted({lease.job_id for lease in leases})
+        ids = sorted({lease.job_id for lease in leases})
+        # Only the jobs whose records went: one claimed since Redis came back is alive and kept.
+        pipe = self.b.redis.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.exists(self.b.keys.job(job_id))
+        there = await self.b.guard(pipe.execute()) if ids else []
+        held = [job_id for job_id, n in zip(ids, there, strict=True) if not n]
         loss = await self._epoch.report(held)
         if loss is None:
             return
         self.log.error("%s", loss_line(loss, held))
-        gone = set(held)
         for job_id in held:
             self._lose(job_id, "data loss: Redis lost this job's record", quiet=True)
-        self.outbox.drop(gone)
+        self.outbox.drop(set(held))
         await registry.register_worker(self.b, self.id, self.agents, self.concurrency, self.modules)
         self.log.warning("registered again after the data loss; serving %s", ",".join(self.agents))
 
