@@ -52,7 +52,7 @@ async def data_loss_check(b: Broker) -> Check:
     recent = loss is not None and now_ms - max(loss.at_ms, loss.detected_ms) < LOSS_FAILS_S * 1000
     evidence = _loss_lines(loss) if loss is not None else []
     if isinstance(archived, list) and archived:
-        evidence += [f"archive: {line}" for line in archived]
+        evidence += archived  # "<task id> (<status>, N subtask(s))", as the archive check always said
     parts: list[str] = []
     if loss is not None and recent:
         parts.append(
