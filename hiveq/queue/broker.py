@@ -10,14 +10,14 @@ import os
 import re
 import socket
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from redis import exceptions as rex
 from redis.asyncio import Redis
 
-from hiveq.contract.errors import Code, NamespaceError, RedisUnavailable, WrongTypeError
+from hiveq.contract.errors import Code, NamespaceError, RedisFull, RedisUnavailable, WrongTypeError
 from hiveq.contract.protocol import PROTOCOL_VERSION
 from hiveq.queue.keys import Keyspace
 from hiveq.queue.scripts import Scripts, script_keys
@@ -111,14 +111,15 @@ class Broker:
             )
         return {"app": app, "env": env, "protocol": int(proto), "created_ms": created}
 
-    async def run(self, script: str, args: list[Any]) -> Any:
+    async def run(self, script: str, args: list[Any], suspects: Sequence[tuple[str, str]] = ()) -> Any:
         """Run one transition script with the fixed keys its header declares (in that order) and
-        `args` from ARGV[3]; translate Redis errors into hiveq's."""
+        `args` from ARGV[3]; translate Redis errors into hiveq's. `suspects` (key, type) are the
+        derived keys it touches that a foreign type is looked for first."""
         keys = self._script_keys.get(script)
         if keys is None:
             keys = self._script_keys[script] = [self.keys.key(s) for s in script_keys(script)]
         full = [self.keys.prefix, await self.events_cap(), *args]
-        return await self.guard(self.scripts.run(script, keys, full))
+        return await self.guard(self.scripts.run(script, keys, full), suspects)
 
     async def events_cap(self) -> int:
         """The MAXLEN scripts trim the event stream to: HIVEQ_EVENTS_MAXLEN, or NO_TRIM while an
@@ -135,24 +136,36 @@ class Broker:
             self._events_cap = NO_TRIM if attached else self.settings.retention.events_maxlen
         return self._events_cap or self.settings.retention.events_maxlen
 
-    async def guard(self, op: Awaitable[T]) -> T:
-        """Await a Redis call, turning connection and WRONGTYPE errors into hiveq errors."""
+    async def guard(self, op: Awaitable[T], suspects: Sequence[tuple[str, str]] = ()) -> T:
+        """Await a Redis call, turning connection, OOM and WRONGTYPE errors into hiveq errors.
+        A WRONGTYPE that names no key is looked for among `suspects` (key, type) first."""
         try:
             return await op
         except (rex.ConnectionError, rex.TimeoutError, OSError) as exc:
             reason = str(exc) or type(exc).__name__
             raise RedisUnavailable(self.settings.redis_url, reason, sent=maybe_sent(exc)) from None
+        except rex.OutOfMemoryError:
+            raise await self.explain_full() from None
         except rex.ResponseError as exc:
             if "WRONGTYPE" in str(exc):
                 named = _SCRIPT_WRONGTYPE.search(str(exc))
                 if named:
                     raise WrongTypeError(*named.groups()) from None
-                raise await self.explain_wrongtype() from None
+                raise await self.explain_wrongtype(suspects) from None
             raise
 
-    async def explain_wrongtype(self) -> Exception:
+    async def explain_full(self) -> RedisFull:
+        """Redis answered OOM: name its limit and policy (INFO still answers when it is full)."""
+        try:
+            mem = await self.redis.info("memory")
+        except rex.RedisError:
+            mem = {}
+        limit = str(mem.get("maxmemory_human") or mem.get("maxmemory") or "?")
+        return RedisFull(limit, str(mem.get("maxmemory_policy") or "?"))
+
+    async def explain_wrongtype(self, suspects: Sequence[tuple[str, str]] = ()) -> Exception:
         """Find which of our keys holds the wrong Redis type, for a message that names it."""
-        for key, expected in self.keys.fixed_keys().items():
+        for key, expected in [*suspects, *self.keys.fixed_keys().items()]:
             found = _text(await self.redis.type(key))
             if found not in ("none", expected):
                 return WrongTypeError(key, found, expected)
