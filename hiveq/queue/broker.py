@@ -25,6 +25,8 @@ from hiveq.settings import Settings
 
 T = TypeVar("T")
 
+# Where `hiveq repair` moves a foreign value (lua/set_aside.lua): `<prefix>aside:<suffix>:<ms>`.
+ASIDE = "aside:"
 # The refusal of a script's prelude (lua/_lib.lua check_type): it names the key itself.
 _SCRIPT_WRONGTYPE = re.compile(r"WRONGTYPE hiveq key (\S+) holds a (\w+), expected a (\w+)")
 # With an archive attached (meta.archive, see lua/archive_lease.lua) scripts add events with this
@@ -194,6 +196,8 @@ def maybe_sent(exc: BaseException) -> bool:
 def expected_type(keys: Keyspace, key: str) -> str | None:
     """The Redis type hiveq keeps at `key`, from the key table in docs/protocol.md."""
     suffix = key.removeprefix(keys.prefix)
+    if suffix.startswith(ASIDE):  # a foreign value `hiveq repair` set aside: any type
+        return None
     if suffix.startswith(("q:", "wake:", "inbox:")):
         return "zset"
     if suffix.startswith(("job:", "task:", "worker:")):

@@ -45,6 +45,7 @@ SCRIPT_NAMES = (
     "find_vanished",
     "mark_vanished",
     "recover",
+    "set_aside",
 )
 
 
