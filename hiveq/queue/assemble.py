@@ -20,6 +20,11 @@ from importlib import resources
 from hiveq.queue.keys import FIXED_KEY_TYPES
 
 _HEADER = re.compile(r"--\[(=*)\[(.*?)\]\1\]", re.S)
+# `FLAGS allow-oom` in a header: the script is sent with `#!lua flags=allow-oom`, so Redis runs it
+# when maxmemory is reached under noeviction (the scripts that land or hand back work already
+# taken: a worker finishes what it holds). Without it, a script Redis refuses for memory wrote
+# nothing: Redis refuses a script's first memory-growing write only, never one after a write.
+_FLAGS = re.compile(r"^FLAGS\s+(allow-oom)\b", re.M)
 _KEY_ROW = re.compile(r"^(?:KEYS)?\s+(\d+)\s+([a-z_]+)(\*?)(?:\s|$)")
 # Comments and string literals, which never use a name.
 _NOT_CODE = re.compile(r"--\[(=*)\[.*?\]\1\]|--[^\n]*|'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"", re.S)
@@ -116,12 +121,21 @@ def prelude_for(body: str) -> str:
     return "".join(p for p, k in zip(parts, keep, strict=True) if k)
 
 
+def script_flags(name: str) -> tuple[str, ...]:
+    """The Redis script flags its header's FLAGS line asks for (none: a plain EVAL script)."""
+    header = _HEADER.match(lua(name))
+    return tuple(_FLAGS.findall(header.group(2))) if header else ()
+
+
 @cache
 def script_source(name: str) -> str:
-    """What is sent to Redis for `name`: the KEYS declaration, the prelude it uses, the script."""
+    """What is sent to Redis for `name`: the shebang its FLAGS ask for, the KEYS declaration, the
+    prelude it uses, the script."""
     declared = ", ".join(
         f"'{k}', '{FIXED_KEY_TYPES[k]}', {str(later).lower()}" for k, later in key_rows(name)
     )
     head = f"local SCRIPT, DECLARED = '{name}', {{ {declared} }} -- from the header's KEYS\n"
     body = lua(name)
-    return head + prelude_for(body) + "\n" + body
+    flags = script_flags(name)
+    shebang = f"#!lua flags={','.join(flags)}\n" if flags else ""
+    return shebang + head + prelude_for(body) + "\n" + body

@@ -1,6 +1,7 @@
 --[[ heartbeat: a live worker extends the leases it still holds and records that it is alive.
 A lease is extended only for the same token; anything else is reported lost.
 
+FLAGS allow-oom: runs when Redis is full (it lands or hands back work already taken)
 KEYS  1 leases      deadlines of the leases still held (ZADD XX: never adds a job)
       2 workers     the worker's score = now (only while its record exists)
 ARGV  3 worker id  4 lease ms  5 number of running jobs  6… pairs: job id, lease token
