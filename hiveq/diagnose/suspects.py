@@ -16,11 +16,11 @@ from typing import Any, cast
 
 from hiveq.diagnose.consumers import Client, list_clients
 from hiveq.diagnose.monitor import Sample, sample_monitor
+from hiveq.queue.audit import EVICTING
 from hiveq.queue.broker import Broker
 from hiveq.queue.vanish import Seen
 
 MAX_SUSPECTS = 10
-EVICTING = ("allkeys-", "volatile-")  # maxmemory policies under which Redis evicts keys
 FOREIGN_WINDOW_MS = 3_600_000  # mark_vanished keeps the suspects of the last hour in `foreign`
 
 
