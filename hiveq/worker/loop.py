@@ -247,7 +247,9 @@ class Worker:
                     await self._sleep_or_stop(stalled.next_delay())
                 continue
             delay.reset()
-            stalled.reset()
+            if stalled.attempt:
+                stalled.reset()
+                self.trouble.resumed("claims")
             self.link.restored()
 
     async def _wait_event(self, event: asyncio.Event) -> None:

@@ -26,6 +26,7 @@ SAY_EVERY_S = 60.0  # one log line per problem per minute, however often it is r
 PAUSE_BASE_S, PAUSE_CAP_S = 0.5, 10.0  # backoff of a paused key (and of a loop that met one)
 
 Problem = WrongTypeError | RedisFull
+FULL = "writes (Redis was full)"  # how a full Redis is named among the refused keys
 Logger = logging.Logger | logging.LoggerAdapter[logging.Logger]
 
 
@@ -47,7 +48,7 @@ class Trouble:
 
     def say(self, exc: Problem, doing: str) -> None:
         """Log `exc` at most once per SAY_EVERY_S per key (or once for a full Redis)."""
-        what = exc.key if isinstance(exc, WrongTypeError) else "redis-full"
+        what = exc.key if isinstance(exc, WrongTypeError) else FULL
         now = time.monotonic()
         if now - self._said.get(what, -math.inf) < SAY_EVERY_S:
             return
@@ -92,6 +93,16 @@ class Trouble:
             return default
         soonest = min(at for at, _ in self._paused.values()) - time.monotonic()
         return max(0.05, min(default, soonest))
+
+    def resumed(self, doing: str) -> None:
+        """A loop stopped by a shared key or a full Redis got through again: say so once."""
+        shared = [k for k in self._said if k not in self._agent_of]
+        for k in shared:
+            del self._said[k]
+        if shared:
+            self.log.warning(
+                "Redis accepts %s again (%s no longer refused); resuming", doing, ", ".join(shared)
+            )
 
     def worked(self, agents: Sequence[str], *, waited: bool = False) -> None:
         """A claim (or, `waited`, a wait) over `agents` went through: their keys are usable again."""

@@ -247,3 +247,16 @@ async def fixable(ctx: AgentContext) -> dict[str, int]:
     if ctx.job_id not in FIXED:
         raise RuntimeError(f"not fixed yet (attempt {ctx.attempt})")
     return {"attempt": ctx.attempt}
+
+
+# -- counted runs (fault tests: every execution counted outside hiveq's namespace) -------------
+async def _counted(ctx: AgentContext) -> dict[str, Any]:
+    """Counts its run in `sidefx:<job id>:run`; with HIVEQ_TEST_GATE set, first waits for that file."""
+    gate = os.environ.get("HIVEQ_TEST_GATE")
+    if gate:
+        await until(lambda: Path(gate).exists(), 600, "the test to open the gate", interval_s=0.05)
+    return {"run": await _count(ctx, "run"), "pid": os.getpid()}
+
+
+for _name in ("t.count_a", "t.count_b", "t.count_c"):
+    agent(_name)(_counted)
