@@ -20,11 +20,14 @@ from importlib import resources
 from hiveq.queue.keys import FIXED_KEY_TYPES
 
 _HEADER = re.compile(r"--\[(=*)\[(.*?)\]\1\]", re.S)
-# `FLAGS allow-oom` in a header: the script is sent with `#!lua flags=allow-oom`, so Redis runs it
-# when maxmemory is reached under noeviction (the scripts that land or hand back work already
-# taken: a worker finishes what it holds). Without it, a script Redis refuses for memory wrote
-# nothing: Redis refuses a script's first memory-growing write only, never one after a write.
-_FLAGS = re.compile(r"^FLAGS\s+(allow-oom)\b", re.M)
+# A header's FLAGS line says how the script meets a full Redis (maxmemory reached, noeviction):
+# - `FLAGS allow-oom`: sent with `#!lua flags=allow-oom`, Redis runs it anyway (the scripts that
+#   land or hand back work already taken: a worker finishes what it holds);
+# - `FLAGS none`: sent with `#!lua` (no flags), Redis refuses the whole call before it runs (the
+#   scripts that accept new work: a refused task was surely not written).
+# Without a FLAGS line (a plain EVAL script) Redis refuses only a first write that grows memory;
+# once a script wrote, it runs to its end. Either way a refused call wrote nothing.
+_FLAGS = re.compile(r"^FLAGS\s+(allow-oom|none)\b", re.M)
 _KEY_ROW = re.compile(r"^(?:KEYS)?\s+(\d+)\s+([a-z_]+)(\*?)(?:\s|$)")
 # Comments and string literals, which never use a name.
 _NOT_CODE = re.compile(r"--\[(=*)\[.*?\]\1\]|--[^\n]*|'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"", re.S)
@@ -136,6 +139,6 @@ def script_source(name: str) -> str:
     )
     head = f"local SCRIPT, DECLARED = '{name}', {{ {declared} }} -- from the header's KEYS\n"
     body = lua(name)
-    flags = script_flags(name)
-    shebang = f"#!lua flags={','.join(flags)}\n" if flags else ""
+    flags = [f for f in script_flags(name) if f != "none"]
+    shebang = (f"#!lua flags={','.join(flags)}\n" if flags else "#!lua\n") if script_flags(name) else ""
     return shebang + head + prelude_for(body) + "\n" + body
