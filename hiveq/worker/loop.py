@@ -352,6 +352,9 @@ class Worker:
             except RedisUnavailable as exc:
                 await self.link.failed(str(exc))
                 return
+            except (WrongTypeError, RedisFull) as exc:  # progress is best effort: the job goes on
+                self.trouble.say(exc, "progress reports")
+                return
             if code == Code.STALE_TOKEN and job.id in self.running:
                 self._lose(job.id, "progress report refused: lease no longer held")
 
