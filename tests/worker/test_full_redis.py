@@ -35,14 +35,16 @@ FULL = (
 
 
 async def fill(r: Redis) -> int:
-    """Write another application's keys until Redis refuses (OOM), in smaller and smaller values
-    (a refused command's buffer is freed again): at the end less than 100 bytes are left."""
+    """Write another application's keys until Redis refuses (OOM), then 1 MB more past the limit
+    (a script Redis runs anyway), so that Redis stays full whatever small buffers it frees."""
     n = 0
-    for size in (200_000, 10_000, 500, 50):
-        with contextlib.suppress(OutOfMemoryError):
-            while True:
-                await r.set(f"other-app:{n}", "x" * size)
-                n += 1
+    with contextlib.suppress(OutOfMemoryError):
+        while True:
+            await r.set(f"other-app:{n}", "x" * 200_000)
+            n += 1
+    await r.eval(
+        "#!lua flags=allow-oom\nreturn redis.call('SET', KEYS[1], ARGV[1])", 1, "other-app:over", "x" * 2**20
+    )
     return n
 
 
