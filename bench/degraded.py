@@ -5,7 +5,7 @@
    with 10 and 200 agents, and its ratio to one PING round trip measured in the same run;
 2. how soon a worker serves a poisoned agent again after `set_aside` (what `hiveq repair` runs):
    a list sits on the agent's queue key for 3 s or 12 s (the worker's backoff grows from 0.5 s to
-   10 s meanwhile), then it is set aside and a job of that agent is enqueued; the time from the
+   5 s meanwhile), then it is set aside and a job of that agent is enqueued; the time from the
    repair to the job's success.
 Starts its own private Valkey; prints min-median-max over --runs runs with the load average.
 Run: .venv/bin/python bench/degraded.py [--runs 3]

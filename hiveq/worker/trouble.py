@@ -23,7 +23,7 @@ from hiveq.queue.keys import Keyspace
 from hiveq.worker.reconnect import ReconnectDelay
 
 SAY_EVERY_S = 60.0  # one log line per problem per minute, however often it is retried
-PAUSE_BASE_S, PAUSE_CAP_S = 0.5, 10.0  # backoff of a paused key (and of a loop that met one)
+PAUSE_BASE_S, PAUSE_CAP_S = 0.5, 5.0  # backoff of a paused key (and of a loop that met one)
 
 Problem = WrongTypeError | RedisFull
 FULL = "writes (Redis was full)"  # how a full Redis is named among the refused keys
