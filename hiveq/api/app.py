@@ -16,7 +16,7 @@ from hiveq.api.doctor import router as doctor_router
 from hiveq.api.guard import BrowserGuard
 from hiveq.api.metrics import Metrics
 from hiveq.archive.read import Archive
-from hiveq.contract.errors import RedisUnavailable
+from hiveq.contract.errors import RedisFull, RedisUnavailable, WrongTypeError
 from hiveq.contract.protocol import VERSION
 from hiveq.dashboard.app import mount as mount_dashboard
 from hiveq.diagnose.watch import watch_forever
@@ -47,7 +47,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await b.claim_namespace()
         await guard.remember()
         app.state.namespace_claimed = True
-    except RedisUnavailable as exc:  # serve 503s (and /health) until Redis is back
+    except (RedisUnavailable, WrongTypeError, RedisFull) as exc:  # serve errors (and /health) until fixed
         log.warning("%s", exc)
     # The namespace's epoch, checked every second: a Redis that lost the data is reported at once.
     epochs = asyncio.create_task(

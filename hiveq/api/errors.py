@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hiveq.contract.errors import (
     HiveqError,
     PayloadTooLarge,
+    RedisFull,
     RedisUnavailable,
     ValidationFailed,
     code_for_status,
@@ -63,7 +64,9 @@ def from_pydantic(errors: Sequence[Any]) -> ValidationFailed:
 
 async def hiveq_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HiveqError)
-    if exc.http_status >= 500 and not isinstance(exc, RedisUnavailable):
+    if isinstance(exc, RedisFull):
+        log.warning("%s", exc)  # an answer about Redis's state, not a fault of this process
+    elif exc.http_status >= 500 and not isinstance(exc, RedisUnavailable):
         log.error("%s: %s", type(exc).__name__, exc)
     return error_response(exc.http_status, exc.code, str(exc), exc.field)
 

@@ -15,6 +15,7 @@ from hiveq.contract.errors import HiveqError
 from hiveq.contract.protocol import VERSION
 from hiveq.contract.redact import redact
 from hiveq.contract.views import Health, Queues, RedisHealth, Throughput, Workers
+from hiveq.diagnose.degraded import problems
 from hiveq.queue import inspect, registry
 from hiveq.queue.broker import Broker
 
@@ -82,13 +83,23 @@ async def probe(b: Broker) -> RedisHealth:
     "/health", response_model=Health, responses={503: {"model": Health, "description": "Redis down"}}
 )
 async def health(request: Request) -> Response:
-    """Is Redis reachable? Never needs a token; answers within two seconds even when Redis is down."""
+    """Is Redis reachable, and can it serve this namespace? `degraded` (still 200) lists why not
+    (a full Redis refusing writes, a foreign value on one of hiveq's keys) with what to do. Never
+    needs a token; answers within a few seconds even when Redis is down."""
     b: Broker = request.app.state.broker
     redis = await probe(b)
+    found: list[str] = []
+    if redis.reachable:
+        try:
+            async with asyncio.timeout(HEALTH_TIMEOUT_S):
+                found = await problems(b)
+        except (TimeoutError, HiveqError):
+            found = []  # the probe answered: reachable; a slow extra check is not a verdict
     body = Health(
-        status="ok" if redis.reachable else "unavailable",
+        status=("degraded" if found else "ok") if redis.reachable else "unavailable",
         version=VERSION,
         redis=redis,
         namespace=b.settings.namespace,
+        problems=found,
     )
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if redis.reachable else 503)

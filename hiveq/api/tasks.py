@@ -76,7 +76,7 @@ async def read_task_request(request: Request) -> TaskRequest:
     response_model=SubmitResponse,
     responses={
         200: {"model": SubmitResponse, "description": "idempotent replay: the earlier task"},
-        **errors(401, 403, 413, 415, 421, 422, 503),
+        **errors(401, 403, 409, 413, 415, 421, 422, 503, 507),
     },
     openapi_extra={
         "requestBody": {

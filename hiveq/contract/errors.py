@@ -142,8 +142,26 @@ class WrongTypeError(HiveqError):
         self.field = key
         super().__init__(
             f"Redis key {key!r} holds a {found}, but hiveq keeps a {expected} there. Another "
-            "application is probably using the same key name: point hiveq at another namespace "
-            "(HIVEQ_APP/HIVEQ_ENV) or database, or remove the foreign key; run `hiveq doctor`"
+            "application is probably using the same key name: run `hiveq repair` to move the "
+            "foreign value aside (nothing is deleted), then find its writer (`hiveq doctor "
+            "--sample 5`) or point hiveq at another namespace (HIVEQ_APP/HIVEQ_ENV)"
+        )
+
+
+class RedisFull(HiveqError):
+    """Redis refused a write: maxmemory is reached and its policy does not evict (noeviction).
+    A refused script or command wrote nothing (Redis refuses a script before its first write)."""
+
+    code = "redis_full"
+    http_status = 507
+    exit_code = ExitCode.REDIS_UNAVAILABLE
+
+    def __init__(self, maxmemory: str, policy: str) -> None:
+        self.maxmemory = maxmemory
+        self.policy = policy
+        super().__init__(
+            f"Redis is full (maxmemory {maxmemory} reached, policy {policy}): nothing was written; "
+            "free memory or raise maxmemory"
         )
 
 
@@ -301,6 +319,7 @@ ERRORS: dict[str, type[HiveqError]] = {
         Conflict,
         NamespaceError,
         WrongTypeError,
+        RedisFull,
         RedisUnavailable,
         OutcomeUnknown,
         HostNotAllowed,

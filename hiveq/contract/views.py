@@ -209,7 +209,12 @@ class RedisHealth(BaseModel):
 
 
 class Health(BaseModel):
-    status: str = Field(description="ok | unavailable")
+    status: str = Field(description="ok | degraded | unavailable")
     version: str
     redis: RedisHealth
     namespace: str
+    problems: list[str] = Field(
+        default_factory=list,
+        description="why the namespace is degraded (a full Redis, a foreign value on one of its keys), "
+        "each with what to do",
+    )

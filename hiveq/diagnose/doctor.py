@@ -85,8 +85,10 @@ async def audit_check(b: Broker) -> Check:
     evidence = [f"{j.id}: {j.reason or 'vanished'}" for j in marked]
     evidence += [_missing_line(m) for m in rep.missing[:100]]
     evidence += [f"{m.job_id}: in several places at once: {', '.join(m.places)}" for m in rep.duplicated[:50]]
-    evidence += [f"{j}: in one of our sets but never enqueued by hiveq" for j in rep.strays[:50]]
-    evidence += [f"{j}: its record is gone (deleted or evicted)" for j in rep.records_missing[:50]]
+    stray = f"not in the job index ({rep.evicted})" if rep.evicted else "never enqueued by hiveq"
+    gone = rep.evicted or "deleted or evicted"
+    evidence += [f"{j}: in one of our sets but {stray}" for j in rep.strays[:50]]
+    evidence += [f"{j}: its record is gone ({gone})" for j in rep.records_missing[:50]]
     evidence += [
         f"{key}: holds a {found}, not our zset (overwritten by another application?)"
         for key, found in rep.foreign_keys.items()
@@ -100,10 +102,14 @@ async def audit_check(b: Broker) -> Check:
         f"{len(rep.duplicated)} in several places" if rep.duplicated else "",
         f"{len(rep.strays)} foreign member(s)" if rep.strays else "",
     ]
+    culprit = (
+        f"{rep.evicted}: set maxmemory-policy noeviction so that Redis refuses new work instead"
+        if rep.evicted
+        else "something outside hiveq took, deleted or wrote them (a foreign pop, DEL, script or eviction)"
+    )
     return fail(
         name,
-        f"{', '.join(p for p in parts if p)} of {rep.total} jobs — something outside hiveq took, "
-        "deleted or wrote them (a foreign pop, DEL, script or eviction)",
+        f"{', '.join(p for p in parts if p)} of {rep.total} jobs — {culprit}",
         evidence,
         fix="Stop the culprit (the suspect named with each vanished job, 'foreign consumers' below, "
         "or `hiveq doctor --sample 5` to catch it in the act) and check the eviction policy; then "

@@ -8,6 +8,7 @@ from typing import Any
 
 from redis import exceptions as rex
 
+from hiveq.diagnose.degraded import refusing_writes
 from hiveq.diagnose.report import Check, fail, ok, warn
 from hiveq.queue.broker import Broker
 
@@ -102,6 +103,14 @@ def memory_check(inf: dict[str, Any]) -> Check:
         "Raise maxmemory, trim finished data (HIVEQ_RETENTION_SECONDS), or move other apps' data "
         "elsewhere; at the limit Redis refuses new jobs (noeviction) or deletes them (other policies)."
     )
+    refusing = refusing_writes(inf)
+    if refusing:
+        return fail(
+            name,
+            f"{summary}: {refusing}",
+            [*evidence, f"maxmemory-policy={inf.get('maxmemory_policy')}"],
+            fix,
+        )
     if ratio >= MEMORY_FAIL:
         return fail(name, summary + ": new jobs will soon be refused", evidence, fix)
     if ratio >= MEMORY_WARN:

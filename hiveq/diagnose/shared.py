@@ -92,8 +92,9 @@ async def wrong_type_check(b: Broker) -> Check:
             f"{len(bad)} of this namespace's keys hold the wrong Redis type: another "
             "application writes to hiveq's key names",
             bad,
-            fix="Find the writer (`hiveq doctor --sample 5`), then point hiveq at a fresh namespace "
-            "(HIVEQ_APP/HIVEQ_ENV) or database, or delete the foreign key once nothing writes it.",
+            fix="Run `hiveq repair` to move each foreign value aside under `aside:<key>:<ms>` in the "
+            "namespace (nothing is deleted; paused workers resume within seconds), then find the "
+            "writer (`hiveq doctor --sample 5`) or point hiveq at a fresh namespace (HIVEQ_APP/HIVEQ_ENV).",
         )
     more = f" (first {SCAN_CAP} scanned)" if cut else ""
     return ok(name, f"{len(ours)} keys of this namespace, all of the expected type{more}")

@@ -9,6 +9,7 @@ ours, in which case the loss is named an eviction, not blamed on a client.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -16,11 +17,11 @@ from typing import Any, cast
 
 from hiveq.diagnose.consumers import Client, list_clients
 from hiveq.diagnose.monitor import Sample, sample_monitor
+from hiveq.queue.audit import EVICTING
 from hiveq.queue.broker import Broker
 from hiveq.queue.vanish import Seen
 
 MAX_SUSPECTS = 10
-EVICTING = ("allkeys-", "volatile-")  # maxmemory policies under which Redis evicts keys
 FOREIGN_WINDOW_MS = 3_600_000  # mark_vanished keeps the suspects of the last hour in `foreign`
 
 
@@ -46,12 +47,17 @@ def database(b: Broker) -> int:
     return int(b.redis.connection_pool.connection_kwargs.get("db") or 0)
 
 
+EVICTION_RECENT_S = 60.0  # after evicted_keys last moved, a record found gone is still named evicted
+
+
 @dataclass
 class EvictionClock:
-    """Redis's evicted-keys counter as last read, to tell whether keys were evicted since."""
+    """Redis's evicted-keys counter as last read, to tell whether keys were evicted lately."""
 
     evicted_keys: int | None = None
     since_ms: int = 0
+    moved: str = ""  # what the last movement of the counter said
+    moved_at: float = -math.inf  # when (monotonic)
 
     async def read(self, b: Broker) -> tuple[int, str]:
         stats = await b.guard(b.redis.info("stats"))
@@ -63,14 +69,19 @@ class EvictionClock:
         self.since_ms = int(time.time() * 1000)
 
     async def evicted(self, b: Broker) -> str:
-        """'' unless Redis evicted keys since the last read under an evicting policy."""
+        """'' unless Redis evicted keys under an evicting policy since the last read, or within
+        EVICTION_RECENT_S before it (one wave of evictions is found over several watch ticks)."""
         count, policy = await self.read(b)
         before = self.evicted_keys if self.evicted_keys is not None else count
         since = time.strftime("%H:%M:%S", time.localtime(self.since_ms / 1000)) if self.since_ms else "start"
         self.evicted_keys, self.since_ms = count, int(time.time() * 1000)
-        if count > before and policy.startswith(EVICTING):
-            return f"maxmemory-policy {policy}; {count - before} keys evicted since {since}"
-        return ""
+        if not policy.startswith(EVICTING):
+            return ""
+        if count > before:
+            self.moved = f"maxmemory-policy {policy} ({count - before} keys evicted since {since})"
+            self.moved_at = time.monotonic()
+            return self.moved
+        return self.moved if time.monotonic() - self.moved_at <= EVICTION_RECENT_S else ""
 
 
 def _sampled(sample: Sample, clients: dict[str, Client]) -> list[dict[str, Any]]:

@@ -20,6 +20,14 @@ from importlib import resources
 from hiveq.queue.keys import FIXED_KEY_TYPES
 
 _HEADER = re.compile(r"--\[(=*)\[(.*?)\]\1\]", re.S)
+# A header's FLAGS line says how the script meets a full Redis (maxmemory reached, noeviction):
+# - `FLAGS allow-oom`: sent with `#!lua flags=allow-oom`, Redis runs it anyway (the scripts that
+#   land or hand back work already taken: a worker finishes what it holds);
+# - `FLAGS none`: sent with `#!lua` (no flags), Redis refuses the whole call before it runs (the
+#   scripts that accept new work: a refused task was surely not written).
+# Without a FLAGS line (a plain EVAL script) Redis refuses only a first write that grows memory;
+# once a script wrote, it runs to its end. Either way a refused call wrote nothing.
+_FLAGS = re.compile(r"^FLAGS\s+(allow-oom|none)\b", re.M)
 _KEY_ROW = re.compile(r"^(?:KEYS)?\s+(\d+)\s+([a-z_]+)(\*?)(?:\s|$)")
 # Comments and string literals, which never use a name.
 _NOT_CODE = re.compile(r"--\[(=*)\[.*?\]\1\]|--[^\n]*|'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"", re.S)
@@ -116,12 +124,21 @@ def prelude_for(body: str) -> str:
     return "".join(p for p, k in zip(parts, keep, strict=True) if k)
 
 
+def script_flags(name: str) -> tuple[str, ...]:
+    """The Redis script flags its header's FLAGS line asks for (none: a plain EVAL script)."""
+    header = _HEADER.match(lua(name))
+    return tuple(_FLAGS.findall(header.group(2))) if header else ()
+
+
 @cache
 def script_source(name: str) -> str:
-    """What is sent to Redis for `name`: the KEYS declaration, the prelude it uses, the script."""
+    """What is sent to Redis for `name`: the shebang its FLAGS ask for, the KEYS declaration, the
+    prelude it uses, the script."""
     declared = ", ".join(
         f"'{k}', '{FIXED_KEY_TYPES[k]}', {str(later).lower()}" for k, later in key_rows(name)
     )
     head = f"local SCRIPT, DECLARED = '{name}', {{ {declared} }} -- from the header's KEYS\n"
     body = lua(name)
-    return head + prelude_for(body) + "\n" + body
+    flags = [f for f in script_flags(name) if f != "none"]
+    shebang = (f"#!lua flags={','.join(flags)}\n" if flags else "#!lua\n") if script_flags(name) else ""
+    return shebang + head + prelude_for(body) + "\n" + body

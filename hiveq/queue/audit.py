@@ -35,6 +35,9 @@ class AuditReport(BaseModel):
     strays: list[str]  # members of our places with no index entry (written by someone else)
     records_missing: list[str] = []  # indexed jobs whose record hash is gone (deleted or evicted)
     foreign_keys: dict[str, str] = {}  # place key -> the Redis type found there instead of a zset
+    # Non-empty when Redis evicts keys (an allkeys-/volatile- maxmemory policy) and has evicted
+    # some: what is gone is then named an eviction, not blamed on a foreign client.
+    evicted: str = ""
 
     @property
     def ok(self) -> bool:
@@ -73,6 +76,7 @@ async def audit(b: Broker, *, with_history: bool = True) -> AuditReport:
     dup_ids = sorted(j for j, p in where.items() if len(p) > 1)
     strays = sorted(where.keys() - index)
     gone = await records_gone(b, sorted(index))
+    evicted = await eviction(b) if gone or missing_ids or strays else ""
 
     async def describe(job_id: str) -> Misplaced:
         state = await b.guard(b.redis.hget(k.job(job_id), "state"))
@@ -90,7 +94,22 @@ async def audit(b: Broker, *, with_history: bool = True) -> AuditReport:
         strays=strays,
         records_missing=gone,
         foreign_keys=foreign,
+        evicted=evicted,
     )
+
+
+EVICTING = ("allkeys-", "volatile-")  # maxmemory policies under which Redis deletes keys itself
+
+
+async def eviction(b: Broker) -> str:
+    """'evicted by Redis: maxmemory-policy P (N keys …)' when the policy evicts and Redis has
+    evicted keys since it started; '' otherwise."""
+    stats = await b.guard(b.redis.info("stats"))
+    memory = await b.guard(b.redis.info("memory"))
+    count, policy = int(stats.get("evicted_keys") or 0), str(memory.get("maxmemory_policy") or "")
+    if count and policy.startswith(EVICTING):
+        return f"evicted by Redis: maxmemory-policy {policy} ({count} keys evicted since the server started)"
+    return ""
 
 
 async def records_gone(b: Broker, job_ids: list[str], chunk: int = 1000) -> list[str]:

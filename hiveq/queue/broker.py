@@ -11,14 +11,14 @@ import re
 import secrets
 import socket
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from redis import exceptions as rex
 from redis.asyncio import Redis
 
-from hiveq.contract.errors import Code, NamespaceError, RedisUnavailable, WrongTypeError
+from hiveq.contract.errors import Code, NamespaceError, RedisFull, RedisUnavailable, WrongTypeError
 from hiveq.contract.protocol import PROTOCOL_VERSION
 from hiveq.queue.keys import Keyspace
 from hiveq.queue.scripts import Scripts, script_keys
@@ -26,6 +26,8 @@ from hiveq.settings import Settings
 
 T = TypeVar("T")
 
+# Where `hiveq repair` moves a foreign value (lua/set_aside.lua): `<prefix>aside:<suffix>:<ms>`.
+ASIDE = "aside:"
 # The refusal of a script's prelude (lua/_lib.lua check_type): it names the key itself.
 _SCRIPT_WRONGTYPE = re.compile(r"WRONGTYPE hiveq key (\S+) holds a (\w+), expected a (\w+)")
 # With an archive attached (meta.archive, see lua/archive_lease.lua) scripts add events with this
@@ -121,14 +123,15 @@ class Broker:
         self.epoch = str(res[5])
         return {"app": app, "env": env, "protocol": int(proto), "created_ms": created, "epoch": self.epoch}
 
-    async def run(self, script: str, args: list[Any]) -> Any:
+    async def run(self, script: str, args: list[Any], suspects: Sequence[tuple[str, str]] = ()) -> Any:
         """Run one transition script with the fixed keys its header declares (in that order) and
-        `args` from ARGV[3]; translate Redis errors into hiveq's."""
+        `args` from ARGV[3]; translate Redis errors into hiveq's. `suspects` (key, type) are the
+        derived keys it touches that a foreign type is looked for first."""
         keys = self._script_keys.get(script)
         if keys is None:
             keys = self._script_keys[script] = [self.keys.key(s) for s in script_keys(script)]
         full = [self.keys.prefix, await self.events_cap(), *args]
-        return await self.guard(self.scripts.run(script, keys, full))
+        return await self.guard(self.scripts.run(script, keys, full), suspects)
 
     async def events_cap(self) -> int:
         """The MAXLEN scripts trim the event stream to: HIVEQ_EVENTS_MAXLEN, or NO_TRIM while an
@@ -145,24 +148,36 @@ class Broker:
             self._events_cap = NO_TRIM if attached else self.settings.retention.events_maxlen
         return self._events_cap or self.settings.retention.events_maxlen
 
-    async def guard(self, op: Awaitable[T]) -> T:
-        """Await a Redis call, turning connection and WRONGTYPE errors into hiveq errors."""
+    async def guard(self, op: Awaitable[T], suspects: Sequence[tuple[str, str]] = ()) -> T:
+        """Await a Redis call, turning connection, OOM and WRONGTYPE errors into hiveq errors.
+        A WRONGTYPE that names no key is looked for among `suspects` (key, type) first."""
         try:
             return await op
         except (rex.ConnectionError, rex.TimeoutError, OSError) as exc:
             reason = str(exc) or type(exc).__name__
             raise RedisUnavailable(self.settings.redis_url, reason, sent=maybe_sent(exc)) from None
+        except rex.OutOfMemoryError:
+            raise await self.explain_full() from None
         except rex.ResponseError as exc:
             if "WRONGTYPE" in str(exc):
                 named = _SCRIPT_WRONGTYPE.search(str(exc))
                 if named:
                     raise WrongTypeError(*named.groups()) from None
-                raise await self.explain_wrongtype() from None
+                raise await self.explain_wrongtype(suspects) from None
             raise
 
-    async def explain_wrongtype(self) -> Exception:
+    async def explain_full(self) -> RedisFull:
+        """Redis answered OOM: name its limit and policy (INFO still answers when it is full)."""
+        try:
+            mem = await self.redis.info("memory")
+        except rex.RedisError:
+            mem = {}
+        limit = str(mem.get("maxmemory_human") or mem.get("maxmemory") or "?")
+        return RedisFull(limit, str(mem.get("maxmemory_policy") or "?"))
+
+    async def explain_wrongtype(self, suspects: Sequence[tuple[str, str]] = ()) -> Exception:
         """Find which of our keys holds the wrong Redis type, for a message that names it."""
-        for key, expected in self.keys.fixed_keys().items():
+        for key, expected in [*suspects, *self.keys.fixed_keys().items()]:
             found = _text(await self.redis.type(key))
             if found not in ("none", expected):
                 return WrongTypeError(key, found, expected)
@@ -191,6 +206,8 @@ def maybe_sent(exc: BaseException) -> bool:
 def expected_type(keys: Keyspace, key: str) -> str | None:
     """The Redis type hiveq keeps at `key`, from the key table in docs/protocol.md."""
     suffix = key.removeprefix(keys.prefix)
+    if suffix.startswith(ASIDE):  # a foreign value `hiveq repair` set aside: any type
+        return None
     if suffix.startswith(("q:", "wake:", "inbox:")):
         return "zset"
     if suffix.startswith(("job:", "task:", "worker:")):

@@ -63,7 +63,8 @@ async def claim(
     if count <= 0 or not agents:
         return []
     lease_ms = int(b.settings.leases.lease_s * 1000)
-    raw = await b.run("claim", [worker_id, token or new_token(), count, lease_ms, *agents])
+    queues = [(b.keys.queue(a), "zset") for a in agents]
+    raw = await b.run("claim", [worker_id, token or new_token(), count, lease_ms, *agents], queues)
     return [_decode(r, worker_id) for r in raw]
 
 
@@ -76,5 +77,6 @@ async def wait_for_work(
     does not hold a pooled connection others need.
     """
     r = conn or b.redis
-    res = await b.guard(r.bzpopmin([b.keys.wake(a) for a in agents], timeout=timeout_s))
+    wakes = [b.keys.wake(a) for a in agents]
+    res = await b.guard(r.bzpopmin(wakes, timeout=timeout_s), [(k, "zset") for k in wakes])
     return res is not None

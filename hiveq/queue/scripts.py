@@ -46,6 +46,7 @@ SCRIPT_NAMES = (
     "mark_vanished",
     "recover",
     "record_loss",
+    "set_aside",
 )
 
 

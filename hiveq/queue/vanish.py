@@ -34,7 +34,7 @@ class Seen:
     suspects: list[dict[str, Any]] = field(default_factory=list)
     prime: list[str] = field(default_factory=list)
     sample: dict[str, Any] | None = None
-    evicted: str = ""  # e.g. "maxmemory-policy allkeys-lru; 12 keys evicted since 10:04:01"
+    evicted: str = ""  # e.g. "maxmemory-policy allkeys-lru (12 keys evicted since 10:04:01)"
     auto_recover: bool = False
 
     def encode(self) -> str:

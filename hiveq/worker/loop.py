@@ -26,7 +26,7 @@ from redis.exceptions import RedisError
 
 from hiveq.agents.durable import Durable
 from hiveq.agents.registry import AgentContext, AgentSpec, get_agent, module_origin
-from hiveq.contract.errors import Code, HiveqError, RedisUnavailable
+from hiveq.contract.errors import Code, HiveqError, RedisFull, RedisUnavailable, WrongTypeError
 from hiveq.contract.lease import Lease
 from hiveq.contract.models import ClaimedJob
 from hiveq.diagnose.watch import Complaints, Watch
@@ -43,6 +43,7 @@ from hiveq.worker.inbox import Inbox
 from hiveq.worker.outbox import Outbox
 from hiveq.worker.reconnect import Link, ReconnectDelay
 from hiveq.worker.record import Recorder
+from hiveq.worker.trouble import Trouble
 
 STOP_BACKGROUND_S = 5.0  # how long shutdown waits for the background loops
 IDLE_WAIT_S = 5.0  # a safety net only: enqueue/requeue/promote always set a wake marker
@@ -90,7 +91,9 @@ class Worker:
         self.executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="hiveq-agent")
         self.hb_generation = 0
         self.beat_now = asyncio.Event()  # set by the inbox loop: a cancel revoked a lease of ours
-        self.recorder = Recorder(lambda: self.b, self.outbox, self.link, self.log)
+        # A foreign value on one of our keys or a full Redis: paused and retried, never fatal.
+        self.trouble = Trouble(self.log, Keyspace(settings.app, settings.env), agents)
+        self.recorder = Recorder(lambda: self.b, self.outbox, self.link, self.log, self.trouble)
         self._b: Broker | None = None
         self._epoch: EpochGuard | None = None
         self._wait_conns: list[Redis] = []
@@ -140,6 +143,7 @@ class Worker:
     async def _connect(self) -> bool:
         """Connect and register; while Redis is unreachable, retry with backoff until stopped."""
         delay = ReconnectDelay(cap=5.0)
+        stalled = self.trouble.backoff()
         while not self.stop.is_set():
             try:
                 self._b = await Broker.connect(self.settings, role="worker", ident=self.id)
@@ -152,6 +156,13 @@ class Worker:
                     self._b = None
                 await self.link.failed(str(exc))
                 await self._sleep_or_stop(delay.next_delay())
+                continue
+            except (WrongTypeError, RedisFull) as exc:  # a foreign meta/workers key, a full Redis
+                if self._b is not None:
+                    await self._b.close()
+                    self._b = None
+                self.trouble.say(exc, "starting (registering this worker)")
+                await self._sleep_or_stop(stalled.next_delay())
                 continue
             self.link.restored()
             keys = self.b.keys
@@ -180,7 +191,7 @@ class Worker:
         if self._b is not None:
             try:
                 await registry.deregister_worker(self.b, self.id, "stopped")
-            except (RedisUnavailable, RedisError) as exc:
+            except (HiveqError, RedisError) as exc:  # away, full, or a foreign `workers` key
                 self.log.warning("could not deregister (%s); the record expires with its heartbeat", exc)
             await self.b.close()
         for conn in self._wait_conns:
@@ -209,6 +220,7 @@ class Worker:
     # -- claim ---------------------------------------------------------------------------------
     async def _claim_loop(self, n: int) -> None:
         delay = ReconnectDelay()
+        stalled = self.trouble.backoff()  # a shared key holds a foreign type, or Redis is full
         slot_freed = self.slot_events[n]
         share = -(-self.concurrency // self.claimers)
         while not self.stop.is_set():
@@ -217,12 +229,17 @@ class Worker:
             if want <= 0:
                 await self._wait_event(slot_freed)
                 continue
+            agents = self.trouble.claimable()
+            if not agents:  # every agent's queue key is paused: wait for the first retry
+                await self._sleep_or_stop(self.trouble.next_retry_in(IDLE_WAIT_S))
+                continue
             self.reserved += want
             try:
                 try:
-                    jobs = await fetch.claim(self.b, self.id, self.agents, want)
+                    jobs = await fetch.claim(self.b, self.id, agents, want)
                 finally:
                     self.reserved -= want
+                self.trouble.worked(agents)
                 for job in jobs:
                     self._start(job)
                 if len(jobs) < want:
@@ -231,7 +248,14 @@ class Worker:
                 await self.link.failed(str(exc))
                 await self._sleep_or_stop(delay.next_delay())
                 continue
+            except (WrongTypeError, RedisFull) as exc:
+                if not self.trouble.met(exc, "claiming"):  # one agent's key: go on with the others
+                    await self._sleep_or_stop(stalled.next_delay())
+                continue
             delay.reset()
+            if stalled.attempt:
+                stalled.reset()
+                self.trouble.resumed("claims")
             self.link.restored()
 
     async def _wait_event(self, event: asyncio.Event) -> None:
@@ -251,7 +275,12 @@ class Worker:
         return self._stop_waiter
 
     async def _wait_for_work(self, conn: Redis) -> None:
-        wait = asyncio.ensure_future(fetch.wait_for_work(self.b, self.agents, IDLE_WAIT_S, conn=conn))
+        agents = self.trouble.wakeable()
+        timeout = self.trouble.next_retry_in(IDLE_WAIT_S)  # a paused key is retried on time
+        if not agents:
+            await self._sleep_or_stop(timeout)
+            return
+        wait = asyncio.ensure_future(fetch.wait_for_work(self.b, agents, timeout, conn=conn))
         await asyncio.wait([wait, self._stopping()], return_when=asyncio.FIRST_COMPLETED)
         if not wait.done():
             # Stopping: leave the blocked read behind (redis-py may finish a cancelled BZPOPMIN
@@ -260,6 +289,7 @@ class Worker:
             self._abandoned_waits.append(wait)
             return
         wait.result()
+        self.trouble.worked(agents, waited=True)
 
     def _start(self, job: ClaimedJob) -> None:
         spec = self.specs.get(job.agent)
@@ -328,6 +358,9 @@ class Worker:
             except RedisUnavailable as exc:
                 await self.link.failed(str(exc))
                 return
+            except (WrongTypeError, RedisFull) as exc:  # progress is best effort: the job goes on
+                self.trouble.say(exc, "progress reports")
+                return
             if code == Code.STALE_TOKEN and job.id in self.running:
                 self._lose(job.id, "progress report refused: lease no longer held")
 
@@ -362,6 +395,10 @@ class Worker:
                     )
             except RedisUnavailable as exc:
                 await self.link.failed(str(exc))
+                delay = retry_delay.next_delay()
+                continue
+            except (WrongTypeError, RedisFull) as exc:  # the leases stay as they are meanwhile
+                self.trouble.say(exc, "extending leases (heartbeat)")
                 delay = retry_delay.next_delay()
                 continue
             retry_delay.reset()
@@ -427,6 +464,9 @@ class Worker:
                 m = await maintain.maintain(self.b)
             except RedisUnavailable as exc:
                 await self.link.failed(str(exc))
+                continue
+            except (WrongTypeError, RedisFull) as exc:
+                self.trouble.say(exc, "maintenance (promoting retries, reclaiming expired leases)")
                 continue
             if m.paused_ms and not paused:
                 self.log.warning(
@@ -494,7 +534,7 @@ class Worker:
             await release.release(self.b, leases, reason)
             ids = sorted(lease.job_id for lease in leases)
             self.log.info("handed back %d unfinished jobs: %s", len(leases), ", ".join(ids))
-        except RedisUnavailable as exc:
+        except (RedisUnavailable, WrongTypeError, RedisFull) as exc:
             self.log.warning(
                 "could not hand back %d jobs (%s); they run again when their leases expire", len(leases), exc
             )

@@ -9,7 +9,15 @@ from collections.abc import Callable
 
 from redis.exceptions import RedisError
 
-from hiveq.contract.errors import Code, HiveqError, PayloadTooLarge, RedisUnavailable, ValidationFailed
+from hiveq.contract.errors import (
+    Code,
+    HiveqError,
+    PayloadTooLarge,
+    RedisFull,
+    RedisUnavailable,
+    ValidationFailed,
+    WrongTypeError,
+)
 from hiveq.contract.lease import Lease
 from hiveq.logs import ContextAdapter
 from hiveq.queue import retry
@@ -19,14 +27,18 @@ from hiveq.queue.retry import Failure
 from hiveq.worker.execute import check_result
 from hiveq.worker.outbox import Batch, Outbox
 from hiveq.worker.reconnect import Link, ReconnectDelay
+from hiveq.worker.trouble import Trouble
 
 
 class Recorder:
     """The flush side of one worker: it empties `outbox` into Redis through `broker()` (a getter:
     the worker connects after the recorder is made) and tells `link` how each call went."""
 
-    def __init__(self, broker: Callable[[], Broker], outbox: Outbox, link: Link, log: ContextAdapter) -> None:
+    def __init__(
+        self, broker: Callable[[], Broker], outbox: Outbox, link: Link, log: ContextAdapter, trouble: Trouble
+    ) -> None:
         self.broker = broker
+        self.trouble = trouble
         self.outbox = outbox
         self.link = link
         self.log = log
@@ -34,6 +46,7 @@ class Recorder:
 
     async def flush_loop(self) -> None:
         delay = ReconnectDelay()
+        stalled = self.trouble.backoff()
         while True:
             await self.outbox.ready.wait()
             await asyncio.sleep(0)  # outcomes finishing in this same turn join the batch
@@ -47,8 +60,14 @@ class Recorder:
                 await self.link.failed(str(exc))
                 await asyncio.sleep(delay.next_delay())
                 continue
+            except (WrongTypeError, RedisFull) as exc:  # kept (and heartbeated) until it works
+                self.outbox.put_back(batch)
+                self.trouble.say(exc, "recording job outcomes")
+                await asyncio.sleep(stalled.next_delay())
+                continue
             self.outbox.sent()
             delay.reset()
+            stalled.reset()
             self.link.restored()
 
     async def _send(self, batch: Batch) -> None:
@@ -73,7 +92,7 @@ class Recorder:
                 self.log.bind(job_id=q.lease.job_id).warning("job quarantined: %s", q.reason)
                 batch.quarantined.pop(0)
         except (HiveqError, RedisError) as exc:
-            if isinstance(exc, RedisUnavailable):
+            if isinstance(exc, RedisUnavailable | WrongTypeError | RedisFull):
                 raise
             ids = sorted(lease.job_id for lease in batch.leases())
             self.log.error(
@@ -127,6 +146,10 @@ class Recorder:
             except RedisUnavailable as exc:
                 self.outbox.put_back(batch)
                 await self.link.failed(str(exc))
+                await asyncio.sleep(delay.next_delay())
+            except (WrongTypeError, RedisFull) as exc:
+                self.outbox.put_back(batch)
+                self.trouble.say(exc, "recording job outcomes")
                 await asyncio.sleep(delay.next_delay())
         if len(self.outbox.pending):
             self.log.error(

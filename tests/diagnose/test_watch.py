@@ -268,7 +268,7 @@ async def test_an_evicted_job_record_is_named_an_eviction_not_blamed_on_a_client
         marked = await watch.settle()
         assert marked == [res.job_ids[1]]
         job = await get_job(b, res.job_ids[1])
-        assert job.reason is not None and "evicted by Redis (maxmemory-policy volatile-lru" in job.reason
+        assert job.reason is not None and "evicted by Redis: maxmemory-policy volatile-lru" in job.reason
         assert watch.events.on is notified
         assert job.suspect is not None and job.suspect.startswith("Redis itself")
     finally:

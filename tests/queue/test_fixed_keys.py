@@ -25,6 +25,7 @@ from hiveq.queue.maintain import expire_finished, promote_due, reap_expired
 from hiveq.queue.output import append_output
 from hiveq.queue.registry import deregister_worker, register_worker
 from hiveq.queue.release import release
+from hiveq.queue.repair import ForeignValue, set_aside
 from hiveq.queue.retry import Failure, Quarantine, discard_dead, fail, quarantine, retry_dead
 from hiveq.queue.scripts import SCRIPT_NAMES, script_keys
 from hiveq.queue.spawn import spawn
@@ -201,6 +202,17 @@ async def s_snapshot_tasks(b: Broker) -> Call:
     return lambda: archiving.snapshot_tasks(b, [t.task_id])
 
 
+async def s_set_aside(b: Broker) -> Call:
+    """`hiveq repair` moving another application's list off an agent's queue key."""
+    await b.redis.lpush(b.keys.queue("a"), "foreign")
+    return lambda: set_aside(b, ForeignValue(b.keys.queue("a"), "list", "zset"))
+
+
+async def s_set_aside_of_a_key_of_hiveqs_own_type(b: Broker) -> Call:
+    await enqueue_task(b, st("x"))  # q:a holds hiveq's zset: nothing to move
+    return lambda: set_aside(b, ForeignValue(b.keys.queue("a"), "list", "zset"))
+
+
 async def s_claim_of_a_member_without_a_record(b: Broker) -> Call:
     await enqueue_task(b, st("x"))
     await b.redis.zadd(b.keys.queue("a"), {"garbage-from-elsewhere": 0})
@@ -281,6 +293,7 @@ IDLE: dict[str, Callable[[Broker], Awaitable[Call]]] = {
     "reap_expired": lambda b: _idle(reap_expired, b),
     "expire_finished": lambda b: _idle(expire_finished, b),
     "signal": s_signal_kept,
+    "set_aside": s_set_aside_of_a_key_of_hiveqs_own_type,
 }
 CASES = [(name, key) for name in SCRIPT_NAMES for key in script_keys(name)]
 # The watch's targeted sweep and the archiver's snapshot write nothing.

@@ -90,7 +90,7 @@ async def test_an_eviction_is_named_as_such(any_broker: Broker) -> None:
     job = await get_job(b, res.job_ids[0])
     assert job.reason is not None
     assert job.reason.startswith(
-        f"vanished from {b.keys.queue('a')}: evicted by Redis (maxmemory-policy allkeys-lru"
+        f"vanished from {b.keys.queue('a')}: evicted by Redis: maxmemory-policy allkeys-lru"
     )
     assert (await last_event(b, job.id)).data["evicted"].startswith("maxmemory-policy allkeys-lru")
 

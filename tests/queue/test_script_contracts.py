@@ -27,6 +27,8 @@ DERIVED = {
     "wkey": "worker:<id>",
     "inboxkey": "inbox:<id>",
     "ikey": "idem:<key>",
+    "anykey": "<suffix>",  # set_aside only: the foreign value `hiveq repair` moves ...
+    "asidekey": "aside:<suffix>:<ms>",  # ... and where it goes
 }
 DERIVED_NAME = re.compile("|".join(re.escape(n) for n in sorted(DERIVED.values(), key=len, reverse=True)))
 SECTIONS = ("KEYS", "ARGV", "Derived keys", "Returns", "Events")

@@ -271,3 +271,22 @@ def ledger_counts(path: Path) -> dict[str, int]:
             job = line.split()[0]
             counts[job] = counts.get(job, 0) + 1
     return counts
+
+
+# -- counted runs (fault tests: every execution counted outside hiveq's namespace) -------------
+RUNS_DIR = "HIVEQ_TEST_RUNS_DIR"  # where `_counted` appends one line per run, in a file per job
+
+
+async def _counted(ctx: AgentContext) -> dict[str, Any]:
+    """Counts its run in a file `$HIVEQ_TEST_RUNS_DIR/<job id>` (outside Redis, so that a full
+    Redis cannot hide a run); with HIVEQ_TEST_GATE set, first waits for that file to exist."""
+    gate = os.environ.get("HIVEQ_TEST_GATE")
+    if gate:
+        await until(lambda: Path(gate).exists(), 600, "the test to open the gate", interval_s=0.05)
+    with (Path(os.environ[RUNS_DIR]) / ctx.job_id).open("a") as runs:
+        runs.write(f"{os.getpid()}\n")
+    return {"pid": os.getpid()}
+
+
+for _name in ("t.count_a", "t.count_b", "t.count_c"):
+    agent(_name)(_counted)

@@ -24,6 +24,7 @@ from hiveq.worker.execute import Ending, Outcome
 from hiveq.worker.outbox import Outbox
 from hiveq.worker.reconnect import Link
 from hiveq.worker.record import Recorder
+from hiveq.worker.trouble import Trouble
 from tests.conftest import fresh_settings
 from tests.support.waiting import until
 from tests.support.worker import submit
@@ -46,7 +47,7 @@ async def claim_task(b: Broker, n: int) -> list[ClaimedJob]:
 
 def recorder(b: Broker, outbox: Outbox, link: Link | None = None) -> Recorder:
     log = bound_logger(LOG_NAME, worker_id=WORKER)
-    return Recorder(lambda: b, outbox, link or Link(log, b.settings.redis_url), log)
+    return Recorder(lambda: b, outbox, link or Link(log, b.settings.redis_url), log, Trouble(log, b.keys, []))
 
 
 @asynccontextmanager

@@ -25,7 +25,7 @@ first write: an idle maintenance call or a job without dependents then pays no T
 
 Derived keys (per-record: job:<id>, job:<id>:log, job:<id>:tracebacks, job:<id>:steps,
 job:<id>:signals, job:<id>:output, task:<id>, q:<agent>, wake:<agent>, worker:<id>,
-inbox:<id>, idem:<key>) are built from the prefix by the helpers jkey … ikey below, never
+inbox:<id>, idem:<key>; and, for set_aside only, <suffix> and aside:<suffix>:<ms>) are built from the prefix by the helpers jkey … ikey below, never
 elsewhere. They carry the prefix's {app:env} hash tag, so they are in the same cluster slot as
 KEYS. They are not in KEYS (their names are known only from the records), so each script's
 header names the ones it touches and how a foreign Redis type there is kept from stopping it
@@ -106,6 +106,9 @@ local function wakekey(agent) return P .. 'wake:' .. agent end
 local function wkey(wid) return P .. 'worker:' .. wid end
 local function inboxkey(wid) return P .. 'inbox:' .. wid end -- marked when a lease of it is revoked
 local function ikey(idem) return P .. 'idem:' .. idem end
+-- Any key of the namespace by its suffix, and where `hiveq repair` sets a foreign value aside.
+local function anykey(suffix) return P .. suffix end
+local function asidekey(suffix, ms) return P .. 'aside:' .. suffix .. ':' .. ms end
 
 -- One command on a derived key that may hold a foreign type: its reply, or FOREIGN (then Redis
 -- changed nothing). Any other error still stops the script.

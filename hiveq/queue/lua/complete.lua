@@ -2,6 +2,7 @@
 reported), release dependents whose dependencies are all done, and update each task's progress
 and status — all in one step.
 
+FLAGS allow-oom: runs when Redis is full (it lands or hands back work already taken)
 KEYS  1 leases      the completed jobs leave it
       2 succeeded   ... and enter it, score = finished ms
       3 stats       counter `succeeded`

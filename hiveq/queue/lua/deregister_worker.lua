@@ -1,6 +1,7 @@
 --[[ deregister_worker: a worker that stopped cleanly removes its record. It must have released
 or finished its leases first; any it still holds are left for reap_expired.
 
+FLAGS allow-oom: runs when Redis is full (it lands or hands back work already taken)
 KEYS  1 workers     the worker leaves it
       2 events      the worker event
 ARGV  3 worker id  4 reason

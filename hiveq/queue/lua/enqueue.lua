@@ -1,5 +1,6 @@
 --[=[ enqueue: persist whole tasks and their jobs; ready jobs become runnable, the rest blocked.
 
+FLAGS none: refused as a whole when Redis is full (new work is not accepted, nothing written)
 KEYS  1 seq         the enqueue sequence, one number per job (FIFO inside a priority)
       2 jobs        every job enters the job index, score = created ms
       3 tasks       every task enters the task index, score = sequence of its first job

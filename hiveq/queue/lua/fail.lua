@@ -1,6 +1,7 @@
 --[[ fail: a leased job failed. Retry it later with exponential backoff and jitter, or
 dead-letter it after max_attempts (or at once when the failure is fatal).
 
+FLAGS allow-oom: runs when Redis is full (it lands or hands back work already taken)
 KEYS  1 leases      the failed jobs leave it
       2 delayed     a job to retry enters it, score = due ms
       3 stats       counters `failed`, `dead`

@@ -3,6 +3,7 @@ A lease is extended only for the same token; anything else is reported lost. Fir
 namespace epoch the worker knows: another (or none) means Redis lost the namespace's data, and
 the call changes nothing (the worker reports the loss with record_loss, then registers again).
 
+FLAGS allow-oom: runs when Redis is full (it lands or hands back work already taken)
 KEYS  1 meta        `epoch` read: the namespace's identity since it was created
       2 leases      deadlines of the leases still held (ZADD XX: never adds a job)
       3 workers     the worker's score = now (only while its record exists)

@@ -152,7 +152,7 @@ local function rebuild(id, tid, sub, where, created, r)
 end
 
 local function cause_of(rebuilt)
-  if seen.cause == 'evicted' then return 'evicted by Redis (' .. seen.evicted .. ')' end
+  if seen.cause == 'evicted' then return 'evicted by Redis: ' .. seen.evicted end
   if rebuilt then return 'its record was deleted outside hiveq (DEL or UNLINK)' end
   return 'taken outside hiveq (a foreign pop or ZREM)'
 end

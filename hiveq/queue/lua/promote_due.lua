@@ -1,6 +1,7 @@
 --[[ promote_due: delayed jobs whose retry time has come go back to their agent's queue, and
 suspended jobs whose signal wait timed out are woken (their wait's step records the timeout).
 
+FLAGS allow-oom: runs when Redis is full (it lands or hands back work already taken)
 KEYS  1 delayed     due jobs leave it
       2 suspended   timed-out signal waits leave it
       3 quarantine* a job whose queue key holds a foreign type goes here instead of waiting

@@ -1,6 +1,7 @@
 --[[ quarantine: a worker could not decode a leased job or has no agent for it. The job is kept
 with the reason (never dropped) and counts as failed for its task until retried or discarded.
 
+FLAGS allow-oom: runs when Redis is full (it lands or hands back work already taken)
 KEYS  1 leases      the job leaves it
       2 quarantine  ... and enters it, score = finished ms
       3 blocked     its blocked dependents leave it ...

@@ -3,6 +3,7 @@ the queue with the delivery counted, or to the dead-letter set after max_deliver
 that kills its worker every time cannot loop forever. Also drops worker records (and their
 cancel inboxes) whose heartbeat is older than the stale limit.
 
+FLAGS allow-oom: runs when Redis is full (it lands or hands back work already taken)
 KEYS  1 leases      expired leases leave it
       2 workers     stale workers leave it
       3 stats*      counters `reaped`, `dead`

@@ -1,5 +1,6 @@
 --[[ register_worker: a worker announces itself (or re-announces after being reaped).
 
+FLAGS allow-oom: runs when Redis is full (it lands or hands back work already taken)
 KEYS  1 workers        the worker's score = now
       2 agents         the agents it serves are added
       3 agent_modules  agent -> the module the worker loaded it from (when `modules` is given)

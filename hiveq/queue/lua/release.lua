@@ -1,6 +1,7 @@
 --[[ release: a worker hands leased jobs back at once (shutdown), to the head of their priority.
 The hand-back does not count as a delivery.
 
+FLAGS allow-oom: runs when Redis is full (it lands or hands back work already taken)
 KEYS  1 leases      the released jobs leave it
       2 quarantine  a job whose queue key holds a foreign type goes here instead of waiting
       3 blocked     ... its blocked dependents leave it ...

@@ -5,6 +5,7 @@ ones among themselves), and the task's subtask limit holds. The ids are stored a
 step in the same step, so a redelivered parent that spawns again gets the same ids back and
 creates nothing.
 
+FLAGS none: refused as a whole when Redis is full (new work is not accepted, nothing written)
 KEYS  1 seq         the enqueue sequence (FIFO within a priority), advanced by the new jobs
       2 jobs        the new jobs enter the job index
       3 blocked     a new job that depends on a sibling enters it
