@@ -206,6 +206,7 @@ class NotReplicated(RedisUnavailable):
         )
         self.url, self.reason, self.sent = redact(url), "replicas did not confirm", True
         self.confirmed, self.wanted = confirmed, wanted
+        self.reply: Any = None  # the script's own answer (it ran on the primary)
 
 
 class HostNotAllowed(HiveqError):

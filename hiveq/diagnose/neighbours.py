@@ -46,7 +46,7 @@ class Neighbour:
 
 async def _from_client_list(b: Broker) -> set[Keyspace] | None:
     try:
-        rows = await b.guard(b.redis.client_list())
+        rows = await b.client_list()
     except (rex.ResponseError, rex.NoPermissionError):
         return None
     found = (namespace_of_worker_client(str(r.get("name", ""))) for r in rows)

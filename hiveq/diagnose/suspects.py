@@ -54,8 +54,8 @@ class EvictionClock:
     since_ms: int = 0
 
     async def read(self, b: Broker) -> tuple[int, str]:
-        stats = await b.guard(b.redis.info("stats"))
-        memory = await b.guard(b.redis.info("memory"))
+        stats = await b.node_command("INFO", "stats")
+        memory = await b.node_command("INFO", "memory")
         return int(stats.get("evicted_keys") or 0), str(memory.get("maxmemory_policy") or "noeviction")
 
     async def start(self, b: Broker) -> None:
@@ -91,7 +91,7 @@ async def observe(b: Broker, *, sample_s: float, clock: EvictionClock, auto_reco
     sample = None
     if sample_s > 0:
         name = b.keys.client_name("watch-monitor", str(os.getpid()))
-        sample = await sample_monitor(b.settings.redis_url, b.keys, sample_s, name)
+        sample = await sample_monitor(b.redis, b.settings.redis_url, b.keys, sample_s, name)
     listed, error = await list_clients(b)
     by_addr = {c.addr: c for c in listed or []}
     suspects = foreign(listed or [], database(b))

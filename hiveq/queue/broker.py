@@ -149,6 +149,16 @@ class Broker:
         log.warning("Redis at %s is a cluster node: switched to a cluster client", self.where)
         await old.aclose()
 
+    async def node_command(self, *command: Any) -> Any:
+        """A node-level command (INFO, CONFIG GET, CLIENT INFO) on the namespace's primary."""
+        return await self.guard(connection.at_home(self.redis, self.keys.meta, *command))
+
+    async def client_list(self) -> list[dict[str, Any]]:
+        """CLIENT LIST of every primary (a consumer of our keys talks to the namespace's node, but
+        a cluster client also opens connections to the others)."""
+        got = await self.guard(connection.at_primaries(self.redis, "CLIENT LIST"))
+        return [row for rows in got.values() for row in rows]
+
     @property
     def where(self) -> str:
         return redact(self.settings.redis_url)
@@ -220,7 +230,9 @@ class Broker:
             )
         if confirmed < rep.min_replicas:
             url, wanted, ms = self.settings.redis_url, rep.min_replicas, rep.replica_timeout_ms
-            raise NotReplicated(url, f"the {script} step", confirmed, wanted, ms)
+            err = NotReplicated(url, f"the {script} step", confirmed, wanted, ms)
+            err.reply = res
+            raise err
         return res
 
     async def events_cap(self) -> int:

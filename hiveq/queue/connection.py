@@ -15,6 +15,7 @@ that differ (pools, node-level commands, WAIT on the script's own connection) ar
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
@@ -226,3 +227,42 @@ async def script_then_wait(
     if isinstance(res[1], BaseException):
         return res[0], 0
     return res[0], int(res[1])
+
+
+def _home(r: RedisCluster, key: str) -> ClusterNode:
+    node = r.get_node_from_key(key)
+    if node is None:
+        raise rex.SlotNotCoveredError(f"no primary holds the slot of {key!r}")
+    return node
+
+
+async def at_home(r: Redis, key: str, *command: Any) -> Any:
+    """A node-level command (named as redis-py names it: "INFO", "CONFIG GET", "CLIENT INFO") on
+    the primary serving `key`'s slot: the namespace's own node on a cluster, else the server."""
+    if isinstance(r, RedisCluster):
+        if not r.get_nodes():
+            await r.initialize()
+        return await r.execute_command(*command, target_nodes=_home(r, key))
+    return await r.execute_command(*command)  # type: ignore[no-untyped-call]
+
+
+async def at_primaries(r: Redis, *command: Any) -> dict[str, Any]:
+    """A node-level command on every primary: {node name: reply} ("" on one server)."""
+    if isinstance(r, RedisCluster):
+        if not r.get_nodes():
+            await r.initialize()
+        nodes = r.get_primaries()
+        replies = await asyncio.gather(*(r.execute_command(*command, target_nodes=n) for n in nodes))
+        return {n.name: got for n, got in zip(nodes, replies, strict=True)}
+    return {"": await r.execute_command(*command)}  # type: ignore[no-untyped-call]
+
+
+async def node_for_pubsub(r: Redis, key: str, client_name: str | None) -> tuple[Redis, bool]:
+    """(client, owned) for a subscription to notifications about `key`'s slot, which a cluster
+    publishes only on the node serving it: a plain client on that primary (owned: the caller
+    closes it), or `r` itself on one server."""
+    if not isinstance(r, RedisCluster):
+        return r, False
+    if not r.get_nodes():
+        await r.initialize()
+    return _node_client(r, _home(r, key), client_name), True

@@ -30,7 +30,7 @@ from hiveq.contract.errors import Code, HiveqError, RedisUnavailable
 from hiveq.contract.models import ClaimedJob
 from hiveq.diagnose.watch import Complaints, Watch
 from hiveq.logs import ContextAdapter, bound_logger
-from hiveq.queue import fetch, heartbeat, maintain, registry, release
+from hiveq.queue import connection, fetch, heartbeat, maintain, registry, release
 from hiveq.queue.broker import Broker
 from hiveq.queue.keys import Keyspace
 from hiveq.settings import Settings
@@ -96,7 +96,7 @@ class Worker:
 
     async def _drop_idle(self) -> None:
         if self._b is not None:
-            await self._b.redis.connection_pool.disconnect(inuse_connections=False)
+            await connection.drop_idle(self._b.redis)
 
     @property
     def b(self) -> Broker:
@@ -148,19 +148,12 @@ class Worker:
                 await self._sleep_or_stop(delay.next_delay())
                 continue
             self.link.restored()
-            keys = self.b.keys
+            # Over the BZPOPMIN timeout (redis-py default: 5 s).
             self._wait_conns = [
-                Redis.from_url(
-                    self.settings.redis_url,
-                    decode_responses=True,
-                    client_name=keys.client_name(f"worker-wait{i}", self.id),
-                    socket_connect_timeout=2.0,
-                    socket_timeout=IDLE_WAIT_S + 5.0,  # over the BZPOPMIN timeout (redis-py default: 5 s)
-                    max_connections=1,
-                )
+                await self.b.dedicated(f"worker-wait{i}", self.id, IDLE_WAIT_S + 5.0)
                 for i in range(self.claimers)
             ]
-            self._inbox = Inbox(self.b, self.id, IDLE_WAIT_S)
+            self._inbox = await Inbox.open(self.b, self.id, IDLE_WAIT_S)
             self.log.info(
                 "worker started: agents=%s concurrency=%d namespace=%s",
                 ",".join(self.agents),

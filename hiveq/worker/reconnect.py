@@ -14,10 +14,10 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from hiveq.contract.redact import redact
+from hiveq.queue.connection import open_redis
 
 
 class ReconnectDelay:
@@ -41,7 +41,13 @@ class ReconnectDelay:
 
 async def reachable(url: str, client_name: str) -> bool:
     """One PING on a fresh connection (never a pooled one that may have died with the server)."""
-    r = Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=2.0, client_name=client_name)
+    try:
+        # The URL's own node (or the sentinels' primary): a PING, not a cluster's topology read.
+        r = await open_redis(
+            url, client_name=client_name, socket_connect_timeout=1.0, socket_timeout=2.0, cluster=False
+        )
+    except (RedisError, OSError):
+        return False
     try:
         return bool(await r.ping())
     except (RedisError, OSError):
