@@ -16,6 +16,7 @@ from typing import Any, cast
 
 from hiveq.diagnose.consumers import Client, list_clients
 from hiveq.diagnose.monitor import Sample, sample_monitor
+from hiveq.queue import connection
 from hiveq.queue.broker import Broker
 from hiveq.queue.vanish import Seen
 
@@ -43,7 +44,7 @@ def _row(c: Client) -> dict[str, Any]:
 
 
 def database(b: Broker) -> int:
-    return int(b.redis.connection_pool.connection_kwargs.get("db") or 0)
+    return connection.database(b.redis)
 
 
 @dataclass

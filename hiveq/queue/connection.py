@@ -23,7 +23,9 @@ from typing import Any, cast
 from redis import exceptions as rex
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, PipelineCommand, RedisCluster
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
+from redis.backoff import ExponentialWithJitterBackoff
 
 from hiveq.contract.errors import ConfigError
 from hiveq.contract.redisurl import is_sentinel_url, parse_sentinel_url
@@ -38,6 +40,9 @@ REFUSED: tuple[type[BaseException], ...] = (
     rex.SlotNotCoveredError,
     rex.ReadOnlyError,
 )
+# Attempts redis-py's cluster client makes itself (re-reading the topology in between) before a
+# connection or cluster error reaches hiveq: more than its default 3, a failover takes seconds.
+CLUSTER_RETRIES = 5
 REFUSED_WORDS = ("UNBLOCKED", "LOADING", "MOVED ", "ASK ", "TRYAGAIN", "CLUSTERDOWN", "READONLY")
 
 
@@ -124,8 +129,8 @@ def _cluster_client(url: str, kw: dict[str, Any], max_connections: int | None) -
     ckw = dict(kw)
     if max_connections is not None:
         ckw["max_connections"] = max_connections
-    # More attempts than redis-py's default 3: a failover takes seconds (cluster-node-timeout).
-    client = RedisCluster.from_url(url, cluster_error_retry_attempts=5, **ckw)
+    retry = Retry(ExponentialWithJitterBackoff(base=0.1, cap=1.0), CLUSTER_RETRIES)
+    client = RedisCluster.from_url(url, retry=retry, **ckw)
     return cast("Redis", client)
 
 
@@ -266,3 +271,10 @@ async def node_for_pubsub(r: Redis, key: str, client_name: str | None) -> tuple[
     if not r.get_nodes():
         await r.initialize()
     return _node_client(r, _home(r, key), client_name), True
+
+
+def database(r: Redis) -> int:
+    """The database number the client uses (always 0 on a cluster)."""
+    if isinstance(r, RedisCluster):
+        return 0
+    return int(r.connection_pool.connection_kwargs.get("db") or 0)

@@ -167,7 +167,7 @@ def _knows(n: Node, count: int) -> bool:
 
 def _synced(n: Node) -> bool:
     with n.client() as r:
-        return r.info("replication").get("master_link_status") == "up"
+        return bool(r.info("replication").get("master_link_status") == "up")
 
 
 def app_on(cluster: Cluster, node: Node, env: str = "test") -> str:
@@ -180,6 +180,16 @@ def app_on(cluster: Cluster, node: Node, env: str = "test") -> str:
 
 def slot_of(app: str, env: str = "test") -> int:
     return int(key_slot(Keyspace(app, env).meta.encode()))
+
+
+@dataclass
+class SentinelProcess(ServerProcess):
+    """`redis-server CONF --sentinel` (Sentinel rewrites its config file, so it has one)."""
+
+    conf: Path = Path()
+
+    def args(self) -> list[str]:
+        return [self.binary, str(self.conf), "--sentinel"]
 
 
 @dataclass
@@ -226,16 +236,14 @@ def start_sentinels(base: Path, down_after_ms: int = 1000) -> SentinelSet:
             f"sentinel failover-timeout {ss.service} 10000\n"
             f"sentinel parallel-syncs {ss.service} 1\n"
         )
-        s = ServerProcess(binary, port=port)
-        s.args = lambda conf=conf: [binary, str(conf), "--sentinel"]  # type: ignore[method-assign]
-        ss.sentinels.append(s.start())
+        ss.sentinels.append(SentinelProcess(binary, port=port, conf=conf).start())
     wait(lambda: _sentinels_know(ss), 20, "the sentinels to know the replica and each other")
     return ss
 
 
 def _link_up(port: int) -> bool:
     with Redis(port=port, decode_responses=True) as r:
-        return r.info("replication").get("master_link_status") == "up"
+        return bool(r.info("replication").get("master_link_status") == "up")
 
 
 def _sentinels_know(ss: SentinelSet) -> bool:
