@@ -278,3 +278,20 @@ def database(r: Redis) -> int:
     if isinstance(r, RedisCluster):
         return 0
     return int(r.connection_pool.connection_kwargs.get("db") or 0)
+
+
+async def scan_capped(r: Redis, match: str | None, cap: int, count: int = 1000) -> tuple[list[str], bool]:
+    """Up to `cap` key names matching `match` (SCAN, never KEYS; on a cluster every primary's),
+    and whether the walk was cut short."""
+    out: list[str] = []
+    it = r.scan_iter(match=match, count=count)
+    try:
+        async for key in it:
+            if len(out) >= cap:
+                return out, True
+            out.append(str(key))
+    finally:
+        closer = getattr(it, "aclose", None)  # an async generator: stop its SCAN walk
+        if closer is not None:
+            await closer()
+    return out, False

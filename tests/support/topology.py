@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from redis import Redis
-from redis.cluster import key_slot
+from redis.crc import key_slot
 
 from hiveq.queue.keys import Keyspace
 from hiveq.server import ServerProcess, free_port
