@@ -21,7 +21,12 @@ from tests.support.worker import spawn_worker, stop_proc
 def cli(settings: Settings, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
     env = base_env(REDIS_URL=settings.redis_url, HIVEQ_APP=settings.app, HIVEQ_ENV=settings.env)
     return subprocess.run(
-        [sys.executable, "-m", "hiveq", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "hiveq", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
