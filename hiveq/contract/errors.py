@@ -196,13 +196,16 @@ class NotReplicated(RedisUnavailable):
 
     code = "not_replicated"
 
-    def __init__(self, url: str, what: str, confirmed: int, wanted: int, timeout_ms: int) -> None:
+    def __init__(
+        self, url: str, what: str, confirmed: int, wanted: int, timeout_ms: int, advice: str = ""
+    ) -> None:
+        advice = advice or "the task may exist; retry with the same Idempotency-Key (a retry is safe)"
         HiveqError.__init__(
             self,
             f"{what} was written on the primary at {redact(url)} but only {confirmed} of "
             f"{wanted} replica(s) (HIVEQ_MIN_REPLICAS) confirmed it within {timeout_ms} ms "
-            "(HIVEQ_REPLICA_TIMEOUT_MS); it is not acknowledged: the task may exist; retry with the "
-            "same Idempotency-Key (a retry is safe), and check the replicas with `hiveq doctor`",
+            f"(HIVEQ_REPLICA_TIMEOUT_MS); it is not acknowledged: {advice}; check the replicas with "
+            "`hiveq doctor`",
         )
         self.url, self.reason, self.sent = redact(url), "replicas did not confirm", True
         self.confirmed, self.wanted = confirmed, wanted

@@ -45,6 +45,12 @@ REFUSED_RETRY_S = 10.0
 # WAIT (a submit's 201, a completion or failure, a cancel; a claim, so that a job is not started
 # unless a failover keeps its lease and so cannot run twice).
 ACKNOWLEDGED = frozenset({"enqueue", "complete", "fail", "cancel", "claim"})
+ADVICE = {
+    "complete": "the worker keeps the result and records it again (the lease token makes that safe)",
+    "fail": "the worker keeps the failure and records it again (the lease token makes that safe)",
+    "claim": "the jobs are handed back unstarted and claimed again later",
+    "cancel": "the task may be cancelled already; retry the cancel",
+}
 log = logging.getLogger("hiveq.redis")
 
 
@@ -230,7 +236,7 @@ class Broker:
             )
         if confirmed < rep.min_replicas:
             url, wanted, ms = self.settings.redis_url, rep.min_replicas, rep.replica_timeout_ms
-            err = NotReplicated(url, f"the {script} step", confirmed, wanted, ms)
+            err = NotReplicated(url, f"the {script} step", confirmed, wanted, ms, ADVICE.get(script, ""))
             err.reply = res
             raise err
         return res

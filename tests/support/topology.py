@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import secrets
 import shutil
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -69,10 +68,9 @@ class Node:
             return str(r.info("replication")["role"])
 
     def kill(self) -> None:
+        """SIGKILL (ServerProcess.stop(kill=True) sends it, waits and closes the pipe)."""
         assert self.server.proc is not None
-        self.server.proc.send_signal(signal.SIGKILL)
-        self.server.proc.wait()
-        self.server.proc = None
+        self.server.stop(kill=True)
 
     def start(self) -> None:
         self.server.start()
