@@ -108,7 +108,7 @@ def migrate_slot(c: Cluster, slot: int, source: Node, target: Node) -> float:
             if not keys:
                 break
             src.execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "REPLACE", "KEYS", *keys)
-        for n in c.nodes_alive():
+        for n in c.primaries():  # SETSLOT is for primaries only; replicas follow
             with Redis(port=n.port, decode_responses=True) as r:
                 r.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
     return time.monotonic() - started
