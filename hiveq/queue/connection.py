@@ -116,7 +116,21 @@ def _sentinel_client(url: str, kw: dict[str, Any], max_connections: int | None) 
         extra["ssl"] = True
     if max_connections is not None:
         extra["max_connections"] = max_connections
-    return cast("Redis", sentinel.master_for(su.service, redis_class=Redis, **kw, **extra))
+    client = sentinel.master_for(su.service, redis_class=SentinelRedis, **kw, **extra)
+    client.discovery = sentinel
+    return cast("Redis", client)
+
+
+class SentinelRedis(Redis):
+    """The primary's client; closing it closes the sentinel connections used to find it too."""
+
+    discovery: Sentinel | None = None
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        if self.discovery is not None:
+            for s in self.discovery.sentinels:
+                await s.aclose()
 
 
 def _cluster_client(url: str, kw: dict[str, Any], max_connections: int | None) -> Redis:
