@@ -144,7 +144,7 @@ class Worker:
                 if self._b is not None:
                     await self._b.close()
                     self._b = None
-                await self.link.failed(str(exc))
+                await self.link.failed(exc)
                 await self._sleep_or_stop(delay.next_delay())
                 continue
             self.link.restored()
@@ -215,11 +215,12 @@ class Worker:
                 if len(jobs) < want:
                     await self._wait_for_work(self._wait_conns[n])
             except RedisUnavailable as exc:
-                await self.link.failed(str(exc))
+                await self.link.failed(exc)
                 await self._sleep_or_stop(delay.next_delay())
                 continue
             delay.reset()
             self.link.restored()
+            self.link.confirmed()
 
     async def _wait_event(self, event: asyncio.Event) -> None:
         """Wait for `event` or for stop, whichever comes first."""
@@ -313,7 +314,7 @@ class Worker:
             try:
                 code = await heartbeat.progress(self.b, job.lease, fraction, message)
             except RedisUnavailable as exc:
-                await self.link.failed(str(exc))
+                await self.link.failed(exc)
                 return
             if code == Code.STALE_TOKEN and job.id in self.running:
                 self._lose(job.id, "progress report refused: lease no longer held")
@@ -339,7 +340,7 @@ class Worker:
                         self.b, self.id, self.agents, self.concurrency, self.modules
                     )
             except RedisUnavailable as exc:
-                await self.link.failed(str(exc))
+                await self.link.failed(exc)
                 delay = retry_delay.next_delay()
                 continue
             retry_delay.reset()
@@ -378,7 +379,7 @@ class Worker:
             try:
                 m = await maintain.maintain(self.b)
             except RedisUnavailable as exc:
-                await self.link.failed(str(exc))
+                await self.link.failed(exc)
                 continue
             if m.requeued or m.dead_lettered or m.workers_lost:
                 self.log.info(
@@ -394,7 +395,7 @@ class Worker:
         try:
             await watch.tick()
         except RedisUnavailable as exc:
-            await self.link.failed(str(exc))
+            await self.link.failed(exc)
         except (HiveqError, RedisError) as exc:
             complaints(exc)
 

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from redis.exceptions import RedisError
 
+from hiveq.contract.errors import NotReplicated
 from hiveq.contract.redact import redact
 from hiveq.queue.connection import open_redis
 
@@ -75,14 +76,22 @@ class Link:
         self.down_since: float | None = None
         self.generation = 0  # +1 on every restore, so loops can tell "since Redis came back"
         self.outages = 0
+        self.replicas_short = False  # HIVEQ_MIN_REPLICAS not met since the last warning
 
     @property
     def up(self) -> bool:
         return self.down_since is None
 
-    async def failed(self, reason: str) -> None:
+    async def failed(self, exc: BaseException | str) -> None:
         """A call failed to reach Redis. If a fresh connection still gets through, it was one stale
-        pooled connection (after a restart): drop those and carry on without calling it an outage."""
+        pooled connection (after a restart): drop those and carry on without calling it an outage.
+        A write the replicas did not confirm (HIVEQ_MIN_REPLICAS) is said once until they do."""
+        if isinstance(exc, NotReplicated):
+            if not self.replicas_short:
+                self.replicas_short = True
+                self.log.warning("%s; retrying with backoff", exc)
+            return
+        reason = str(exc)
         if self.down_since is not None:
             return
         if await reachable(self.url, self.probe_name):
@@ -102,6 +111,12 @@ class Link:
                 self.where,
                 reason,
             )
+
+    def confirmed(self) -> None:
+        """An acknowledged write (claim, completion) was confirmed by the replicas again."""
+        if self.replicas_short:
+            self.replicas_short = False
+            self.log.warning("replicas confirm writes again (HIVEQ_MIN_REPLICAS); resuming")
 
     def restored(self) -> None:
         if self.down_since is not None:

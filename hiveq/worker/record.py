@@ -44,12 +44,13 @@ class Recorder:
                 await self._send(batch)
             except RedisUnavailable as exc:
                 self.outbox.put_back(batch)
-                await self.link.failed(str(exc))
+                await self.link.failed(exc)
                 await asyncio.sleep(delay.next_delay())
                 continue
             self.outbox.sent()
             delay.reset()
             self.link.restored()
+            self.link.confirmed()
 
     async def _send(self, batch: Batch) -> None:
         """Record one batch. Each part is removed from `batch` once sent, so a retry resends only
@@ -120,7 +121,7 @@ class Recorder:
                 self.outbox.sent()
             except RedisUnavailable as exc:
                 self.outbox.put_back(batch)
-                await self.link.failed(str(exc))
+                await self.link.failed(exc)
                 await asyncio.sleep(delay.next_delay())
         if len(self.outbox.pending):
             self.log.error(
