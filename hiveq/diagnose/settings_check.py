@@ -9,6 +9,7 @@ from typing import Any
 from redis import exceptions as rex
 
 from hiveq.diagnose.report import Check, fail, ok, warn
+from hiveq.queue import connection
 from hiveq.queue.broker import Broker
 
 MEMORY_WARN, MEMORY_FAIL = 0.75, 0.90
@@ -208,9 +209,28 @@ async def replication_check(b: Broker, inf: dict[str, Any]) -> Check:
     )
 
 
+async def cluster_check(b: Broker) -> Check | None:
+    """On a Redis Cluster: the cluster's state and which primary serves the namespace's slot."""
+    where = connection.home_of(b.redis, b.keys.meta)
+    if where is None:
+        return None
+    slot, node, primaries = where
+    state = await b.node_command("CLUSTER INFO")
+    evidence = [f"slot {slot} on {node}", f"primaries: {', '.join(primaries)}"]
+    evidence.append(f"cluster_state={state.get('cluster_state')}")
+    summary = f"namespace slot {slot} is served by {node} ({len(primaries)} primaries)"
+    if state.get("cluster_state") != "ok":
+        return fail("cluster", f"cluster_state is {state.get('cluster_state')}: {summary}", evidence)
+    return ok(
+        "cluster", summary + "; one namespace is one slot (HIVEQ_PARTITIONS is not supported yet)", evidence
+    )
+
+
 async def settings_checks(b: Broker) -> list[Check]:
     inf = await info(b)
+    found = await cluster_check(b)
     return [
+        *([found] if found else []),
         await eviction_check(b, inf),
         await persistence_check(b, inf),
         memory_check(inf),

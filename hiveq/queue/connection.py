@@ -309,3 +309,10 @@ async def scan_capped(r: Redis, match: str | None, cap: int, count: int = 1000) 
         if closer is not None:
             await closer()
     return out, False
+
+
+def home_of(r: Redis, key: str) -> tuple[int, str, list[str]] | None:
+    """(slot, serving primary, every primary) of `key` on a cluster; None on one server."""
+    if not isinstance(r, RedisCluster) or not r.get_nodes():
+        return None
+    return r.keyslot(key), _home(r, key).name, sorted(n.name for n in r.get_primaries())

@@ -68,6 +68,8 @@ async def test_two_namespaces_on_two_other_primaries_run_through_api_worker_cli_
             assert checks["replication"]["verdict"] == "warn"
             assert "HIVEQ_MIN_REPLICAS=0" in checks["replication"]["summary"]
             assert "Redis answered with an error" not in doc.stdout + doc.stderr
+            home = cluster.owner(slot_of(s.app))
+            assert f"127.0.0.1:{home.port}" in checks["cluster"]["summary"]  # names the node
     finally:
         for w in workers:
             stop_proc(w)
