@@ -16,10 +16,10 @@ from hiveq.contract.errors import ConfigError
 from hiveq.contract.limits import Limits
 from hiveq.contract.models import DEFAULT_PLANNER
 from hiveq.contract.protocol import check_name
-from hiveq.contract.redact import redact, url_secrets
+from hiveq.contract.redact import url_secrets
+from hiveq.contract.redisurl import check_redis_url
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 G = TypeVar("G")
 
 
@@ -149,6 +149,17 @@ class WorkerSettings:
     agent_modules: tuple[str, ...] = field(default=(), metadata=env("HIVEQ_AGENT_MODULES"))
 
 
+@dataclass(frozen=True)
+class ReplicationSettings:
+    """Acknowledged means replicated, when asked: with min_replicas > 0 every acknowledging write
+    (a submit's 201, a completion, a cancel, a claim) is followed by `WAIT min_replicas
+    replica_timeout_ms` on the same connection, and is not acknowledged unless enough replicas
+    confirmed it (hiveq/queue/connection.py)."""
+
+    min_replicas: int = field(default=0, metadata=env("HIVEQ_MIN_REPLICAS", 0, 100))
+    replica_timeout_ms: int = field(default=1000, metadata=env("HIVEQ_REPLICA_TIMEOUT_MS", 1, 600_000))
+
+
 RECOVER_MODES = ("off", "auto")
 
 
@@ -204,7 +215,18 @@ def limits_from_env(e: Mapping[str, str]) -> Limits:
     return Limits(**{name: _read(e, meta, getattr(base, name)) for name, meta in LIMITS_ENV.items()})
 
 
-GROUPS = ("leases", "retry", "limits", "retention", "archive", "api", "worker", "watch", "llm")
+GROUPS = (
+    "leases",
+    "retry",
+    "limits",
+    "retention",
+    "archive",
+    "api",
+    "worker",
+    "watch",
+    "llm",
+    "replication",
+)
 
 
 @dataclass(frozen=True)
@@ -223,6 +245,7 @@ class Settings:
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     watch: WatchSettings = field(default_factory=WatchSettings)
     llm: LLMSettings = field(default_factory=LLMSettings)
+    replication: ReplicationSettings = field(default_factory=ReplicationSettings)
 
     @property
     def namespace(self) -> str:
@@ -254,13 +277,8 @@ class Settings:
     def from_env(cls, env_: Mapping[str, str] | None = None) -> Settings:
         e = os.environ if env_ is None else env_
         url = e.get("REDIS_URL") or e.get("HIVEQ_REDIS_URL") or DEFAULT_REDIS_URL
-        if not url.startswith(REDIS_SCHEMES):
-            raise ConfigError(
-                f"REDIS_URL={redact(url)!r} is not a Redis URL; use redis://host:port/db, rediss:// "
-                "or unix://"
-            )
         return cls(
-            redis_url=url,
+            redis_url=check_redis_url(url),
             app=check_name("HIVEQ_APP", e.get("HIVEQ_APP", cls.app)),
             env=check_name("HIVEQ_ENV", e.get("HIVEQ_ENV", cls.env)),
             leases=LeaseSettings.from_env(e),
@@ -272,4 +290,5 @@ class Settings:
             worker=load(WorkerSettings, e),
             watch=load(WatchSettings, e),
             llm=LLMSettings.from_env(e),
+            replication=load(ReplicationSettings, e),
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hiveq.contract.errors import OutcomeUnknown, RedisUnavailable, ValidationFailed
+from hiveq.contract.errors import NotReplicated, OutcomeUnknown, RedisUnavailable, ValidationFailed
 from hiveq.contract.models import Plan, SubtaskSpec, TaskRequest, TaskSubmission
 from hiveq.contract.states import TaskStatus
 from hiveq.contract.validate import check_fields
@@ -99,6 +99,8 @@ async def submit_task(b: Broker, request: TaskRequest, *, idempotency_key: str |
     )
     try:
         (done,) = await enqueue(b, [submission], prechecked=True)
+    except NotReplicated:  # written on the primary, not confirmed by replicas: says so as is
+        raise
     except RedisUnavailable as exc:
         if exc.sent:  # the script may have run and its answer been lost: the task may exist
             raise OutcomeUnknown(exc, idempotency_key) from None

@@ -12,9 +12,9 @@ import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
-from redis.asyncio import Redis
 
 from hiveq.queue.broker import Broker
+from hiveq.queue.connection import open_redis
 from hiveq.queue.keys import Keyspace
 from hiveq.queue.purge import purge_namespace
 from hiveq.server import ServerProcess, find_server_binary
@@ -68,8 +68,13 @@ def private_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callabl
         srv.stop(kill=True)
 
 
+# url -> a chooser of fresh app names (tests/cluster: names whose slot is on another node)
+APP_CHOOSERS: dict[str, Callable[[], str]] = {}
+
+
 def fresh_settings(url: str, **overrides: object) -> Settings:
-    base = Settings(redis_url=url, app="t" + secrets.token_hex(4), env="test")
+    app = APP_CHOOSERS[url]() if url in APP_CHOOSERS else "t" + secrets.token_hex(4)
+    base = Settings(redis_url=url, app=app, env="test")
     return base.with_(**overrides) if overrides else base
 
 
@@ -79,7 +84,7 @@ async def _broker(url: str, **overrides: object) -> AsyncIterator[Broker]:
     try:
         yield b
     finally:
-        r = Redis.from_url(url, decode_responses=True)
+        r = await open_redis(url, client_name=None)
         await purge_namespace(r, Keyspace(settings.app, settings.env))
         await r.aclose()
         await b.close()

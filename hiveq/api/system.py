@@ -64,7 +64,7 @@ async def probe(b: Broker) -> RedisHealth:
     start = time.perf_counter()
     try:
         async with asyncio.timeout(HEALTH_TIMEOUT_S):
-            info = await b.guard(b.redis.info("server"))
+            info = await b.node_command("INFO", "server")
     except TimeoutError:
         return RedisHealth(
             reachable=False,

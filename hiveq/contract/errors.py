@@ -205,6 +205,29 @@ class OutcomeUnknown(RedisUnavailable):
         self.url, self.reason, self.sent = cause.url, cause.reason, True
 
 
+class NotReplicated(RedisUnavailable):
+    """HIVEQ_MIN_REPLICAS: the write happened on the primary, but fewer replicas than asked
+    confirmed it within HIVEQ_REPLICA_TIMEOUT_MS, so it is not acknowledged (a failover now could
+    lose it)."""
+
+    code = "not_replicated"
+
+    def __init__(
+        self, url: str, what: str, confirmed: int, wanted: int, timeout_ms: int, advice: str = ""
+    ) -> None:
+        advice = advice or "the task may exist; retry with the same Idempotency-Key (a retry is safe)"
+        HiveqError.__init__(
+            self,
+            f"{what} was written on the primary at {redact(url)} but only {confirmed} of "
+            f"{wanted} replica(s) (HIVEQ_MIN_REPLICAS) confirmed it within {timeout_ms} ms "
+            f"(HIVEQ_REPLICA_TIMEOUT_MS); it is not acknowledged: {advice}; check the replicas with "
+            "`hiveq doctor`",
+        )
+        self.url, self.reason, self.sent = redact(url), "replicas did not confirm", True
+        self.confirmed, self.wanted = confirmed, wanted
+        self.reply: Any = None  # the script's own answer (it ran on the primary)
+
+
 class HostNotAllowed(HiveqError):
     """The Host header names a host this API does not serve (DNS rebinding, a wrong proxy)."""
 
@@ -322,6 +345,7 @@ ERRORS: dict[str, type[HiveqError]] = {
         RedisFull,
         RedisUnavailable,
         OutcomeUnknown,
+        NotReplicated,
         HostNotAllowed,
         OriginNotAllowed,
         EnqueueIncomplete,

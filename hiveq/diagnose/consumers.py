@@ -126,7 +126,7 @@ def is_ours(c: Client, keys: Keyspace, worker_addrs: set[str]) -> bool:
 async def list_clients(b: Broker) -> tuple[list[Client] | None, str]:
     """CLIENT LIST, or (None, why) where the server does not allow it (managed Redis, ACLs)."""
     try:
-        rows = await b.guard(b.redis.client_list())
+        rows = await b.client_list()
     except (rex.ResponseError, rex.NoPermissionError) as exc:
         return None, str(exc)
     return [Client.parse(r) for r in rows], ""

@@ -49,7 +49,7 @@ async def foreign_keys(b: Broker) -> list[tuple[str, str, str]]:
 async def problems(b: Broker) -> list[str]:
     """Each reason the namespace is degraded, as a sentence that says what to do ([] = healthy)."""
     out = []
-    full = refusing_writes(await b.guard(b.redis.info("memory")))
+    full = refusing_writes(await b.node_command("INFO", "memory"))
     if full:
         out.append(full)
     out += [

@@ -146,7 +146,7 @@ async def run_doctor(b: Broker, *, sample_s: float = 0, remember: bool = True) -
         sample = None
         if sample_s > 0:
             name = b.keys.client_name("doctor-monitor", str(os.getpid()))
-            sample = await sample_monitor(b.settings.redis_url, b.keys, sample_s, name)
+            sample = await sample_monitor(b.redis, b.settings.redis_url, b.keys, sample_s, name)
         lv = await liveness(b)
         clients, error = await list_clients(b)
         checks.append(consumers_check(b, clients, error, lv.addresses, sample))

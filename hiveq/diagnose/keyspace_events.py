@@ -13,9 +13,11 @@ import time
 from typing import Any
 
 from redis import exceptions as rex
+from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
 from hiveq.diagnose.suspects import database
+from hiveq.queue import connection
 from hiveq.queue.broker import Broker
 
 SAFETY_PASS_S = 30.0
@@ -35,6 +37,8 @@ class KeyspaceEvents:
     def __init__(self, b: Broker) -> None:
         self.b = b
         self.pubsub: PubSub | None = None
+        self._node: Redis | None = None  # a client of our own on the namespace's cluster node
+        self._owned = False
         self.checked = -math.inf
         self.channel_prefix = f"__keyspace@{database(b)}__:{b.keys.prefix}job:"
 
@@ -48,13 +52,17 @@ class KeyspaceEvents:
             return
         self.checked = time.monotonic()
         try:
-            flags = str(
-                (await self.b.redis.config_get("notify-keyspace-events")).get("notify-keyspace-events", "")
-            )
+            got = await self.b.node_command("CONFIG GET", "notify-keyspace-events")
+            flags = str(got.get("notify-keyspace-events", ""))
         except (rex.ResponseError, rex.NoPermissionError):
             flags = ""  # CONFIG refused (managed Redis): the sweep alone then
         if publishes(flags) and self.pubsub is None:
-            self.pubsub = self.b.redis.pubsub()
+            # Notifications are node-local: on a cluster, subscribe on the namespace's primary.
+            node, self._owned = await connection.node_for_pubsub(
+                self.b.redis, self.b.keys.meta, self.b.client_name
+            )
+            self._node = node if self._owned else None
+            self.pubsub = node.pubsub()
             await self.pubsub.psubscribe(self.channel_prefix + "*")
         elif not publishes(flags):
             await self.close()
@@ -85,3 +93,7 @@ class KeyspaceEvents:
             pubsub, self.pubsub = self.pubsub, None
             with contextlib.suppress(rex.RedisError, OSError):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
+        if self._node is not None:
+            node, self._node = self._node, None
+            with contextlib.suppress(rex.RedisError, OSError):
+                await node.aclose()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from redis import exceptions as rex
 from redis.asyncio import Redis
 
+from hiveq.queue import connection
 from hiveq.queue.keys import Keyspace
 
 MAX_SAMPLE_S = 30.0
@@ -68,10 +69,21 @@ def _note(sample: Sample, keys: Keyspace, address: str, command: str) -> None:
         seen.generic_keys.update(generic)
 
 
-async def sample_monitor(url: str, keys: Keyspace, seconds: float, client_name: str) -> Sample:
-    """Watch commands for `seconds` (capped); attribute those touching our or generic keys."""
+async def sample_monitor(via: Redis, url: str, keys: Keyspace, seconds: float, client_name: str) -> Sample:
+    """Watch commands for `seconds` (capped); attribute those touching our or generic keys. On a
+    cluster, MONITOR runs on the primary serving the namespace's slot (where its keys are read)."""
     seconds = max(0.0, min(seconds, MAX_SAMPLE_S))
-    r = Redis.from_url(url, decode_responses=True, client_name=client_name, socket_connect_timeout=2.0)
+    if connection.is_cluster(via):
+        async with connection.home_node(via, keys.meta, client_name) as node:
+            return await _sample(node, keys, seconds)
+    r = await connection.open_redis(url, client_name=client_name, cluster=False)
+    try:
+        return await _sample(r, keys, seconds)
+    finally:
+        await r.aclose()
+
+
+async def _sample(r: Redis, keys: Keyspace, seconds: float) -> Sample:
     sample = Sample(allowed=True)
     start = time.monotonic()
     try:
@@ -97,5 +109,4 @@ async def sample_monitor(url: str, keys: Keyspace, seconds: float, client_name: 
         sample.allowed, sample.error = False, str(exc)
     finally:
         sample.seconds = round(time.monotonic() - start, 2)
-        await r.aclose()
     return sample

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from redis import exceptions as rex
 
 from hiveq.diagnose.workers_check import liveness, now_ms, stale_after_ms
+from hiveq.queue import connection
 from hiveq.queue.broker import Broker
 from hiveq.queue.keys import (
     ANY_WORKERS_PATTERN,
@@ -46,7 +47,7 @@ class Neighbour:
 
 async def _from_client_list(b: Broker) -> set[Keyspace] | None:
     try:
-        rows = await b.guard(b.redis.client_list())
+        rows = await b.client_list()
     except (rex.ResponseError, rex.NoPermissionError):
         return None
     found = (namespace_of_worker_client(str(r.get("name", ""))) for r in rows)
@@ -54,14 +55,8 @@ async def _from_client_list(b: Broker) -> set[Keyspace] | None:
 
 
 async def _from_scan(b: Broker) -> set[Keyspace]:
-    out: set[Keyspace] = set()
-    cursor: int = 0
-    for _ in range(SCAN_CALLS):
-        cursor, keys = await b.guard(b.redis.scan(cursor, match=ANY_WORKERS_PATTERN, count=1000))
-        out.update(ks for ks in map(namespace_of_workers_key, map(str, keys)) if ks is not None)
-        if int(cursor) == 0:
-            break
-    return out
+    keys, _ = await b.guard(connection.scan_capped(b.redis, ANY_WORKERS_PATTERN, SCAN_CALLS * 1000))
+    return {ks for ks in map(namespace_of_workers_key, keys) if ks is not None}
 
 
 async def _live(b: Broker, ks: Keyspace, since_ms: int) -> Neighbour | None:

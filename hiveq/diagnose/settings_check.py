@@ -10,16 +10,17 @@ from redis import exceptions as rex
 
 from hiveq.diagnose.degraded import refusing_writes
 from hiveq.diagnose.report import Check, fail, ok, warn
+from hiveq.queue import connection
 from hiveq.queue.broker import Broker
 
 MEMORY_WARN, MEMORY_FAIL = 0.75, 0.90
-REPLICA_LAG_WARN_S = 10
+REPLICA_LAG_WARN_S = 2  # replicas ACK every second: two seconds without one is a stall
 
 
 async def config_get(b: Broker, name: str) -> str | None:
     """One CONFIG value, or None where CONFIG is disabled or not allowed (managed Redis)."""
     try:
-        res = await b.guard(b.redis.config_get(name))
+        res = await b.node_command("CONFIG GET", name)
     except (rex.ResponseError, rex.NoPermissionError):
         return None
     value = res.get(name)
@@ -29,7 +30,7 @@ async def config_get(b: Broker, name: str) -> str | None:
 async def info(b: Broker) -> dict[str, Any]:
     res: dict[str, Any] = {}
     for section in ("server", "memory", "persistence", "replication"):
-        res.update(await b.guard(b.redis.info(section)))
+        res.update(await b.node_command("INFO", section))
     return res
 
 
@@ -142,7 +143,22 @@ def version_check(inf: dict[str, Any]) -> Check:
     return ok(name, f"{product} {version} ({mode})", evidence)
 
 
-def replication_check(inf: dict[str, Any]) -> Check:
+def _replica_rows(inf: dict[str, Any]) -> list[tuple[str, str, int, int]]:
+    """(address, state, bytes behind the primary, seconds since its last ACK) per replica."""
+    top = int(inf.get("master_repl_offset") or 0)
+    out = []
+    for k, v in inf.items():
+        if k.startswith("slave") and isinstance(v, dict):
+            behind = max(0, top - int(v.get("offset") or 0))
+            out.append(
+                (f"{v.get('ip')}:{v.get('port')}", str(v.get("state")), behind, int(v.get("lag") or 0))
+            )
+    return out
+
+
+async def replication_check(b: Broker, inf: dict[str, Any]) -> Check:
+    """Roles, replication offsets (not only the lag in seconds: a replica that stopped
+    acknowledging shows a growing gap), `min-replicas-to-write` and HIVEQ_MIN_REPLICAS."""
     name = "replication"
     role = inf.get("role", "master")
     if role != "master":
@@ -153,28 +169,80 @@ def replication_check(inf: dict[str, Any]) -> Check:
             [f"role={role}", f"master={inf.get('master_host')}:{inf.get('master_port')}"],
             fix="Point REDIS_URL at the primary (or use Sentinel/Cluster discovery).",
         )
-    replicas = [v for k, v in inf.items() if k.startswith("slave") and isinstance(v, dict)]
-    if not replicas:
+    wanted = b.settings.replication.min_replicas
+    rows = _replica_rows(inf)
+    if not rows:
+        if wanted:
+            return fail(
+                name,
+                f"HIVEQ_MIN_REPLICAS={wanted} but the primary has no replica: every acknowledging "
+                "write is refused (503 not_replicated)",
+                fix="Attach replicas, or set HIVEQ_MIN_REPLICAS=0.",
+            )
         return ok(name, "primary with no replicas")
-    evidence = [f"{r.get('ip')}:{r.get('port')} state={r.get('state')} lag={r.get('lag')}s" for r in replicas]
-    bad = [r for r in replicas if r.get("state") != "online" or int(r.get("lag") or 0) > REPLICA_LAG_WARN_S]
+    to_write = int(await config_get(b, "min-replicas-to-write") or 0)
+    evidence = [f"{a} state={st} behind={gap}B last-ack={lag}s" for a, st, gap, lag in rows]
+    evidence += [f"master_repl_offset={inf.get('master_repl_offset')}", f"min-replicas-to-write={to_write}"]
+    evidence.append(f"HIVEQ_MIN_REPLICAS={wanted}")
+    bad = [r for r in rows if r[1] != "online" or r[3] > REPLICA_LAG_WARN_S]
+    in_sync = len(rows) - len(bad)
     if bad:
         return warn(
             name,
-            f"{len(bad)} of {len(replicas)} replica(s) lag or are offline: a failover "
-            "now would lose the most recent jobs",
+            f"{len(bad)} of {len(rows)} replica(s) are offline or stopped acknowledging (offsets "
+            "behind the primary): a failover now would lose the most recent jobs",
             evidence,
-            fix="Check the replicas' network and load; consider WAIT/min-replicas-to-write.",
+            fix="Check the replicas' network and load; set HIVEQ_MIN_REPLICAS so that acknowledged "
+            "work waits for them.",
         )
-    return ok(name, f"{len(replicas)} replica(s) online and in sync", evidence)
+    if wanted > in_sync:
+        return fail(
+            name,
+            f"HIVEQ_MIN_REPLICAS={wanted} but only {in_sync} replica(s) are in sync: acknowledging "
+            "writes are refused (503 not_replicated)",
+            evidence,
+            fix="Attach or repair replicas, or lower HIVEQ_MIN_REPLICAS.",
+        )
+    if wanted == 0:
+        return warn(
+            name,
+            f"{len(rows)} replica(s) in sync, but HIVEQ_MIN_REPLICAS=0: acknowledged tasks and results "
+            "are not waited for, so a failover (or a split brain: an old primary that keeps serving) "
+            "can lose them",
+            evidence,
+            fix="Set HIVEQ_MIN_REPLICAS=1 (acknowledge after WAIT) and min-replicas-to-write 1 on the "
+            "primary (an isolated primary then stops taking writes).",
+        )
+    return ok(
+        name, f"{len(rows)} replica(s) online and in sync; acknowledgements wait for {wanted}", evidence
+    )
+
+
+async def cluster_check(b: Broker) -> Check | None:
+    """On a Redis Cluster: the cluster's state and which primary serves the namespace's slot."""
+    where = connection.home_of(b.redis, b.keys.meta)
+    if where is None:
+        return None
+    slot, node, primaries = where
+    state = await b.node_command("CLUSTER INFO")
+    evidence = [f"slot {slot} on {node}", f"primaries: {', '.join(primaries)}"]
+    evidence.append(f"cluster_state={state.get('cluster_state')}")
+    summary = f"namespace slot {slot} is served by {node} ({len(primaries)} primaries)"
+    if state.get("cluster_state") != "ok":
+        return fail("cluster", f"cluster_state is {state.get('cluster_state')}: {summary}", evidence)
+    return ok(
+        "cluster", summary + "; one namespace is one slot (HIVEQ_PARTITIONS is not supported yet)", evidence
+    )
 
 
 async def settings_checks(b: Broker) -> list[Check]:
     inf = await info(b)
+    found = await cluster_check(b)
     return [
+        *([found] if found else []),
         await eviction_check(b, inf),
         await persistence_check(b, inf),
         memory_check(inf),
         version_check(inf),
-        replication_check(inf),
+        await replication_check(b, inf),
     ]

@@ -12,6 +12,7 @@ from collections import Counter
 from hiveq.contract.protocol import PROTOCOL_VERSION
 from hiveq.diagnose.monitor import GENERIC_NAMES, GENERIC_PREFIXES
 from hiveq.diagnose.report import Check, fail, ok, warn, when
+from hiveq.queue import connection
 from hiveq.queue.broker import Broker, expected_type
 
 SCAN_CAP = 20_000  # keys examined per walk; enough to characterise a database, cheap to run
@@ -21,15 +22,7 @@ FRAMEWORK_PREFIXES = (*GENERIC_PREFIXES, "celery-task-meta-", "_kombu.", "unacke
 
 async def scan_keys(b: Broker, match: str | None = None, cap: int = SCAN_CAP) -> tuple[list[str], bool]:
     """Up to `cap` key names (SCAN, never KEYS); the flag says whether the walk was cut short."""
-    out: list[str] = []
-    cursor = 0
-    while True:
-        cursor, batch = await b.guard(b.redis.scan(cursor=cursor, match=match, count=1000))
-        out.extend(str(k) for k in batch)
-        if cursor == 0:
-            return out, False
-        if len(out) >= cap:
-            return out[:cap], True
+    return await b.guard(connection.scan_capped(b.redis, match, cap))
 
 
 def _classify(key: str, prefix: str) -> str | None:

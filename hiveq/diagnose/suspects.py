@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from hiveq.diagnose.consumers import Client, list_clients
 from hiveq.diagnose.monitor import Sample, sample_monitor
+from hiveq.queue import connection
 from hiveq.queue.audit import EVICTING
 from hiveq.queue.broker import Broker
 from hiveq.queue.vanish import Seen
@@ -44,7 +45,7 @@ def _row(c: Client) -> dict[str, Any]:
 
 
 def database(b: Broker) -> int:
-    return int(b.redis.connection_pool.connection_kwargs.get("db") or 0)
+    return connection.database(b.redis)
 
 
 EVICTION_RECENT_S = 60.0  # after evicted_keys last moved, a record found gone is still named evicted
@@ -60,8 +61,8 @@ class EvictionClock:
     moved_at: float = -math.inf  # when (monotonic)
 
     async def read(self, b: Broker) -> tuple[int, str]:
-        stats = await b.guard(b.redis.info("stats"))
-        memory = await b.guard(b.redis.info("memory"))
+        stats = await b.node_command("INFO", "stats")
+        memory = await b.node_command("INFO", "memory")
         return int(stats.get("evicted_keys") or 0), str(memory.get("maxmemory_policy") or "noeviction")
 
     async def start(self, b: Broker) -> None:
@@ -102,7 +103,7 @@ async def observe(b: Broker, *, sample_s: float, clock: EvictionClock, auto_reco
     sample = None
     if sample_s > 0:
         name = b.keys.client_name("watch-monitor", str(os.getpid()))
-        sample = await sample_monitor(b.settings.redis_url, b.keys, sample_s, name)
+        sample = await sample_monitor(b.redis, b.settings.redis_url, b.keys, sample_s, name)
     listed, error = await list_clients(b)
     by_addr = {c.addr: c for c in listed or []}
     suspects = foreign(listed or [], database(b))

@@ -144,9 +144,9 @@ async def lag(b: Broker) -> Lag:
     pipe = b.redis.pipeline(transaction=False)
     pipe.hexists(b.keys.meta, "archive")
     pipe.get(b.keys.archiver)
-    pipe.time()
     pipe.exists(b.keys.events)
-    meta_attached, holder, now, has_stream = await b.guard(pipe.execute())
+    meta_attached, holder, has_stream = await b.guard(pipe.execute())
+    now = await b.node_command("TIME")  # not in the pipeline: a cluster pipeline refuses TIME
     now_ms = int(now[0]) * 1000 + int(now[1]) // 1000
     if not has_stream:
         return Lag(bool(meta_attached), holder or "", 0.0, 0, 0, 0)

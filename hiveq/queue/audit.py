@@ -104,8 +104,8 @@ EVICTING = ("allkeys-", "volatile-")  # maxmemory policies under which Redis del
 async def eviction(b: Broker) -> str:
     """'evicted by Redis: maxmemory-policy P (N keys …)' when the policy evicts and Redis has
     evicted keys since it started; '' otherwise."""
-    stats = await b.guard(b.redis.info("stats"))
-    memory = await b.guard(b.redis.info("memory"))
+    stats = await b.node_command("INFO", "stats")
+    memory = await b.node_command("INFO", "memory")
     count, policy = int(stats.get("evicted_keys") or 0), str(memory.get("maxmemory_policy") or "")
     if count and policy.startswith(EVICTING):
         return f"evicted by Redis: maxmemory-policy {policy} ({count} keys evicted since the server started)"

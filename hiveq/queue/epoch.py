@@ -80,7 +80,7 @@ class EpochGuard:
 
     async def remember(self) -> None:
         """After claim_namespace (and after each loss): the server this epoch lives on."""
-        inf = await self.b.guard(self.b.redis.info("server"))
+        inf = await self.b.node_command("INFO", "server")
         self.run_id = str(inf.get("run_id", ""))
         self.seen_at = time.monotonic()
 
@@ -97,7 +97,7 @@ class EpochGuard:
 
     async def _cause(self) -> tuple[str, int]:
         """What happened, read from INFO: (the words, when the data went in ms or 0 for now)."""
-        inf = await self.b.guard(self.b.redis.info("server"))
+        inf = await self.b.node_command("INFO", "server")
         run_id, uptime = str(inf.get("run_id", "")), int(inf.get("uptime_in_seconds", 0))
         t = await self.b.guard(self.b.redis.time())
         now_ms = int(t[0]) * 1000 + int(t[1]) // 1000

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 from collections.abc import Sequence
 
 from redis.asyncio import Redis
 
+from hiveq.contract.errors import HiveqError, NotReplicated
 from hiveq.contract.models import ClaimedJob
 from hiveq.contract.protocol import subtask_of
 from hiveq.queue.broker import Broker
+from hiveq.queue.release import release
 
 
 def new_token() -> str:
@@ -64,7 +67,17 @@ async def claim(
         return []
     lease_ms = int(b.settings.leases.lease_s * 1000)
     queues = [(b.keys.queue(a), "zset") for a in agents]
-    raw = await b.run("claim", [worker_id, token or new_token(), count, lease_ms, *agents], queues)
+    token = token or new_token()
+    try:
+        raw = await b.run("claim", [worker_id, token, count, lease_ms, *agents], queues)
+    except NotReplicated as exc:
+        # HIVEQ_MIN_REPLICAS: a lease no replica confirmed could vanish in a failover, and the job
+        # run twice; hand the jobs back unstarted (they keep their place) and report the outage.
+        jobs = [_decode(r, worker_id) for r in exc.reply or []]
+        if jobs:
+            with contextlib.suppress(HiveqError):
+                await release(b, [j.lease for j in jobs], "claim not confirmed by replicas")
+        raise
     return [_decode(r, worker_id) for r in raw]
 
 

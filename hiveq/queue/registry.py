@@ -24,7 +24,7 @@ async def register_worker(
 ) -> WorkerInfo:
     """Announce a worker. `modules`: agent -> the Python module that defines it (user agents), kept
     per namespace so `hiveq why` can say which `--module` a worker for that agent needs."""
-    info = await b.guard(b.redis.client_info())
+    info = await b.node_command("CLIENT INFO")
     fields: dict[str, Any] = {
         "host": socket.gethostname(),
         "pid": os.getpid(),

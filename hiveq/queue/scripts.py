@@ -58,5 +58,11 @@ class Scripts:
             name: redis.register_script(script_source(name)) for name in SCRIPT_NAMES
         }
 
+    def sha(self, name: str) -> str:
+        return str(self._scripts[name].sha)
+
+    def source(self, name: str) -> str:
+        return str(self._scripts[name].script)
+
     async def run(self, name: str, keys: list[str], args: list[Any], client: Any = None) -> Any:
         return await self._scripts[name](keys=keys, args=args, client=client)

@@ -14,22 +14,21 @@ from collections.abc import Callable
 from redis.asyncio import Redis
 
 from hiveq.contract.errors import HiveqError
+from hiveq.queue import connection
 from hiveq.queue.broker import Broker
 from hiveq.worker.reconnect import ReconnectDelay
 
 
 class Inbox:
-    def __init__(self, b: Broker, worker_id: str, wait_s: float) -> None:
+    def __init__(self, b: Broker, worker_id: str, wait_s: float, conn: Redis) -> None:
         self.key = b.keys.inbox(worker_id)
         self.wait_s = wait_s
-        self.conn = Redis.from_url(
-            b.settings.redis_url,
-            decode_responses=True,
-            client_name=b.keys.client_name("worker-inbox", worker_id),
-            socket_connect_timeout=2.0,
-            socket_timeout=wait_s + 5.0,  # over the BZPOPMIN timeout
-            max_connections=1,
-        )
+        self.conn = conn
+
+    @classmethod
+    async def open(cls, b: Broker, worker_id: str, wait_s: float) -> Inbox:
+        """With a connection of its own (socket timeout over the BZPOPMIN timeout)."""
+        return cls(b, worker_id, wait_s, await b.dedicated("worker-inbox", worker_id, wait_s + 5.0))
 
     async def listen(self, broker: Callable[[], Broker], woken: asyncio.Event) -> None:
         """Set `woken` each time the inbox is marked; runs until cancelled. While Redis is away
@@ -47,7 +46,7 @@ class Inbox:
 
     async def hang_up(self) -> None:
         """End a blocked BZPOPMIN at once (on the way out, before the listener is awaited)."""
-        await self.conn.connection_pool.disconnect()
+        await connection.hang_up(self.conn)
 
     async def close(self) -> None:
         await self.conn.aclose()

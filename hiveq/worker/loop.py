@@ -31,7 +31,7 @@ from hiveq.contract.lease import Lease
 from hiveq.contract.models import ClaimedJob
 from hiveq.diagnose.watch import Complaints, Watch
 from hiveq.logs import ContextAdapter, bound_logger
-from hiveq.queue import fetch, heartbeat, maintain, registry, release
+from hiveq.queue import connection, fetch, heartbeat, maintain, registry, release
 from hiveq.queue.broker import Broker
 from hiveq.queue.epoch import EpochGuard, loss_line
 from hiveq.queue.heartbeat import RECONNECT_BEAT_S
@@ -103,7 +103,7 @@ class Worker:
 
     async def _drop_idle(self) -> None:
         if self._b is not None:
-            await self._b.redis.connection_pool.disconnect(inuse_connections=False)
+            await connection.drop_idle(self._b.redis)
 
     @property
     def b(self) -> Broker:
@@ -154,7 +154,7 @@ class Worker:
                 if self._b is not None:
                     await self._b.close()
                     self._b = None
-                await self.link.failed(str(exc))
+                await self.link.failed(exc)
                 await self._sleep_or_stop(delay.next_delay())
                 continue
             except (WrongTypeError, RedisFull) as exc:  # a foreign meta/workers key, a full Redis
@@ -165,19 +165,12 @@ class Worker:
                 await self._sleep_or_stop(stalled.next_delay())
                 continue
             self.link.restored()
-            keys = self.b.keys
+            # Over the BZPOPMIN timeout (redis-py default: 5 s).
             self._wait_conns = [
-                Redis.from_url(
-                    self.settings.redis_url,
-                    decode_responses=True,
-                    client_name=keys.client_name(f"worker-wait{i}", self.id),
-                    socket_connect_timeout=2.0,
-                    socket_timeout=IDLE_WAIT_S + 5.0,  # over the BZPOPMIN timeout (redis-py default: 5 s)
-                    max_connections=1,
-                )
+                await self.b.dedicated(f"worker-wait{i}", self.id, IDLE_WAIT_S + 5.0)
                 for i in range(self.claimers)
             ]
-            self._inbox = Inbox(self.b, self.id, IDLE_WAIT_S)
+            self._inbox = await Inbox.open(self.b, self.id, IDLE_WAIT_S)
             self.log.info(
                 "worker started: agents=%s concurrency=%d namespace=%s",
                 ",".join(self.agents),
@@ -245,7 +238,7 @@ class Worker:
                 if len(jobs) < want:
                     await self._wait_for_work(self._wait_conns[n])
             except RedisUnavailable as exc:
-                await self.link.failed(str(exc))
+                await self.link.failed(exc)
                 await self._sleep_or_stop(delay.next_delay())
                 continue
             except (WrongTypeError, RedisFull) as exc:
@@ -257,6 +250,7 @@ class Worker:
                 stalled.reset()
                 self.trouble.resumed("claims")
             self.link.restored()
+            self.link.confirmed()
 
     async def _wait_event(self, event: asyncio.Event) -> None:
         """Wait for `event` or for stop, whichever comes first."""
@@ -356,7 +350,7 @@ class Worker:
             try:
                 code = await heartbeat.progress(self.b, job.lease, fraction, message)
             except RedisUnavailable as exc:
-                await self.link.failed(str(exc))
+                await self.link.failed(exc)
                 return
             except (WrongTypeError, RedisFull) as exc:  # progress is best effort: the job goes on
                 self.trouble.say(exc, "progress reports")
@@ -394,7 +388,7 @@ class Worker:
                         self.b, self.id, self.agents, self.concurrency, self.modules
                     )
             except RedisUnavailable as exc:
-                await self.link.failed(str(exc))
+                await self.link.failed(exc)
                 delay = retry_delay.next_delay()
                 continue
             except (WrongTypeError, RedisFull) as exc:  # the leases stay as they are meanwhile
@@ -463,7 +457,7 @@ class Worker:
             try:
                 m = await maintain.maintain(self.b)
             except RedisUnavailable as exc:
-                await self.link.failed(str(exc))
+                await self.link.failed(exc)
                 continue
             except (WrongTypeError, RedisFull) as exc:
                 self.trouble.say(exc, "maintenance (promoting retries, reclaiming expired leases)")
@@ -489,7 +483,7 @@ class Worker:
         try:
             await watch.tick()
         except RedisUnavailable as exc:
-            await self.link.failed(str(exc))
+            await self.link.failed(exc)
         except (HiveqError, RedisError) as exc:
             complaints(exc)
 

@@ -14,10 +14,11 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from hiveq.contract.errors import NotReplicated
 from hiveq.contract.redact import redact
+from hiveq.queue.connection import open_redis
 
 
 class ReconnectDelay:
@@ -41,7 +42,13 @@ class ReconnectDelay:
 
 async def reachable(url: str, client_name: str) -> bool:
     """One PING on a fresh connection (never a pooled one that may have died with the server)."""
-    r = Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=2.0, client_name=client_name)
+    try:
+        # The URL's own node (or the sentinels' primary): a PING, not a cluster's topology read.
+        r = await open_redis(
+            url, client_name=client_name, socket_connect_timeout=1.0, socket_timeout=2.0, cluster=False
+        )
+    except (RedisError, OSError):
+        return False
     try:
         return bool(await r.ping())
     except (RedisError, OSError):
@@ -69,14 +76,22 @@ class Link:
         self.down_since: float | None = None
         self.generation = 0  # +1 on every restore, so loops can tell "since Redis came back"
         self.outages = 0
+        self.replicas_short = False  # HIVEQ_MIN_REPLICAS not met since the last warning
 
     @property
     def up(self) -> bool:
         return self.down_since is None
 
-    async def failed(self, reason: str) -> None:
+    async def failed(self, exc: BaseException | str) -> None:
         """A call failed to reach Redis. If a fresh connection still gets through, it was one stale
-        pooled connection (after a restart): drop those and carry on without calling it an outage."""
+        pooled connection (after a restart): drop those and carry on without calling it an outage.
+        A write the replicas did not confirm (HIVEQ_MIN_REPLICAS) is said once until they do."""
+        if isinstance(exc, NotReplicated):
+            if not self.replicas_short:
+                self.replicas_short = True
+                self.log.warning("%s; retrying with backoff", exc)
+            return
+        reason = str(exc)
         if self.down_since is not None:
             return
         if await reachable(self.url, self.probe_name):
@@ -96,6 +111,12 @@ class Link:
                 self.where,
                 reason,
             )
+
+    def confirmed(self) -> None:
+        """An acknowledged write (claim, completion) was confirmed by the replicas again."""
+        if self.replicas_short:
+            self.replicas_short = False
+            self.log.warning("replicas confirm writes again (HIVEQ_MIN_REPLICAS); resuming")
 
     def restored(self) -> None:
         if self.down_since is not None:

@@ -57,7 +57,7 @@ class Recorder:
                 await self._send(batch)
             except RedisUnavailable as exc:
                 self.outbox.put_back(batch)
-                await self.link.failed(str(exc))
+                await self.link.failed(exc)
                 await asyncio.sleep(delay.next_delay())
                 continue
             except (WrongTypeError, RedisFull) as exc:  # kept (and heartbeated) until it works
@@ -69,6 +69,7 @@ class Recorder:
             delay.reset()
             stalled.reset()
             self.link.restored()
+            self.link.confirmed()
 
     async def _send(self, batch: Batch) -> None:
         """Record one batch. Each part is removed from `batch` once sent, so a retry resends only
@@ -145,7 +146,7 @@ class Recorder:
                 self.outbox.sent()
             except RedisUnavailable as exc:
                 self.outbox.put_back(batch)
-                await self.link.failed(str(exc))
+                await self.link.failed(exc)
                 await asyncio.sleep(delay.next_delay())
             except (WrongTypeError, RedisFull) as exc:
                 self.outbox.put_back(batch)

@@ -89,7 +89,7 @@ async def test_claim_hands_dependency_results_to_the_dependent_job(any_broker: B
 
 async def test_blocking_fetch_wakes_on_enqueue_without_polling(any_broker: Broker) -> None:
     b = any_broker
-    conn = b.redis.client()  # a dedicated connection for the blocking call
+    conn = await b.dedicated("test-wait", "1", 30.0)  # a connection of its own for the blocking call
     try:
         assert not await wait_for_work(b, ["a"], 0.05, conn=conn)  # nothing yet: times out
         waiter = asyncio.create_task(wait_for_work(b, ["a"], 20, conn=conn))

@@ -17,7 +17,6 @@ from typing import Any
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as hs
-from redis.asyncio import Redis
 
 from hiveq.contract.errors import Code, Conflict, NotFound
 from hiveq.contract.lease import Lease, LeaseLost
@@ -28,6 +27,7 @@ from hiveq.queue.audit import audit
 from hiveq.queue.broker import Broker
 from hiveq.queue.cancel import cancel_task
 from hiveq.queue.complete import Completion, complete
+from hiveq.queue.connection import open_redis
 from hiveq.queue.events import read_events
 from hiveq.queue.fetch import claim
 from hiveq.queue.heartbeat import heartbeat
@@ -385,7 +385,7 @@ async def test_random_operation_sequences_conserve_every_job_and_run_all_live_wo
         await run.drain()
         await run.check_final()
     finally:
-        r = Redis.from_url(any_server.url, decode_responses=True)
+        r = await open_redis(any_server.url, client_name=None)
         await purge_namespace(r, b.keys)
         await r.aclose()
         await b.close()

@@ -290,3 +290,18 @@ async def _counted(ctx: AgentContext) -> dict[str, Any]:
 
 for _name in ("t.count_a", "t.count_b", "t.count_c"):
     agent(_name)(_counted)
+TALLY_ENV = "HIVEQ_TEST_TALLY"
+
+
+@agent("t.tally")
+async def tally(ctx: AgentContext) -> dict[str, Any]:
+    """Appends its job id to the file named by HIVEQ_TEST_TALLY at every start (outside Redis
+    altogether, so a failover can neither lose nor fake the count), then takes input["sleep"]."""
+    fd = os.open(os.environ[TALLY_ENV], os.O_WRONLY | os.O_APPEND | os.O_CREAT)  # one small atomic write
+    try:
+        os.write(fd, (ctx.job_id + "\n").encode())
+    finally:
+        os.close(fd)
+    inp = ctx.input if isinstance(ctx.input, dict) else {}
+    await asyncio.sleep(float(inp.get("sleep", 0.01)))
+    return {"ok": True}
