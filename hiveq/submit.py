@@ -69,6 +69,8 @@ async def replay(b: Broker, task_id: str) -> Submitted:
             depends_on=j.depends_on,
             priority=j.priority,
             title=j.title,
+            limits=j.limits,
+            estimate_tokens=j.estimate_tokens,
         )
         for j in jobs
     ]
@@ -96,6 +98,7 @@ async def submit_task(b: Broker, request: TaskRequest, *, idempotency_key: str |
         idempotency_key=idempotency_key,
         subtasks=plan.subtasks,
         plan_note=plan.note,
+        limits=request.limits,
     )
     try:
         (done,) = await enqueue(b, [submission], prechecked=True)

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from hiveq.agents.durable import Durable, LocalBackend
 from hiveq.contract.errors import ConfigError
+from hiveq.contract.limit_rules import LIMIT_KEY_RE, check_limit_key
 from hiveq.contract.models import SubtaskSpec
 from hiveq.contract.protocol import AGENT_RE
 from hiveq.settings import Settings
@@ -38,6 +39,7 @@ class AgentSpec:
     name: str
     fn: AgentFn
     timeout_s: float | None = None  # overrides the job's timeout when set
+    limits: tuple[str, ...] = ()  # limit keys added to every job of this agent (docs/limits.md)
 
     @property
     def is_async(self) -> bool:
@@ -174,13 +176,21 @@ def _qualname(fn: Callable[..., Any]) -> str:
 REGISTRY = Registry()
 
 
-def agent(name: str, *, timeout_s: float | None = None) -> Callable[[F], F]:
-    """Register `fn(ctx) -> result` under `name`. `timeout_s` caps every job of this agent."""
+def agent(
+    name: str, *, timeout_s: float | None = None, limits: Sequence[str] = ()
+) -> Callable[[F], F]:
+    """Register `fn(ctx) -> result` under `name`. `timeout_s` caps every job of this agent;
+    `limits` are limit keys every job of it runs under (docs/limits.md)."""
+    for key in limits:
+        try:
+            check_limit_key(key, concrete=True)
+        except ValueError as exc:
+            raise ConfigError(f"@agent({name!r}, limits=...): {exc}") from None
 
     def deco(fn: F) -> F:
         if not callable(fn):
             raise ConfigError(f"@agent({name!r}) must decorate a function")
-        REGISTRY.add(AgentSpec(name=name, fn=fn, timeout_s=timeout_s))
+        REGISTRY.add(AgentSpec(name=name, fn=fn, timeout_s=timeout_s, limits=tuple(limits)))
         return fn
 
     return deco
@@ -251,3 +261,17 @@ def _import_failure(mod: str, exc: Exception, cwd: str) -> str:
         f"could not import agent module {mod!r}: importing it raised {type(exc).__name__}: {exc}; "
         "fix the module (check the --module option / HIVEQ_AGENT_MODULES; run with --debug for details)"
     )
+
+
+def agent_limit_keys(specs: Mapping[str, AgentSpec | None], settings: Settings) -> dict[str, tuple[str, ...]]:
+    """The limit keys each served agent adds to its jobs: its @agent(limits=…), and for the
+    built-in `llm` agent `model:<HIVEQ_LLM_MODEL>` (docs/limits.md)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for name, spec in specs.items():
+        keys = spec.limits if spec is not None else ()
+        model_key = f"model:{settings.llm.model}"
+        if name == "llm" and LIMIT_KEY_RE.match(model_key) and not model_key.endswith("*"):
+            keys = (*keys, model_key)
+        if keys:
+            out[name] = keys
+    return out

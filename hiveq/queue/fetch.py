@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
@@ -53,18 +54,50 @@ def _decode(raw: str, worker_id: str) -> ClaimedJob:
         description=d.get("description") or "",
         metadata=metadata if isinstance(metadata, dict) else {},
         dependency_results=deps,
+        limit_fail=d.get("fail"),
     )
 
 
+@dataclass(frozen=True)
+class Claimed:
+    jobs: list[ClaimedJob]
+    retry_s: float | None  # a job was held by a window that refills in this long (docs/limits.md)
+
+
+async def claim_batch(
+    b: Broker,
+    worker_id: str,
+    agents: Sequence[str],
+    count: int,
+    token: str | None = None,
+    agent_limits: Mapping[str, Sequence[str]] | None = None,
+) -> Claimed:
+    """Lease up to `count` jobs across `agents`, most urgent first, passing over jobs held by
+    their limits. `agent_limits`: the limit keys each agent adds to its jobs (@agent(limits=…))."""
+    if count <= 0 or not agents:
+        return Claimed([], None)
+    lease_ms = int(b.settings.leases.lease_s * 1000)
+    defaults = {a: " ".join(ks) for a, ks in (agent_limits or {}).items() if ks and a in agents}
+    raw = await b.run(
+        "claim",
+        [worker_id, token or new_token(), count, lease_ms, json.dumps(defaults) if defaults else "", *agents],
+    )
+    retry_s = None
+    if raw and raw[-1].startswith("retry:"):
+        retry_s = int(raw.pop()[6:]) / 1000
+    return Claimed([_decode(r, worker_id) for r in raw], retry_s)
+
+
 async def claim(
-    b: Broker, worker_id: str, agents: Sequence[str], count: int, token: str | None = None
+    b: Broker,
+    worker_id: str,
+    agents: Sequence[str],
+    count: int,
+    token: str | None = None,
+    agent_limits: Mapping[str, Sequence[str]] | None = None,
 ) -> list[ClaimedJob]:
     """Lease up to `count` jobs across `agents`, most urgent first. Returns [] when none wait."""
-    if count <= 0 or not agents:
-        return []
-    lease_ms = int(b.settings.leases.lease_s * 1000)
-    raw = await b.run("claim", [worker_id, token or new_token(), count, lease_ms, *agents])
-    return [_decode(r, worker_id) for r in raw]
+    return (await claim_batch(b, worker_id, agents, count, token, agent_limits)).jobs
 
 
 async def wait_for_work(

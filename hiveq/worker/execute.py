@@ -51,6 +51,8 @@ def precheck(job: ClaimedJob, spec: AgentSpec | None, worker_id: str) -> Outcome
             error=f"input of job {job.id} is not valid JSON ({job.raw_input[:80]!r}); it was written "
             "by something other than hiveq's enqueue. Fix the input and retry it from the dead letters",
         )
+    if job.limit_fail is not None:
+        return Outcome(Ending.FAILED, error=job.limit_fail, fatal=True)
     if spec is None:
         return Outcome(
             Ending.QUARANTINE,

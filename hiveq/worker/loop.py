@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from hiveq.agents.durable import Durable
-from hiveq.agents.registry import AgentContext, AgentSpec, get_agent, module_origin
+from hiveq.agents.registry import AgentContext, AgentSpec, agent_limit_keys, get_agent, module_origin
 from hiveq.contract.errors import Code, HiveqError, RedisUnavailable
 from hiveq.contract.models import ClaimedJob
 from hiveq.diagnose.watch import Complaints, Watch
@@ -67,6 +67,7 @@ class Worker:
         self.settings = settings
         self.agents = agents
         self.specs: dict[str, AgentSpec | None] = {a: get_agent(a) for a in agents}
+        self.agent_limits = agent_limit_keys(self.specs, settings)
         self.modules = {a: m for a in agents if (m := module_origin(a))}  # user agents' --module
         self.concurrency = concurrency
         self.id = worker_id
@@ -214,13 +215,15 @@ class Worker:
             self.reserved += want
             try:
                 try:
-                    jobs = await fetch.claim(self.b, self.id, self.agents, want)
+                    got = await fetch.claim_batch(
+                        self.b, self.id, self.agents, want, agent_limits=self.agent_limits
+                    )
                 finally:
                     self.reserved -= want
-                for job in jobs:
+                for job in got.jobs:
                     self._start(job)
-                if len(jobs) < want:
-                    await self._wait_for_work(self._wait_conns[n])
+                if len(got.jobs) < want:
+                    await self._wait_for_work(self._wait_conns[n], got.retry_s)
             except RedisUnavailable as exc:
                 await self.link.failed(str(exc))
                 await self._sleep_or_stop(delay.next_delay())
@@ -244,8 +247,10 @@ class Worker:
             return waiter
         return self._stop_waiter
 
-    async def _wait_for_work(self, conn: Redis) -> None:
-        wait = asyncio.ensure_future(fetch.wait_for_work(self.b, self.agents, IDLE_WAIT_S, conn=conn))
+    async def _wait_for_work(self, conn: Redis, retry_s: float | None = None) -> None:
+        """Until a wake-up, or for a job held by a refilling limit window, until it refills."""
+        timeout = IDLE_WAIT_S if retry_s is None else min(IDLE_WAIT_S, max(retry_s, 0.001))
+        wait = asyncio.ensure_future(fetch.wait_for_work(self.b, self.agents, timeout, conn=conn))
         await asyncio.wait([wait, self._stopping()], return_when=asyncio.FIRST_COMPLETED)
         if not wait.done():
             # Stopping: leave the blocked read behind (redis-py may finish a cancelled BZPOPMIN

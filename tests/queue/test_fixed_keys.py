@@ -209,6 +209,11 @@ async def s_claim_for_a_task_marked_finished(b: Broker) -> Call:
     return lambda: claim(b, "w", ["a"], 5)
 
 
+async def s_claim_of_a_job_with_limit_keys(b: Broker) -> Call:
+    await enqueue_task(b, st("x", limits=["tenant:acme"]))
+    return lambda: claim(b, "w", ["a"], 5)
+
+
 async def s_complete_of_one_of_two_independent_jobs(b: Broker) -> Call:
     """Neither releases a dependent nor finishes its task."""
     await enqueue_task(b, st("x"), st("z"))
@@ -264,6 +269,7 @@ WRITES: dict[tuple[str, str], Callable[[Broker], Awaitable[Call]]] = {
     ("claim", "quarantine"): s_claim_of_a_member_without_a_record,
     ("claim", "jobs"): s_claim_of_a_member_without_a_record,
     ("claim", "finished"): s_claim_for_a_task_marked_finished,
+    ("claim", "limits"): s_claim_of_a_job_with_limit_keys,
     ("complete", "suspended"): s_complete_of_a_child_its_parent_waits_for,
 }
 # ... and these make a call that does not write them.

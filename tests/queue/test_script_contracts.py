@@ -27,6 +27,10 @@ DERIVED = {
     "wkey": "worker:<id>",
     "inboxkey": "inbox:<id>",
     "ikey": "idem:<key>",
+    "limkey": "lim:c:<key>",
+    "lholdkey": "lim:h:<key>",
+    "lstartkey": "lim:s:<key>",
+    "lwaitkey": "lim:w:<key>",
 }
 DERIVED_NAME = re.compile("|".join(re.escape(n) for n in sorted(DERIVED.values(), key=len, reverse=True)))
 SECTIONS = ("KEYS", "ARGV", "Derived keys", "Returns", "Events")

@@ -28,6 +28,9 @@ Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
   worker:<id>    the worker's host/pid/client, read with try (foreign: id only)
   job:<id>:steps a resumed parent's wait step, written with try (foreign: not stored, anomaly;
                  the parent then waits again and finds its children finished)
+  lim:h|c|w:<key> for each of the job's limit keys (release_limits in _lib.lua): its slot
+                 (lim:h:<key>), token reservation (lim:c:<key>), agents waiting (lim:w:<key>:
+                 woken, wake:<agent>), each with try (foreign: skipped, anomaly)
 Returns one code per job: OK, NOT_FOUND, or STALE (lease lost: expired, reclaimed, cancelled).
 Events: job active -> succeeded; dependents blocked -> waiting | quarantined (foreign queue key),
 and their blocked dependents -> cancelled; task status changes; a suspended parent whose
@@ -92,6 +95,7 @@ for i = 4, #ARGV, 3 do
     redis.call('HSET', jk, 'state', 'succeeded', 'result', result, 'finished', NOW, 'progress', 1)
     redis.call('HDEL', jk, 'token', 'deadline')
     zlater('ZREM', K.leases, id)
+    release_limits(id)
     zlater('ZADD', K.succeeded, NOW, id)
     emit_job(id, tid, 'active', 'succeeded', worker_tail(wid) .. ',"attempt":' .. (f[5] or '0'))
     dirty[tid] = (dirty[tid] or 0) + 1

@@ -30,6 +30,9 @@ Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
                  the parent then waits again and finds its children finished)
   q:<agent>      a resumed parent's queue: TYPE first, a foreign one quarantines it
   wake:<agent>   marked for a resumed parent (try: a foreign one is reported, not woken)
+  lim:h|c|w:<key> for each of the job's limit keys (release_limits in _lib.lua): its slot
+                 (lim:h:<key>), token reservation (lim:c:<key>), agents waiting (lim:w:<key>:
+                 woken, wake:<agent>), each with try (foreign: skipped, anomaly)
 Returns one code per job: OK, NOT_FOUND or STALE.
 Events: job active -> delayed (reason: retry k of n in t) | active -> dead; blocked dependents
 -> cancelled; task status changes; a suspended parent whose children have all finished ->
@@ -67,6 +70,7 @@ for i = 7, #ARGV, 6 do
       end
     end
     redis.call('ZREM', K.leases, id)
+    release_limits(id)
     if mode == 'fatal' or failures >= maxa then
       local why = (mode == 'fatal') and ('fatal error: ' .. err)
         or ('failed ' .. failures .. ' of ' .. maxa .. ' attempts; last error: ' .. err)

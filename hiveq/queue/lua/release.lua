@@ -21,6 +21,9 @@ Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
                  updated, anomaly)
   worker:<id>    the worker's host/pid/client, read with try (foreign: id only)
   job:<id>:steps such a resumed parent's wait step, written with try (foreign: not stored, anomaly)
+  lim:h|c|w:<key> for each of the job's limit keys (release_limits in _lib.lua): its slot
+                 (lim:h:<key>), token reservation (lim:c:<key>), agents waiting (lim:w:<key>:
+                 woken, wake:<agent>), each with try (foreign: skipped, anomaly)
 Returns one code per job: OK, NOT_FOUND or STALE.
 Events: job active -> waiting (reason) | active -> quarantined (foreign queue key), with its
 blocked dependents -> cancelled and task status changes; a suspended parent whose children have
@@ -37,6 +40,7 @@ for i = 5, #ARGV, 2 do
     out[#out + 1] = STALE
   else
     redis.call('ZREM', K.leases, id)
+    release_limits(id)
     redis.call('HINCRBY', jkey(id), 'attempts', -1)
     to_waiting(id, 'active', reason, by_worker({}, wid))
     out[#out + 1] = OK
