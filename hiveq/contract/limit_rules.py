@@ -90,12 +90,9 @@ class LimitRule(BaseModel):
     @model_validator(mode="after")
     def _some_limit(self) -> LimitRule:
         if all(
-            v is None
-            for v in (self.concurrency, self.rate, self.tokens, self.budget_tokens, self.budget_usd)
+            v is None for v in (self.concurrency, self.rate, self.tokens, self.budget_tokens, self.budget_usd)
         ):
-            raise ValueError(
-                "set at least one of concurrency, rate, tokens, budget_tokens, budget_usd"
-            )
+            raise ValueError("set at least one of concurrency, rate, tokens, budget_tokens, budget_usd")
         return self
 
     def stored(self) -> dict[str, Any]:
@@ -155,3 +152,19 @@ def job_limit_keys(*groups: list[str] | tuple[str, ...] | None) -> list[str]:
         for k in g or ():
             seen[k] = None
     return list(seen)
+
+
+LLM_DEFAULT_MAX_TOKENS = 1024  # the llm agent's estimate when a subtask sets no max_tokens
+CHARS_PER_TOKEN = 4
+
+
+def llm_estimate(inp: Any, description: str) -> int:
+    """The `llm` agent's estimate_tokens for a subtask: its prompt (and the task description it
+    is given) at about four characters a token, plus its max_tokens."""
+    d = inp if isinstance(inp, dict) else {"prompt": inp}
+    text = "".join(str(d.get(k) or "") for k in ("prompt", "instructions", "system")) + description
+    try:
+        max_tokens = int(d.get("max_tokens") or LLM_DEFAULT_MAX_TOKENS)
+    except (TypeError, ValueError):
+        max_tokens = LLM_DEFAULT_MAX_TOKENS
+    return min(MAX_ESTIMATE_TOKENS, -(-len(text) // CHARS_PER_TOKEN) + max(0, max_tokens))

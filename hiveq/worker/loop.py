@@ -30,7 +30,7 @@ from hiveq.contract.errors import Code, HiveqError, RedisUnavailable
 from hiveq.contract.models import ClaimedJob
 from hiveq.diagnose.watch import Complaints, Watch
 from hiveq.logs import ContextAdapter, bound_logger
-from hiveq.queue import fetch, heartbeat, maintain, registry, release
+from hiveq.queue import fetch, heartbeat, limits, maintain, registry, release
 from hiveq.queue.broker import Broker
 from hiveq.queue.keys import Keyspace
 from hiveq.settings import Settings
@@ -291,6 +291,7 @@ class Worker:
             settings=self.settings,
             resources=self.resources,
             _progress=self._progress_fn(job),
+            _usage=self._usage_fn(job),
             _loop=asyncio.get_running_loop(),
         )
         backend = RunBackend(lambda: self.b, job.lease, log, lambda why: self._lose(job.id, why, stop=False))
@@ -313,8 +314,34 @@ class Worker:
             if self.running.get(job.id) is r:
                 del self.running[job.id]
             self._slot_freed()
-        if outcome is not None and outcome.ending is not Ending.SUSPENDED and not r.abandoned:
+        if outcome is not None and outcome.ending is Ending.RATE_LIMITED:
+            if not r.abandoned:
+                await self._hand_back_rate_limited(job, outcome)
+        elif outcome is not None and outcome.ending is not Ending.SUSPENDED and not r.abandoned:
             self.outbox.add(job, outcome)
+
+    async def _hand_back_rate_limited(self, job: ClaimedJob, outcome: Outcome) -> None:
+        """A provider's 429: the job goes back (no attempt counted) and its keys cool down for
+        every worker. With Redis away the lease expires and the reaper puts it back instead."""
+        try:
+            await release.release(
+                self.b,
+                [job.lease],
+                f"rate limited by the provider ({outcome.error}); its limit keys cool down",
+                cool_s=outcome.retry_after,
+                cool_key=outcome.cool_key,
+            )
+        except RedisUnavailable as exc:
+            await self.link.failed(str(exc))
+
+    def _usage_fn(self, job: ClaimedJob) -> Any:
+        async def report(tokens: int, usd: float) -> None:
+            try:
+                await limits.report_usage(self.b, job.lease, tokens, usd)
+            except RedisUnavailable as exc:
+                await self.link.failed(str(exc))
+
+        return report
 
     def _slot_freed(self) -> None:
         for event in self.slot_events:
