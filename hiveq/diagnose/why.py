@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from hiveq.contract.models import JobRecord
 from hiveq.contract.protocol import job_id_for
 from hiveq.contract.states import PLACE_OF, TERMINAL_JOB_STATES, JobState
+from hiveq.diagnose.limit_why import held_by
 from hiveq.diagnose.neighbours import describe, neighbours, start_worker_command
 from hiveq.diagnose.report import ago, when
 from hiveq.diagnose.workers_check import Liveness, liveness
@@ -117,6 +118,16 @@ async def _waiting(b: Broker, job: JobRecord, lv: Liveness) -> Why:
             },
         )
     free = sum(max(0, w.concurrency - w.running) for w in serving)
+    held = await held_by(b, job)
+    if held is not None:
+        sentence, numbers = held
+        return Why(
+            job_id=job.id,
+            state=job.state.value,
+            summary=f"{sentence}; it keeps its place ({higher} job(s) of higher and {equal} of equal "
+            "priority ahead) and starts when the limit frees",
+            details=details | {"free_slots": free, "held_by": numbers},
+        )
     return Why(
         job_id=job.id,
         state=job.state.value,

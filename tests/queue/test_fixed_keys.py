@@ -11,6 +11,7 @@ import pytest
 
 from hiveq.contract.errors import WrongTypeError
 from hiveq.contract.lease import Lease
+from hiveq.contract.limit_rules import LimitRule
 from hiveq.contract.models import SubtaskSpec
 from hiveq.queue import archiving
 from hiveq.queue.assemble import key_rows
@@ -20,6 +21,7 @@ from hiveq.queue.complete import Completion, complete
 from hiveq.queue.fetch import claim
 from hiveq.queue.heartbeat import heartbeat, progress
 from hiveq.queue.keys import FIXED_KEY_TYPES
+from hiveq.queue.limits import report_usage, set_limit
 from hiveq.queue.maintain import expire_finished, promote_due, reap_expired
 from hiveq.queue.output import append_output
 from hiveq.queue.registry import deregister_worker, register_worker
@@ -246,6 +248,16 @@ async def s_signal(b: Broker) -> Call:
 async def s_signal_kept(b: Broker) -> Call:
     lease = await _leased(b)
     return lambda: signal(b, lease.job_id, "go", {"ok": True}, "ops")
+
+
+async def s_set_limit(b: Broker) -> Call:
+    await enqueue_task(b, st("x"))  # an agent to wake
+    return lambda: set_limit(b, "tenant:*", LimitRule(concurrency=1))
+
+
+async def s_report_usage(b: Broker) -> Call:
+    lease = await _leased(b)
+    return lambda: report_usage(b, lease, 10, 0.5)
 
 
 async def s_output(b: Broker) -> Call:
