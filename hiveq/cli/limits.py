@@ -16,6 +16,7 @@ from hiveq.contract.errors import ExitCode
 from hiveq.contract.limit_rules import LimitRule, LimitView
 from hiveq.queue import limits
 
+COLUMNS = ("rule", "limits", "key", "in use", "holders", "starts", "tokens/min", "budget used", "throttled")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (the shape of GET /limits).")]
 
 
@@ -110,7 +111,8 @@ def limits_app() -> typer.Typer:
             )
         except ValidationError as exc:
             first = exc.errors()[0]
-            field = "--" + "-".join(str(p) for p in first["loc"]).replace("_", "-") if first["loc"] else "rule"
+            loc = "-".join(str(p) for p in first["loc"]).replace("_", "-")
+            field = f"--{loc}" if loc else "rule"
             fail(f"{field}: {str(first['msg']).removeprefix('Value error, ')}", ExitCode.USAGE)
         s = settings(ctx)
 
@@ -123,7 +125,8 @@ def limits_app() -> typer.Typer:
         if as_json:
             print_json(v)
         else:
-            console.print(f"limit {escape(key)}: {escape(describe_rule(rule))} (takes effect on the next claim)")
+            said = escape(describe_rule(rule))
+            console.print(f"limit {escape(key)}: {said} (takes effect on the next claim)")
 
     @app.command("rm")
     def rm_cmd(ctx: typer.Context, key: Annotated[str, typer.Argument(metavar="KEY")]) -> None:
