@@ -98,6 +98,17 @@ async def _waiting(b: Broker, job: JobRecord, lv: Liveness) -> Why:
         "ahead_equal_priority": equal,
         "live_workers": [w.id for w in serving],
     }
+    held = await held_by(b, job)
+    if held is not None:  # a limit holds it: that comes first, whoever serves the agent
+        sentence, numbers = held
+        tail = "" if serving else f"; and no live worker serves agent {job.agent}"
+        return Why(
+            job_id=job.id,
+            state=job.state.value,
+            summary=f"{sentence}; it keeps its place ({higher} job(s) of higher and {equal} of equal "
+            f"priority ahead) and starts when the limit frees{tail}",
+            details=details | {"held_by": numbers},
+        )
     if not serving:
         cmd = await start_worker_command(b, [job.agent])
         others = await neighbours(b, [job.agent])
@@ -118,16 +129,6 @@ async def _waiting(b: Broker, job: JobRecord, lv: Liveness) -> Why:
             },
         )
     free = sum(max(0, w.concurrency - w.running) for w in serving)
-    held = await held_by(b, job)
-    if held is not None:
-        sentence, numbers = held
-        return Why(
-            job_id=job.id,
-            state=job.state.value,
-            summary=f"{sentence}; it keeps its place ({higher} job(s) of higher and {equal} of equal "
-            "priority ahead) and starts when the limit frees",
-            details=details | {"free_slots": free, "held_by": numbers},
-        )
     return Why(
         job_id=job.id,
         state=job.state.value,
