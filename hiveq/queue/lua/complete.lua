@@ -43,7 +43,7 @@ local wid = ARGV[3]
 local recs, done_of, seen, reread = {}, {}, {}, {}
 for i = 4, #ARGV, 3 do
   local id = ARGV[i]
-  local f = try('HMGET', jkey(id), 'state', 'token', 'task', 'dependents', 'attempts', 'parent')
+  local f = try('HMGET', jkey(id), 'state', 'token', 'task', 'dependents', 'attempts', 'parent', 'lkeys')
   recs[i] = f
   if f ~= FOREIGN and f[1] == 'active' and f[2] == ARGV[i + 1] and not seen[id] then
     seen[id] = true
@@ -95,7 +95,7 @@ for i = 4, #ARGV, 3 do
     redis.call('HSET', jk, 'state', 'succeeded', 'result', result, 'finished', NOW, 'progress', 1)
     redis.call('HDEL', jk, 'token', 'deadline')
     zlater('ZREM', K.leases, id)
-    release_limits(id)
+    if f[7] then release_limits(id) end -- it holds a claim under limit keys
     zlater('ZADD', K.succeeded, NOW, id)
     emit_job(id, tid, 'active', 'succeeded', worker_tail(wid) .. ',"attempt":' .. (f[5] or '0'))
     dirty[tid] = (dirty[tid] or 0) + 1

@@ -47,7 +47,7 @@ for i = 7, #ARGV, 6 do
   local id, token, err, mode, jitter, tb = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
     tonumber(ARGV[i + 4]), ARGV[i + 5]
   local jk = jkey(id)
-  local f = try('HMGET', jk, 'state', 'token', 'task', 'failures', 'max_attempts', 'attempts')
+  local f = try('HMGET', jk, 'state', 'token', 'task', 'failures', 'max_attempts', 'attempts', 'lkeys')
   if f == FOREIGN then
     report_foreign(jk, 'hash', 'its failure was not recorded (NOT_FOUND)', id)
     out[#out + 1] = NOT_FOUND
@@ -70,7 +70,7 @@ for i = 7, #ARGV, 6 do
       end
     end
     redis.call('ZREM', K.leases, id)
-    release_limits(id)
+    if f[7] then release_limits(id) end -- it holds a claim under limit keys
     if mode == 'fatal' or failures >= maxa then
       local why = (mode == 'fatal') and ('fatal error: ' .. err)
         or ('failed ' .. failures .. ' of ' .. maxa .. ' attempts; last error: ' .. err)
