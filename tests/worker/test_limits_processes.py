@@ -9,6 +9,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 
 import pytest
 
@@ -67,7 +68,7 @@ async def test_running_jobs_under_a_concurrency_key_never_overlap_more_than_the_
     with workers(b, "t.held"):
         for released in range(n):
             expect = min(n, released + limit)
-            await until(lambda e=expect: started_at_least(b, run, e), 60, f"{expect} jobs started")
+            await until(partial(started_at_least, b, run, expect), 60, f"{expect} jobs started")
             assert await started(b, run) <= released + limit  # never a fourth while three run
             await b.redis.rpush(limits_gate_key(run), "go")
         await until(lambda: b.redis.llen(limits_timeline_key(run)), 60, "the timeline")
@@ -136,7 +137,7 @@ async def test_a_429_cools_the_key_down_for_every_worker_and_counts_no_attempt(b
         cool = int(await until(lambda: b.redis.hget(counters, "cool"), 60, "the cool-down"))
         second = await submit(b, "t.ratelimited", [{}], limits=["model:hot"])
         for t in (first, second):
-            await until(lambda t=t: task_done(b, t.task_id), 60, "the jobs after the cool-down")
+            await until(partial(task_done, b, t.task_id), 60, "the jobs after the cool-down")
     one, two = await get_job(b, first.job_ids[0]), await get_job(b, second.job_ids[0])
     assert (one.started_ms or 0) >= cool and (two.started_ms or 0) >= cool
     assert one.attempts == 1 and one.failures == 0  # handed back, not failed
