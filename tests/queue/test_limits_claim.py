@@ -4,12 +4,17 @@ what the claim took (set_limit.lua, report_usage.lua, release_limits in _lib.lua
 
 from __future__ import annotations
 
+import pytest
+
+from hiveq.contract.errors import Code, WrongTypeError
 from hiveq.contract.limit_rules import LimitRule
 from hiveq.queue.broker import Broker
 from hiveq.queue.cancel import cancel_task
 from hiveq.queue.complete import Completion, complete
 from hiveq.queue.enqueue import enqueue
+from hiveq.queue.events import last_event_id, read_events
 from hiveq.queue.fetch import claim, claim_batch
+from hiveq.queue.inspect import get_job
 from hiveq.queue.limits import remove_limit, report_usage, set_limit, view
 from hiveq.queue.maintain import reap_expired
 from hiveq.queue.release import release
@@ -175,3 +180,35 @@ async def test_jobs_without_limits_keep_strict_fifo(broker: Broker) -> None:
     res = [await enqueue_task(b, st("x")) for _ in range(5)]
     got = await claim(b, "w", ["a"], 5)
     assert [j.id for j in got] == [r.job_ids[0] for r in res]
+
+
+async def test_a_foreign_type_on_a_limit_counter_holds_its_jobs_and_says_so(broker: Broker) -> None:
+    b = broker
+    await enqueue_task(b, st("free"))
+    await b.redis.set(b.keys.limit_counters("tenant:x"), "someone else's")
+    res = await enqueue_task(b, st("x", limits=["tenant:y"]))
+    await b.redis.hset(b.keys.job(res.job_ids[0]), "limits", "tenant:x")  # as if enqueued under x
+    since = await last_event_id(b)
+    got = await claim(b, "w", ["a"], 5)
+    assert [j.subtask_id for j in got] == ["free"]  # the other is held, not lost, not failed
+    assert await b.redis.zrange(b.keys.queue("a"), 0, -1) == res.job_ids
+    _, events = await read_events(b, since)
+    assert any(e.type == "anomaly" and b.keys.limit_counters("tenant:x") in (e.reason or "") for e in events)
+
+
+async def test_a_foreign_type_on_a_limit_holders_key_does_not_stop_the_lease_ending(broker: Broker) -> None:
+    b = broker
+    await enqueue_task(b, st("x", limits=["k"]))
+    [job] = await claim(b, "w", ["a"], 1)
+    await b.redis.delete(b.keys.limit_holders("k"))
+    await b.redis.set(b.keys.limit_holders("k"), "foreign")
+    assert await complete(b, [Completion(job.lease, "ok")]) == [Code.OK]
+    assert (await get_job(b, job.id)).state == "succeeded"
+
+
+async def test_enqueue_under_a_foreign_typed_flow_key_fails_before_writing_anything(broker: Broker) -> None:
+    b = broker
+    await b.redis.set(b.keys.limit_counters("tenant:z"), "foreign")
+    with pytest.raises(WrongTypeError):
+        await enqueue_task(b, st("x", limits=["tenant:z"]))
+    assert await b.redis.zcard(b.keys.jobs) == 0
