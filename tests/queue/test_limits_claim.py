@@ -212,3 +212,28 @@ async def test_enqueue_under_a_foreign_typed_flow_key_fails_before_writing_anyth
     with pytest.raises(WrongTypeError):
         await enqueue_task(b, st("x", limits=["tenant:z"]))
     assert await b.redis.zcard(b.keys.jobs) == 0
+
+
+async def test_a_tokens_per_minute_rule_holds_a_job_whose_estimate_does_not_fit_this_minute(
+    broker: Broker,
+) -> None:
+    b = broker
+    await set_limit(b, "model:t", LimitRule(tokens="1000/min"))
+    await enqueue_task(b, *(st(f"x{i}", limits=["model:t"], estimate_tokens=400) for i in range(3)))
+    got = await claim_batch(b, "w", ["a"], 10)
+    assert len(got.jobs) == 2 and got.retry_s is not None and 0 < got.retry_s <= 60  # the next minute
+    await report_usage(b, got.jobs[0].lease, 100, 0)
+    await complete(b, [Completion(got.jobs[0].lease, "ok")])  # 300 of its 400 come back: 500 used
+    assert len(await claim(b, "w", ["a"], 10)) == 1
+
+
+async def test_a_dollar_budget_holds_new_jobs_once_reported_spending_reaches_it(broker: Broker) -> None:
+    b = broker
+    await set_limit(b, "budget:usd", LimitRule(budget_usd=1.0))
+    await enqueue_task(b, *(st(f"x{i}", limits=["budget:usd"]) for i in range(3)))
+    [first] = await claim(b, "w", ["a"], 1)
+    await report_usage(b, first.lease, 0, 1.25)
+    assert await claim(b, "w", ["a"], 10) == []
+    await b.redis.delete(b.keys.wake("a"))
+    await set_limit(b, "budget:usd", LimitRule(budget_usd=5.0))  # raised: the others may go
+    assert len(await claim(b, "w", ["a"], 10)) == 2
