@@ -190,7 +190,7 @@ class Event(BaseModel):
     """One custody event: written by the script that made the transition."""
 
     id: str  # stream id, e.g. "1700000000000-0"; usable as SSE Last-Event-ID
-    type: str  # job | task | progress | worker | anomaly
+    type: str  # job | task | progress | worker | anomaly | step | signal | output | limit
     ts: int
     job: str | None = None
     task: str | None = None
