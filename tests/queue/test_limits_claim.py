@@ -237,3 +237,14 @@ async def test_a_dollar_budget_holds_new_jobs_once_reported_spending_reaches_it(
     await b.redis.delete(b.keys.wake("a"))
     await set_limit(b, "budget:usd", LimitRule(budget_usd=5.0))  # raised: the others may go
     assert len(await claim(b, "w", ["a"], 10)) == 2
+
+
+async def test_a_holder_whose_lease_ended_outside_hiveq_does_not_keep_its_slot(broker: Broker) -> None:
+    b = broker
+    await set_limit(b, "k", LimitRule(concurrency=1))
+    await enqueue_task(b, *(st(f"x{i}", limits=["k"]) for i in range(2)))
+    [first] = await claim(b, "w", ["a"], 5)
+    await b.redis.zrem(b.keys.leases, first.id)  # a foreign client took its lease entry
+    [second] = await claim(b, "w", ["a"], 5)
+    assert second.id != first.id
+    assert await b.redis.zrange(b.keys.limit_holders("k"), 0, -1) == [second.id]

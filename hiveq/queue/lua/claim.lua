@@ -27,7 +27,8 @@ Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
   worker:<id>    the claiming worker's host/pid/client, read with try (foreign: id only)
   lim:c:<key>    per limit key of a job: counters (cool, tw/tu, bt/bu) read, reservations and
                  `thr` (throttled total) written, all with try (foreign: the job is held, anomaly)
-  lim:h:<key>    its holders: ZCARD read, the claimed job added (try, as above)
+  lim:h:<key>    its holders: ZCARD read (at the limit: each checked in `leases`, and one no
+                 longer leased is cut), the claimed job added (try, as above)
   lim:s:<key>    its recent starts (a rate rule): counted, the start added, old ones cut (try)
   lim:w:<key>    a job held for a slot or budget adds its agent (try): woken by release_limits
 Returns an array of JSON objects, one per leased job:
@@ -83,7 +84,18 @@ local function lstate(k)
   local r = s.rule
   if r and r.concurrency then
     local n = try('ZCARD', lholdkey(k))
-    if n == FOREIGN then s.foreign = lholdkey(k) else s.inuse = n end
+    if n == FOREIGN then
+      s.foreign = lholdkey(k)
+    elseif n >= r.concurrency then
+      -- At the limit: count only holders still leased (one whose lease ended without a hiveq
+      -- script, e.g. a vanished job, would hold its slot for ever); the others are cut below.
+      s.inuse, s.stale = 0, {}
+      for _, h in ipairs(redis.call('ZRANGE', lholdkey(k), 0, -1)) do
+        if redis.call('ZSCORE', K.leases, h) then s.inuse = s.inuse + 1 else s.stale[#s.stale + 1] = h end
+      end
+    else
+      s.inuse = n
+    end
   end
   if r and r.rate_n then
     local from = '(' .. string.format('%d', NOW - r.rate_ms)
@@ -335,6 +347,9 @@ for _, h in ipairs(holds) do
   end
 end
 for k, n in pairs(held_by) do try('HINCRBY', limkey(k), 'thr', n) end
+for k, s in pairs(L) do
+  if s.stale and #s.stale > 0 then try('ZREM', lholdkey(k), unpack(s.stale)) end
+end
 for tid, t in pairs(tasks) do if t.refresh then refresh_task(tid, t.refresh) end end
 for agent, n in pairs(taken) do
   if fetched[agent] > scanned[agent] then wake(agent) end -- jobs remain unlooked-at: pass it on
