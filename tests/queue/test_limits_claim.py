@@ -8,13 +8,14 @@ import pytest
 
 from hiveq.contract.errors import Code, WrongTypeError
 from hiveq.contract.limit_rules import LimitRule
-from hiveq.queue.broker import Broker
+from hiveq.queue.broker import Broker, expected_type
 from hiveq.queue.cancel import cancel_task
 from hiveq.queue.complete import Completion, complete
 from hiveq.queue.enqueue import enqueue
 from hiveq.queue.events import last_event_id, read_events
 from hiveq.queue.fetch import claim, claim_batch
 from hiveq.queue.inspect import get_job
+from hiveq.queue.keys import Keyspace
 from hiveq.queue.limits import remove_limit, report_usage, set_limit, view
 from hiveq.queue.maintain import reap_expired
 from hiveq.queue.release import release
@@ -248,3 +249,17 @@ async def test_a_holder_whose_lease_ended_outside_hiveq_does_not_keep_its_slot(b
     [second] = await claim(b, "w", ["a"], 5)
     assert second.id != first.id
     assert await b.redis.zrange(b.keys.limit_holders("k"), 0, -1) == [second.id]
+
+
+def test_a_wrong_type_on_a_limit_key_is_named_with_the_type_hiveq_keeps_there() -> None:
+    keys = Keyspace("app", "env")
+    assert [
+        expected_type(keys, k)
+        for k in (
+            keys.limit_counters("a"),
+            keys.limit_holders("a"),
+            keys.limit_starts("a"),
+            keys.limit_waiting("a"),
+        )
+    ] == ["hash", "zset", "zset", "set"]
+    assert expected_type(keys, keys.limits) == "hash"
