@@ -161,6 +161,10 @@ class Keyspace:
         """Recent job starts under a concrete limit key with a rate rule (zset, score = ms)."""
         return self.key(f"lim:s:{limit_key}")
 
+    def limit_pattern_keys(self, pattern: str) -> str:
+        """The concrete keys claims have seen under a pattern rule (set), for views and metrics."""
+        return self.key(f"lim:k:{pattern}")
+
     def limit_waiting(self, limit_key: str) -> str:
         """Agents with a job waiting for a slot of a concrete limit key (set): woken on release."""
         return self.key(f"lim:w:{limit_key}")

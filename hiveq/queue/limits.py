@@ -69,13 +69,13 @@ def rule_name_for(key: str, names: set[str] | dict[str, Any]) -> str | None:
 
 
 async def concrete_keys(b: Broker, name: str) -> list[str]:
-    """The concrete keys a rule governs: itself, or for a pattern the keys seen under it."""
+    """The concrete keys a rule governs: itself, or for a pattern the keys claims have seen under
+    it (`lim:k:<pattern>`, the first KEYS_SHOWN)."""
     if not is_pattern(name):
         return [name]
-    prefix = b.keys.key("lim:c:")
     found: list[str] = []
-    async for k in b.redis.scan_iter(match=prefix + name, count=1000):
-        found.append(k[len(prefix) :])
+    async for k in b.redis.sscan_iter(b.keys.limit_pattern_keys(name), count=KEYS_SHOWN):
+        found.append(k)
         if len(found) >= KEYS_SHOWN:
             break
     return sorted(found)

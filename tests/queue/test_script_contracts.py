@@ -31,6 +31,7 @@ DERIVED = {
     "lholdkey": "lim:h:<key>",
     "lstartkey": "lim:s:<key>",
     "lwaitkey": "lim:w:<key>",
+    "lpatkey": "lim:k:<pattern>",
 }
 DERIVED_NAME = re.compile("|".join(re.escape(n) for n in sorted(DERIVED.values(), key=len, reverse=True)))
 SECTIONS = ("KEYS", "ARGV", "Derived keys", "Returns", "Events")

@@ -25,7 +25,7 @@ first write: an idle maintenance call or a job without dependents then pays no T
 
 Derived keys (per-record: job:<id>, job:<id>:log, job:<id>:tracebacks, job:<id>:steps,
 job:<id>:signals, job:<id>:output, task:<id>, q:<agent>, wake:<agent>, worker:<id>,
-inbox:<id>, idem:<key>, lim:c|h|s|w:<limit key>) are built from the prefix by the helpers jkey … ikey below, never
+inbox:<id>, idem:<key>, lim:c|h|s|w:<limit key>, lim:k:<pattern>) are built from the prefix by the helpers jkey … ikey below, never
 elsewhere. They carry the prefix's {app:env} hash tag, so they are in the same cluster slot as
 KEYS. They are not in KEYS (their names are known only from the records), so each script's
 header names the ones it touches and how a foreign Redis type there is kept from stopping it
@@ -112,6 +112,7 @@ local function limkey(k) return P .. 'lim:c:' .. k end
 local function lholdkey(k) return P .. 'lim:h:' .. k end
 local function lstartkey(k) return P .. 'lim:s:' .. k end
 local function lwaitkey(k) return P .. 'lim:w:' .. k end
+local function lpatkey(rule) return P .. 'lim:k:' .. rule end -- the keys seen under a pattern rule (set)
 
 -- One command on a derived key that may hold a foreign type: its reply, or FOREIGN (then Redis
 -- changed nothing). Any other error still stops the script.

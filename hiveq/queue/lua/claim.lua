@@ -31,6 +31,7 @@ Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
                  longer leased is cut), the claimed job added (try, as above)
   lim:s:<key>    its recent starts (a rate rule): counted, the start added, old ones cut (try)
   lim:w:<key>    a job held for a slot or budget adds its agent (try): woken by release_limits
+  lim:k:<pattern> the concrete keys seen under a pattern rule: each key taken or held added (try)
 Returns an array of JSON objects, one per leased job:
   {id, task, sub, agent, input, prio, attempt, max_attempts, timeout, token, deadline,
    description, metadata, deps: {job_id: result_json}, enq, fail?}
@@ -347,6 +348,17 @@ for _, h in ipairs(holds) do
   end
 end
 for k, n in pairs(held_by) do try('HINCRBY', limkey(k), 'thr', n) end
+-- The concrete keys under each pattern rule, for GET /limits and the metrics (no SCAN needed).
+local seen_under = {}
+for k, s in pairs(L) do
+  local r = s.rule
+  if r and r.name ~= k and (admitted[k] or held_by[k]) then
+    local ks = seen_under[r.name]
+    if not ks then ks = {}; seen_under[r.name] = ks end
+    ks[#ks + 1] = k
+  end
+end
+for name, ks in pairs(seen_under) do try('SADD', lpatkey(name), unpack(ks)) end
 for k, s in pairs(L) do
   if s.stale and #s.stale > 0 then try('ZREM', lholdkey(k), unpack(s.stale)) end
 end
