@@ -40,7 +40,7 @@ async def list_limits(b: BrokerDep) -> list[LimitView]:
 @router.put(
     "/limits/{key:path}",
     response_model=LimitView,
-    responses=errors(401, 415, 422, 503),
+    responses=errors(401, 404, 415, 422, 503),  # 404: a key the path cannot carry (a newline)
     openapi_extra={"requestBody": {"content": {"application/json": {"schema": RULE_SCHEMA}}}},
 )
 async def put_limit(key: str, request: Request, b: BrokerDep) -> LimitView:
