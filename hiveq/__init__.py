@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from hiveq.contract.protocol import PROTOCOL_VERSION, VERSION
 
 if TYPE_CHECKING:
-    from hiveq.agents.registry import AgentContext, agent
+    from hiveq.agents.registry import AgentContext, RateLimited, agent
     from hiveq.client import AsyncClient, Client
     from hiveq.contract.errors import ChildFailed, SignalTimeout
     from hiveq.settings import Settings
@@ -21,6 +21,7 @@ __version__ = VERSION
 _LAZY = {
     "AgentContext": "hiveq.agents.registry",
     "agent": "hiveq.agents.registry",
+    "RateLimited": "hiveq.agents.registry",  # an agent's "provider said 429" (docs/limits.md)
     "Client": "hiveq.client",
     "AsyncClient": "hiveq.client",
     "Settings": "hiveq.settings",
@@ -34,6 +35,7 @@ __all__ = [
     "AsyncClient",
     "ChildFailed",
     "Client",
+    "RateLimited",
     "Settings",
     "SignalTimeout",
     "__version__",

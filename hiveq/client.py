@@ -79,8 +79,11 @@ def task_body(
     metadata: dict[str, Any] | None,
     subtasks: Sequence[SubtaskSpec | dict[str, Any]] | None,
     agent: str | None,
+    limits: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"description": description, "priority": priority}
+    if limits:
+        body["limits"] = list(limits)
     if planner is not None:
         body["planner"] = planner
     if metadata:
@@ -200,9 +203,10 @@ class Client:
         subtasks: Sequence[SubtaskSpec | dict[str, Any]] | None = None,
         agent: str | None = None,
         idempotency_key: str | None = None,
+        limits: Sequence[str] | None = None,
     ) -> SubmitResponse:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        body = task_body(description, priority, planner, metadata, subtasks, agent)
+        body = task_body(description, priority, planner, metadata, subtasks, agent, limits)
         return SubmitResponse.model_validate(
             _check(self.http.post("/tasks", json=body, headers=headers)).json()
         )
@@ -337,9 +341,10 @@ class AsyncClient:
         subtasks: Sequence[SubtaskSpec | dict[str, Any]] | None = None,
         agent: str | None = None,
         idempotency_key: str | None = None,
+        limits: Sequence[str] | None = None,
     ) -> SubmitResponse:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        body = task_body(description, priority, planner, metadata, subtasks, agent)
+        body = task_body(description, priority, planner, metadata, subtasks, agent, limits)
         resp = _check(await self.http.post("/tasks", json=body, headers=headers))
         return SubmitResponse.model_validate(resp.json())
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hiveq.contract.errors import NotReplicated, OutcomeUnknown, RedisUnavailable, ValidationFailed
+from hiveq.contract.limit_rules import llm_estimate
 from hiveq.contract.models import Plan, SubtaskSpec, TaskRequest, TaskSubmission
 from hiveq.contract.states import TaskStatus
 from hiveq.contract.validate import check_fields
@@ -69,6 +70,8 @@ async def replay(b: Broker, task_id: str) -> Submitted:
             depends_on=j.depends_on,
             priority=j.priority,
             title=j.title,
+            limits=j.limits,
+            estimate_tokens=j.estimate_tokens,
         )
         for j in jobs
     ]
@@ -88,14 +91,21 @@ async def submit_task(b: Broker, request: TaskRequest, *, idempotency_key: str |
     planner = get_planner(choose_planner(request, s.api.default_planner))
     plan = await planner.plan(request, s)
     await check_agents(b, plan.subtasks)
+    subtasks = [
+        st.model_copy(update={"estimate_tokens": llm_estimate(st.input, request.description)})
+        if st.agent == "llm" and st.estimate_tokens is None
+        else st
+        for st in plan.subtasks
+    ]
     submission = TaskSubmission(
         description=request.description,
         priority=request.priority,
         planner=plan.planner,
         metadata=request.metadata,
         idempotency_key=idempotency_key,
-        subtasks=plan.subtasks,
+        subtasks=subtasks,
         plan_note=plan.note,
+        limits=request.limits,
     )
     try:
         (done,) = await enqueue(b, [submission], prechecked=True)

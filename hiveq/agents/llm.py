@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from hiveq.agents.registry import AgentContext, FatalError, agent
+from hiveq.agents.registry import AgentContext, FatalError, RateLimited, agent
 from hiveq.settings import LLMSettings
 
 if TYPE_CHECKING:
@@ -96,12 +96,23 @@ def _usage(usage: Any) -> dict[str, int]:
     }
 
 
-def _classify(exc: Exception, base_url: str | None) -> Exception:
-    """4xx other than 408/409/429 will not get better by retrying: dead-letter at once."""
+def _retry_after(exc: Any) -> float:
+    """The provider's Retry-After (seconds), or 1 s when it sent none we can read."""
+    try:
+        return max(0.0, float(exc.response.headers.get("retry-after", "1")))
+    except (AttributeError, TypeError, ValueError):
+        return 1.0
+
+
+def _classify(exc: Exception, base_url: str | None, model: str = "") -> Exception:
+    """4xx other than 408/409/429 will not get better by retrying: dead-letter at once. A 429
+    (after the SDK's own retries) cools `model:<model>` down for every worker (RateLimited)."""
     import openai
 
     if isinstance(exc, openai.APIStatusError):
         code = exc.status_code
+        if code == 429:
+            return RateLimited(retry_after=_retry_after(exc), key=f"model:{model}" if model else None)
         if code in (401, 403):
             return FatalError(f"{base_url} refused the API key (HTTP {code}); check HIVEQ_LLM_API_KEY")
         if 400 <= code < 500 and code not in (408, 409, 429):
@@ -141,7 +152,9 @@ async def _whole(ctx: AgentContext, res: LLMResources, request: dict[str, Any]) 
         try:
             reply = await res.client.chat.completions.create(**request)
         except openai.OpenAIError as exc:
-            raise _classify(exc, ctx.settings.llm.base_url) from None
+            raise _classify(exc, ctx.settings.llm.base_url, request["model"]) from None
+    if reply.usage is not None:
+        await ctx.report_usage(tokens=int(reply.usage.total_tokens or 0))
     choice = reply.choices[0] if reply.choices else None
     text = (choice.message.content or "") if choice else ""
     await ctx.emit(text)
@@ -175,5 +188,7 @@ async def _stream(ctx: AgentContext, res: LLMResources, request: dict[str, Any])
                             await ctx.emit(token)
                         finish = choice.finish_reason or finish
         except openai.OpenAIError as exc:
-            raise _classify(exc, ctx.settings.llm.base_url) from None
+            raise _classify(exc, ctx.settings.llm.base_url, request["model"]) from None
+    if usage is not None:
+        await ctx.report_usage(tokens=int(usage.total_tokens or 0))
     return {"text": "".join(parts), "model": model, "finish_reason": finish, "usage": _usage(usage)}

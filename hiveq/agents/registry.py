@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from hiveq.agents.durable import Durable, LocalBackend
 from hiveq.contract.errors import ConfigError
+from hiveq.contract.limit_rules import LIMIT_KEY_RE, check_limit_key
 from hiveq.contract.models import SubtaskSpec
 from hiveq.contract.protocol import AGENT_RE
 from hiveq.settings import Settings
@@ -33,11 +34,26 @@ class FatalError(Exception):
     """Raise from an agent to dead-letter the job at once (no retry), e.g. missing configuration."""
 
 
+class RateLimited(Exception):
+    """Raise from an agent when a provider says "too many requests" (HTTP 429): the job goes back
+    to its queue without an attempt counted, and `key` (default: each of the job's limit keys) is
+    paused for `retry_after` seconds for every worker (docs/limits.md)."""
+
+    def __init__(self, retry_after: float = 1.0, key: str | None = None) -> None:
+        self.retry_after = max(0.0, float(retry_after))
+        self.key = key
+        super().__init__(f"rate limited: retry after {self.retry_after:g} s" + (f" ({key})" if key else ""))
+
+
+UsageFn = Callable[[int, float], Coroutine[Any, Any, None]]
+
+
 @dataclass(frozen=True)
 class AgentSpec:
     name: str
     fn: AgentFn
     timeout_s: float | None = None  # overrides the job's timeout when set
+    limits: tuple[str, ...] = ()  # limit keys added to every job of this agent (docs/limits.md)
 
     @property
     def is_async(self) -> bool:
@@ -45,6 +61,10 @@ class AgentSpec:
 
 
 async def _no_progress(fraction: float, message: str) -> None:
+    return None
+
+
+async def _no_usage(tokens: int, usd: float) -> None:
     return None
 
 
@@ -69,6 +89,7 @@ class AgentContext:
     )
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     _progress: ProgressFn = _no_progress
+    _usage: UsageFn = _no_usage
     _loop: asyncio.AbstractEventLoop | None = None
     durable: Durable = field(default_factory=lambda: Durable(LocalBackend()))
 
@@ -83,6 +104,14 @@ class AgentContext:
         report is handed to the worker loop thread-safely and waited for.
         """
         return self._call(lambda: self._progress(fraction, message))
+
+    def report_usage(self, tokens: int = 0, usd: float = 0.0) -> Awaitable[None]:
+        """Report what this job used (LLM tokens, US dollars): counted at once against the limit
+        keys it runs under, its estimate_tokens reservation first (docs/limits.md). Call it once
+        per call made; async agents await it, sync agents just call it."""
+        if tokens < 0 or usd < 0:
+            raise ValueError("report_usage: tokens and usd must be >= 0")
+        return self._call(lambda: self._usage(int(tokens), float(usd)))
 
     def _call(self, make: Callable[[], Coroutine[Any, Any, None]]) -> Awaitable[None]:
         """Awaitable for async agents; run to the end at once when called from a sync agent's thread."""
@@ -174,13 +203,19 @@ def _qualname(fn: Callable[..., Any]) -> str:
 REGISTRY = Registry()
 
 
-def agent(name: str, *, timeout_s: float | None = None) -> Callable[[F], F]:
-    """Register `fn(ctx) -> result` under `name`. `timeout_s` caps every job of this agent."""
+def agent(name: str, *, timeout_s: float | None = None, limits: Sequence[str] = ()) -> Callable[[F], F]:
+    """Register `fn(ctx) -> result` under `name`. `timeout_s` caps every job of this agent;
+    `limits` are limit keys every job of it runs under (docs/limits.md)."""
+    for key in limits:
+        try:
+            check_limit_key(key, concrete=True)
+        except ValueError as exc:
+            raise ConfigError(f"@agent({name!r}, limits=...): {exc}") from None
 
     def deco(fn: F) -> F:
         if not callable(fn):
             raise ConfigError(f"@agent({name!r}) must decorate a function")
-        REGISTRY.add(AgentSpec(name=name, fn=fn, timeout_s=timeout_s))
+        REGISTRY.add(AgentSpec(name=name, fn=fn, timeout_s=timeout_s, limits=tuple(limits)))
         return fn
 
     return deco
@@ -251,3 +286,17 @@ def _import_failure(mod: str, exc: Exception, cwd: str) -> str:
         f"could not import agent module {mod!r}: importing it raised {type(exc).__name__}: {exc}; "
         "fix the module (check the --module option / HIVEQ_AGENT_MODULES; run with --debug for details)"
     )
+
+
+def agent_limit_keys(specs: Mapping[str, AgentSpec | None], settings: Settings) -> dict[str, tuple[str, ...]]:
+    """The limit keys each served agent adds to its jobs: its @agent(limits=…), and for the
+    built-in `llm` agent `model:<HIVEQ_LLM_MODEL>` (docs/limits.md)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for name, spec in specs.items():
+        keys = spec.limits if spec is not None else ()
+        model_key = f"model:{settings.llm.model}"
+        if name == "llm" and LIMIT_KEY_RE.match(model_key) and not model_key.endswith("*"):
+            keys = (*keys, model_key)
+        if keys:
+            out[name] = keys
+    return out

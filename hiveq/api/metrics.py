@@ -17,9 +17,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from hiveq.contract.limit_rules import LimitView
 from hiveq.contract.models import QueueDepth
 from hiveq.diagnose.suspects import foreign_clients
-from hiveq.queue import archiving, inspect
+from hiveq.queue import archiving, inspect, limits
 from hiveq.queue.broker import Broker
 
 BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0)
@@ -51,6 +52,7 @@ class Snapshot:
     foreign_clients: int = 0
     archive_lag_s: float | None = None  # None: no archive attached
     data_losses: int = 0
+    limits: list[LimitView] = field(default_factory=list)
 
 
 async def _losses(b: Broker) -> int:
@@ -78,6 +80,7 @@ class HiveqCollector(Collector):
             data_losses=max(
                 self.losses_seen, int(await b.guard(b.redis.hget(b.keys.meta, "data_losses")) or 0)
             ),
+            limits=await limits.views(b),
         )
         await self._fold_latencies(b)
 
@@ -155,11 +158,39 @@ class HiveqCollector(Collector):
         for name, n in sorted(snap.stats.items()):
             total.add_metric([name], n)
         yield total
+        yield from limit_metrics(snap.limits)
         for name, h, what in (
             ("hiveq_job_wait_seconds", self.wait, "Enqueue to start of succeeded jobs"),
             ("hiveq_job_run_seconds", self.run, "Start to finish of succeeded jobs"),
         ):
             yield HistogramMetricFamily(name, what, buckets=h.buckets(), sum_value=h.total)
+
+
+def limit_metrics(views: list[LimitView]) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    """Per concrete limit key (docs/limits.md): jobs holding a slot, the rule's limit of each kind,
+    and how often a job was passed over because of it."""
+    labels = ["key", "rule"]
+    in_use = GaugeMetricFamily("hiveq_limit_in_use", "Jobs running under a limit key", labels=labels)
+    limit = GaugeMetricFamily(
+        "hiveq_limit_limit", "The rule's limit for a key, per kind", labels=[*labels, "kind"]
+    )
+    throttled = CounterMetricFamily(
+        "hiveq_limit_throttled", "Times a job was passed over because of a limit key", labels=labels
+    )
+    for v in views:
+        kinds = {
+            k: val
+            for k, val in v.rule.stored().items()
+            if k in ("concurrency", "rate_n", "tokens", "budget_tokens", "budget_usd")
+        }
+        for u in v.usage:
+            in_use.add_metric([u.key, v.key], u.in_use)
+            throttled.add_metric([u.key, v.key], u.throttled_total)
+            for kind, val in kinds.items():
+                limit.add_metric([u.key, v.key, kind], float(val))
+    yield in_use
+    yield limit
+    yield throttled
 
 
 class Metrics:

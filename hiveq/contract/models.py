@@ -10,9 +10,10 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hiveq.contract.lease import Lease
+from hiveq.contract.limit_rules import MAX_ESTIMATE_TOKENS, MAX_JOB_LIMITS, check_limit_key
 from hiveq.contract.limits import (
     DEFAULT_PRIORITY,
     MAX_ATTEMPTS_BOUND,
@@ -44,6 +45,22 @@ class SubtaskSpec(BaseModel):
     max_attempts: int | None = Field(default=None, ge=1, le=MAX_ATTEMPTS_BOUND)
     timeout_s: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_S)
     title: str | None = Field(default=None, max_length=MAX_TITLE_CHARS)
+    limits: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_JOB_LIMITS,
+        description="limit keys this job runs under, e.g. ['tenant:acme', 'model:gpt-4o'] (docs/limits.md)",
+    )
+    estimate_tokens: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_ESTIMATE_TOKENS,
+        description="tokens this job is expected to use: reserved at claim against token limits and budgets",
+    )
+
+    @field_validator("limits")
+    @classmethod
+    def _limit_keys(cls, v: list[str]) -> list[str]:
+        return [check_limit_key(k, concrete=True) for k in v]
 
 
 class TaskSubmission(BaseModel):
@@ -58,6 +75,12 @@ class TaskSubmission(BaseModel):
     idempotency_key: str | None = Field(default=None, max_length=200)
     subtasks: list[SubtaskSpec]
     plan_note: str | None = None  # e.g. why the llm planner fell back to the template planner
+    limits: list[str] = Field(default_factory=list, max_length=MAX_JOB_LIMITS)
+
+    @field_validator("limits")
+    @classmethod
+    def _limit_keys(cls, v: list[str]) -> list[str]:
+        return [check_limit_key(k, concrete=True) for k in v]
 
 
 class AttemptTraceback(BaseModel):
@@ -137,6 +160,8 @@ class JobRecord(BaseModel):
     vanished_ms: int | None = None
     suspect: str | None = None
     rebuilt: bool = False
+    limits: list[str] = Field(default_factory=list, description="the job's limit keys (docs/limits.md)")
+    estimate_tokens: int | None = None
 
 
 class TaskRecord(BaseModel):
@@ -165,7 +190,7 @@ class Event(BaseModel):
     """One custody event: written by the script that made the transition."""
 
     id: str  # stream id, e.g. "1700000000000-0"; usable as SSE Last-Event-ID
-    type: str  # job | task | progress | worker | anomaly | late (a refused late result) | data_loss
+    type: str  # job | task | progress | worker | anomaly | step | signal | output | limit | late | data_loss
     ts: int
     job: str | None = None
     task: str | None = None
@@ -202,6 +227,7 @@ class ClaimedJob(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     dependency_results: dict[str, Any] = Field(default_factory=dict)
     raw_input: str | None = None  # set when `input` could not be decoded
+    limit_fail: str | None = None  # a spent budget whose rule says on_exhausted=fail: why
 
     @cached_property
     def lease(self) -> Lease:
@@ -237,6 +263,16 @@ class TaskRequest(BaseModel):
     agent: str | None = Field(
         default=DEFAULT_AGENT, description="The agent that template and llm planned subtasks use"
     )
+    limits: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_JOB_LIMITS,
+        description="limit keys for every subtask of the task (added to each subtask's own)",
+    )
+
+    @field_validator("limits")
+    @classmethod
+    def _limit_keys(cls, v: list[str]) -> list[str]:
+        return [check_limit_key(k, concrete=True) for k in v]
 
 
 class Plan(BaseModel):

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from hiveq.contract.models import JobRecord
 from hiveq.contract.protocol import job_id_for
 from hiveq.contract.states import PLACE_OF, TERMINAL_JOB_STATES, JobState
+from hiveq.diagnose.limit_why import held_by
 from hiveq.diagnose.neighbours import describe, neighbours, start_worker_command
 from hiveq.diagnose.report import ago, when
 from hiveq.diagnose.workers_check import Liveness, liveness
@@ -97,6 +98,17 @@ async def _waiting(b: Broker, job: JobRecord, lv: Liveness) -> Why:
         "ahead_equal_priority": equal,
         "live_workers": [w.id for w in serving],
     }
+    held = await held_by(b, job)
+    if held is not None:  # a limit holds it: that comes first, whoever serves the agent
+        sentence, numbers = held
+        tail = "" if serving else f"; and no live worker serves agent {job.agent}"
+        return Why(
+            job_id=job.id,
+            state=job.state.value,
+            summary=f"{sentence}; it keeps its place ({higher} job(s) of higher and {equal} of equal "
+            f"priority ahead) and starts when the limit frees{tail}",
+            details=details | {"held_by": numbers},
+        )
     if not serving:
         cmd = await start_worker_command(b, [job.agent])
         others = await neighbours(b, [job.agent])

@@ -368,4 +368,6 @@ def expected_type(keys: Keyspace, key: str) -> str | None:
         return "list" if suffix.endswith((":log", ":tracebacks", ":signals")) else "hash"
     if suffix.startswith("idem:"):
         return "string"
+    if suffix.startswith(("lim:c:", "lim:h:", "lim:s:", "lim:w:", "lim:k:")):  # docs/limits.md
+        return {"c": "hash", "h": "zset", "s": "zset", "w": "set", "k": "set"}[suffix[4]]
     return keys.fixed_keys().get(key)

@@ -16,7 +16,8 @@ from functools import partial
 from typing import Any
 
 from hiveq.contract.codec import dumps, dumps_bounded
-from hiveq.contract.errors import Code, EnqueueIncomplete
+from hiveq.contract.errors import Code, EnqueueIncomplete, ValidationFailed
+from hiveq.contract.limit_rules import MAX_JOB_LIMITS, job_limit_keys
 from hiveq.contract.models import SubtaskSpec, TaskSubmission
 from hiveq.contract.protocol import job_prefix, new_task_ids
 from hiveq.contract.validate import check_fields, validate_graph
@@ -55,7 +56,7 @@ def _task_payload(b: Broker, sub: TaskSubmission, task_id: str, prechecked: bool
     jobs: list[tuple[Any, ...]] = []
     for i, st in enumerate(subtasks):
         text = dumps_bounded(st.input, partial(INPUT_FIELD.format, i), limit)
-        opts = job_options(st, prefix, dependents.get(st.id) if dependents else None)
+        opts = job_options(st, prefix, dependents.get(st.id) if dependents else None, sub.limits)
         jobs.append((st.id, st.agent, text) if opts is None else (st.id, st.agent, text, opts))
     row: TaskRow = (task_id, sub.description, sub.priority, sub.planner, tuple(jobs))
     if sub.metadata or sub.idempotency_key or sub.plan_note:
@@ -68,10 +69,28 @@ def _task_payload(b: Broker, sub: TaskSubmission, task_id: str, prechecked: bool
     return row
 
 
-def job_options(st: SubtaskSpec, prefix: str, after: list[str] | None) -> dict[str, Any] | None:
+def job_options(
+    st: SubtaskSpec, prefix: str, after: list[str] | None, task_limits: list[str] | None = None
+) -> dict[str, Any] | None:
     """The job's values that differ from the call's defaults (enqueue.lua's `opts`), or None."""
-    if not (st.priority or st.max_attempts or st.timeout_s or st.title or st.depends_on or after):
+    if not (
+        st.priority
+        or st.max_attempts
+        or st.timeout_s
+        or st.title
+        or st.depends_on
+        or after
+        or st.limits
+        or task_limits
+        or st.estimate_tokens
+    ):
         return None  # the common case
+    keys = job_limit_keys(st.limits, task_limits)
+    if len(keys) > MAX_JOB_LIMITS:
+        raise ValidationFailed(
+            f"subtasks[{st.id}].limits",
+            f"{len(keys)} limit keys with the task's; at most {MAX_JOB_LIMITS} a job",
+        )
     deps = [prefix + d for d in dict.fromkeys(st.depends_on)]
     opts = {
         "prio": st.priority,
@@ -81,6 +100,8 @@ def job_options(st: SubtaskSpec, prefix: str, after: list[str] | None) -> dict[s
         "deps": dumps(deps) if deps else None,
         "dependents": dumps(after) if after else None,
         "ndeps": len(deps) or None,
+        "limits": " ".join(keys) or None,
+        "est": st.estimate_tokens,
     }
     return {k: v for k, v in opts.items() if v}
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
@@ -56,29 +57,59 @@ def _decode(raw: str, worker_id: str) -> ClaimedJob:
         description=d.get("description") or "",
         metadata=metadata if isinstance(metadata, dict) else {},
         dependency_results=deps,
+        limit_fail=d.get("fail"),
     )
 
 
-async def claim(
-    b: Broker, worker_id: str, agents: Sequence[str], count: int, token: str | None = None
-) -> list[ClaimedJob]:
-    """Lease up to `count` jobs across `agents`, most urgent first. Returns [] when none wait."""
+@dataclass(frozen=True)
+class Claimed:
+    jobs: list[ClaimedJob]
+    retry_s: float | None  # a job was held by a window that refills in this long (docs/limits.md)
+
+
+async def claim_batch(
+    b: Broker,
+    worker_id: str,
+    agents: Sequence[str],
+    count: int,
+    token: str | None = None,
+    agent_limits: Mapping[str, Sequence[str]] | None = None,
+) -> Claimed:
+    """Lease up to `count` jobs across `agents`, most urgent first, passing over jobs held by
+    their limits. `agent_limits`: the limit keys each agent adds to its jobs (@agent(limits=…))."""
     if count <= 0 or not agents:
-        return []
+        return Claimed([], None)
     lease_ms = int(b.settings.leases.lease_s * 1000)
+    defaults = {a: " ".join(ks) for a, ks in (agent_limits or {}).items() if ks and a in agents}
     queues = [(b.keys.queue(a), "zset") for a in agents]
     token = token or new_token()
+    args = [worker_id, token, count, lease_ms, json.dumps(defaults) if defaults else "", *agents]
     try:
-        raw = await b.run("claim", [worker_id, token, count, lease_ms, *agents], queues)
+        raw = await b.run("claim", args, queues)
     except NotReplicated as exc:
         # HIVEQ_MIN_REPLICAS: a lease no replica confirmed could vanish in a failover, and the job
         # run twice; hand the jobs back unstarted (they keep their place) and report the outage.
-        jobs = [_decode(r, worker_id) for r in exc.reply or []]
+        jobs = [_decode(r, worker_id) for r in exc.reply or [] if not r.startswith("retry:")]
         if jobs:
             with contextlib.suppress(HiveqError):
                 await release(b, [j.lease for j in jobs], "claim not confirmed by replicas")
         raise
-    return [_decode(r, worker_id) for r in raw]
+    retry_s = None
+    if raw and raw[-1].startswith("retry:"):
+        retry_s = int(raw.pop()[6:]) / 1000
+    return Claimed([_decode(r, worker_id) for r in raw], retry_s)
+
+
+async def claim(
+    b: Broker,
+    worker_id: str,
+    agents: Sequence[str],
+    count: int,
+    token: str | None = None,
+    agent_limits: Mapping[str, Sequence[str]] | None = None,
+) -> list[ClaimedJob]:
+    """Lease up to `count` jobs across `agents`, most urgent first. Returns [] when none wait."""
+    return (await claim_batch(b, worker_id, agents, count, token, agent_limits)).jobs
 
 
 async def wait_for_work(

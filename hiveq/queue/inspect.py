@@ -74,6 +74,8 @@ def decode_job(h: dict[str, str]) -> JobRecord:
         vanished_ms=_int(h.get("vanished_at")),
         suspect=h.get("suspect") or None,
         rebuilt=h.get("rebuilt") == "1",
+        limits=(h.get("limits") or "").split(),
+        estimate_tokens=_int(h.get("est")),
     )
 
 

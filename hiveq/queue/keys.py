@@ -35,6 +35,7 @@ FIXED_KEY_TYPES: dict[str, str] = {
     "doctor": "hash",  # written by `hiveq doctor`: dead-letter count at its last run
     "watch": "string",  # the conservation watch's lease: the id of the process running it
     "foreign": "zset",  # addresses of non-hiveq clients caught near a vanishing, score = last ms
+    "limits": "hash",  # limit rules: limit key (or pattern ending in *) -> rule JSON (docs/limits.md)
     "archiver": "string",  # the archiver lease: the id of the one archiver that runs (archive_lease.lua)
     "clock": "hash",  # `seen`/`up_since` (ms): when workers last reached Redis, and since when without a gap
 }
@@ -143,6 +144,31 @@ class Keyspace:
     @property
     def stats(self) -> str:
         return self.key("stats")
+
+    @property
+    def limits(self) -> str:
+        return self.key("limits")
+
+    def limit_counters(self, limit_key: str) -> str:
+        """A concrete limit key's counters (hash): cool, tw/tu (tokens this minute), bt/bu
+        (budget used), thr (throttled total), tag (its fairness flow's last sequence)."""
+        return self.key(f"lim:c:{limit_key}")
+
+    def limit_holders(self, limit_key: str) -> str:
+        """Jobs holding a slot under a concrete limit key (zset, score = claim ms)."""
+        return self.key(f"lim:h:{limit_key}")
+
+    def limit_starts(self, limit_key: str) -> str:
+        """Recent job starts under a concrete limit key with a rate rule (zset, score = ms)."""
+        return self.key(f"lim:s:{limit_key}")
+
+    def limit_pattern_keys(self, pattern: str) -> str:
+        """The concrete keys claims have seen under a pattern rule (set), for views and metrics."""
+        return self.key(f"lim:k:{pattern}")
+
+    def limit_waiting(self, limit_key: str) -> str:
+        """Agents with a job waiting for a slot of a concrete limit key (set): woken on release."""
+        return self.key(f"lim:w:{limit_key}")
 
     @property
     def archiver(self) -> str:

@@ -41,6 +41,8 @@ SCRIPT_NAMES = (
     "suspend",
     "signal",
     "output",
+    "set_limit",
+    "report_usage",
     "watch_tick",
     "find_vanished",
     "mark_vanished",

@@ -14,7 +14,7 @@ from enum import Enum
 from typing import Any
 
 from hiveq.agents.durable import Suspended
-from hiveq.agents.registry import AgentContext, AgentSpec, FatalError
+from hiveq.agents.registry import AgentContext, AgentSpec, FatalError, RateLimited
 from hiveq.contract.codec import dumps_bounded
 from hiveq.contract.errors import ChildFailed, HiveqError, SignalTimeout
 from hiveq.contract.models import ClaimedJob
@@ -27,6 +27,7 @@ class Ending(Enum):
     FAILED = "failed"  # retried by the engine's policy (or dead-lettered when fatal/at the limit)
     QUARANTINE = "quarantine"  # the worker cannot run it at all: undecodable input, unknown agent
     SUSPENDED = "suspended"  # a durable wait: suspend.lua handed the job back, nothing to record
+    RATE_LIMITED = "rate_limited"  # the agent raised RateLimited: hand back, cool its keys down
 
 
 # Failures that a retry would meet again: dead-letter at once. A wait's outcome is stored, so an
@@ -41,6 +42,8 @@ class Outcome:
     error: str = ""
     fatal: bool = False
     traceback: str = ""  # the agent's, when it raised; kept with the job (bounded by the engine)
+    retry_after: float = 0.0  # RATE_LIMITED: how long its limit keys cool down
+    cool_key: str | None = None  # RATE_LIMITED: the one key to cool (None: all of the job's)
 
 
 def precheck(job: ClaimedJob, spec: AgentSpec | None, worker_id: str) -> Outcome | None:
@@ -51,6 +54,8 @@ def precheck(job: ClaimedJob, spec: AgentSpec | None, worker_id: str) -> Outcome
             error=f"input of job {job.id} is not valid JSON ({job.raw_input[:80]!r}); it was written "
             "by something other than hiveq's enqueue. Fix the input and retry it from the dead letters",
         )
+    if job.limit_fail is not None:
+        return Outcome(Ending.FAILED, error=job.limit_fail, fatal=True)
     if spec is None:
         return Outcome(
             Ending.QUARANTINE,
@@ -85,6 +90,8 @@ async def execute(job: ClaimedJob, spec: AgentSpec, ctx: AgentContext, executor:
         )
     except Suspended:
         return Outcome(Ending.SUSPENDED)
+    except RateLimited as exc:
+        return Outcome(Ending.RATE_LIMITED, error=str(exc), retry_after=exc.retry_after, cool_key=exc.key)
     except asyncio.CancelledError:
         ctx.cancelled.set()
         raise

@@ -25,13 +25,13 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from hiveq.agents.durable import Durable
-from hiveq.agents.registry import AgentContext, AgentSpec, get_agent, module_origin
+from hiveq.agents.registry import AgentContext, AgentSpec, agent_limit_keys, get_agent, module_origin
 from hiveq.contract.errors import Code, HiveqError, RedisFull, RedisUnavailable, WrongTypeError
 from hiveq.contract.lease import Lease
 from hiveq.contract.models import ClaimedJob
 from hiveq.diagnose.watch import Complaints, Watch
 from hiveq.logs import ContextAdapter, bound_logger
-from hiveq.queue import connection, fetch, heartbeat, maintain, registry, release
+from hiveq.queue import connection, fetch, heartbeat, limits, maintain, registry, release
 from hiveq.queue.broker import Broker
 from hiveq.queue.epoch import EpochGuard, loss_line
 from hiveq.queue.heartbeat import RECONNECT_BEAT_S
@@ -71,6 +71,7 @@ class Worker:
         self.settings = settings
         self.agents = agents
         self.specs: dict[str, AgentSpec | None] = {a: get_agent(a) for a in agents}
+        self.agent_limits = agent_limit_keys(self.specs, settings)
         self.modules = {a: m for a in agents if (m := module_origin(a))}  # user agents' --module
         self.concurrency = concurrency
         self.id = worker_id
@@ -229,14 +230,16 @@ class Worker:
             self.reserved += want
             try:
                 try:
-                    jobs = await fetch.claim(self.b, self.id, agents, want)
+                    got = await fetch.claim_batch(
+                        self.b, self.id, agents, want, agent_limits=self.agent_limits
+                    )
                 finally:
                     self.reserved -= want
                 self.trouble.worked(agents)
-                for job in jobs:
+                for job in got.jobs:
                     self._start(job)
-                if len(jobs) < want:
-                    await self._wait_for_work(self._wait_conns[n])
+                if len(got.jobs) < want:
+                    await self._wait_for_work(self._wait_conns[n], got.retry_s)
             except RedisUnavailable as exc:
                 await self.link.failed(exc)
                 await self._sleep_or_stop(delay.next_delay())
@@ -268,9 +271,13 @@ class Worker:
             return waiter
         return self._stop_waiter
 
-    async def _wait_for_work(self, conn: Redis) -> None:
+    async def _wait_for_work(self, conn: Redis, retry_s: float | None = None) -> None:
+        """Until a wake-up, a paused key's retry, or (a job held by a refilling limit window) until
+        the window refills."""
         agents = self.trouble.wakeable()
         timeout = self.trouble.next_retry_in(IDLE_WAIT_S)  # a paused key is retried on time
+        if retry_s is not None:
+            timeout = min(timeout, max(retry_s, 0.001))
         if not agents:
             await self._sleep_or_stop(timeout)
             return
@@ -316,6 +323,7 @@ class Worker:
             settings=self.settings,
             resources=self.resources,
             _progress=self._progress_fn(job),
+            _usage=self._usage_fn(job),
             _loop=asyncio.get_running_loop(),
         )
         backend = RunBackend(lambda: self.b, job.lease, log, lambda why: self._lose(job.id, why, stop=False))
@@ -338,8 +346,34 @@ class Worker:
             if self.running.get(job.id) is r:
                 del self.running[job.id]
             self._slot_freed()
-        if outcome is not None and outcome.ending is not Ending.SUSPENDED and not r.abandoned:
+        if outcome is not None and outcome.ending is Ending.RATE_LIMITED:
+            if not r.abandoned:
+                await self._hand_back_rate_limited(job, outcome)
+        elif outcome is not None and outcome.ending is not Ending.SUSPENDED and not r.abandoned:
             self.outbox.add(job, outcome)
+
+    async def _hand_back_rate_limited(self, job: ClaimedJob, outcome: Outcome) -> None:
+        """A provider's 429: the job goes back (no attempt counted) and its keys cool down for
+        every worker. With Redis away the lease expires and the reaper puts it back instead."""
+        try:
+            await release.release(
+                self.b,
+                [job.lease],
+                f"rate limited by the provider ({outcome.error}); its limit keys cool down",
+                cool_s=outcome.retry_after,
+                cool_key=outcome.cool_key,
+            )
+        except RedisUnavailable as exc:
+            await self.link.failed(str(exc))
+
+    def _usage_fn(self, job: ClaimedJob) -> Any:
+        async def report(tokens: int, usd: float) -> None:
+            try:
+                await limits.report_usage(self.b, job.lease, tokens, usd)
+            except RedisUnavailable as exc:
+                await self.link.failed(str(exc))
+
+        return report
 
     def _slot_freed(self) -> None:
         for event in self.slot_events:

@@ -146,3 +146,18 @@ async def test_a_cancel_aborts_a_slow_streaming_call_within_a_second(
     assert took < 1.0
     assert fake.chunks_sent < 1000  # it did not stream on to the end
     assert (await inspect.get_job(broker, jid)).state == JobState.CANCELLED
+
+
+async def test_a_429_after_the_sdks_retries_cools_the_model_key_and_the_job_runs_again_unpenalised(
+    broker: Broker, fake: FakeOpenAI
+) -> None:
+    fake.script(Reply(status=429, headers={"Retry-After": "1"}), Reply(text="done", usage=(30, 10)))
+    settings = with_llm(broker.settings, fake, max_retries=0)
+    [job] = await run_jobs(broker, settings, ["go"], JobState.SUCCEEDED)
+    assert job.result["text"] == "done" and job.attempts == 1 and job.failures == 0
+    t = [r.at for r in fake.requests]
+    assert len(t) == 2 and t[1] - t[0] >= 0.95  # the key cooled down for Retry-After
+    counters = broker.keys.limit_counters("model:fake-1")
+    assert await broker.redis.hget(counters, "cool")  # paused for every worker, not this one only
+    assert job.estimate_tokens is None  # enqueued directly: no estimate; its usage still counts
+    assert await broker.redis.hget(counters, "bt") == "40"

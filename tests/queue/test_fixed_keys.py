@@ -11,6 +11,7 @@ import pytest
 
 from hiveq.contract.errors import WrongTypeError
 from hiveq.contract.lease import Lease
+from hiveq.contract.limit_rules import LimitRule
 from hiveq.contract.models import SubtaskSpec
 from hiveq.queue import archiving
 from hiveq.queue.assemble import key_rows
@@ -21,6 +22,7 @@ from hiveq.queue.epoch import EpochGuard
 from hiveq.queue.fetch import claim
 from hiveq.queue.heartbeat import heartbeat, progress
 from hiveq.queue.keys import FIXED_KEY_TYPES
+from hiveq.queue.limits import report_usage, set_limit
 from hiveq.queue.maintain import expire_finished, promote_due, reap_expired
 from hiveq.queue.output import append_output
 from hiveq.queue.registry import deregister_worker, register_worker
@@ -227,6 +229,11 @@ async def s_claim_for_a_task_marked_finished(b: Broker) -> Call:
     return lambda: claim(b, "w", ["a"], 5)
 
 
+async def s_claim_of_a_job_with_limit_keys(b: Broker) -> Call:
+    await enqueue_task(b, st("x", limits=["tenant:acme"]))
+    return lambda: claim(b, "w", ["a"], 5)
+
+
 async def s_complete_of_one_of_two_independent_jobs(b: Broker) -> Call:
     """Neither releases a dependent nor finishes its task."""
     await enqueue_task(b, st("x"), st("z"))
@@ -261,6 +268,16 @@ async def s_signal_kept(b: Broker) -> Call:
     return lambda: signal(b, lease.job_id, "go", {"ok": True}, "ops")
 
 
+async def s_set_limit(b: Broker) -> Call:
+    await enqueue_task(b, st("x"))  # an agent to wake
+    return lambda: set_limit(b, "tenant:*", LimitRule(concurrency=1))
+
+
+async def s_report_usage(b: Broker) -> Call:
+    lease = await _leased(b)
+    return lambda: report_usage(b, lease, 10, 0.5)
+
+
 async def s_output(b: Broker) -> Call:
     lease = await _leased(b)
     return lambda: append_output(b, lease, "hello\n")
@@ -282,6 +299,7 @@ WRITES: dict[tuple[str, str], Callable[[Broker], Awaitable[Call]]] = {
     ("claim", "quarantine"): s_claim_of_a_member_without_a_record,
     ("claim", "jobs"): s_claim_of_a_member_without_a_record,
     ("claim", "finished"): s_claim_for_a_task_marked_finished,
+    ("claim", "limits"): s_claim_of_a_job_with_limit_keys,
     ("complete", "suspended"): s_complete_of_a_child_its_parent_waits_for,
 }
 # ... and these make a call that does not write them.

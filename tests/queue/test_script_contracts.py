@@ -29,6 +29,11 @@ DERIVED = {
     "ikey": "idem:<key>",
     "anykey": "<suffix>",  # set_aside only: the foreign value `hiveq repair` moves ...
     "asidekey": "aside:<suffix>:<ms>",  # ... and where it goes
+    "limkey": "lim:c:<key>",
+    "lholdkey": "lim:h:<key>",
+    "lstartkey": "lim:s:<key>",
+    "lwaitkey": "lim:w:<key>",
+    "lpatkey": "lim:k:<pattern>",
 }
 DERIVED_NAME = re.compile("|".join(re.escape(n) for n in sorted(DERIVED.values(), key=len, reverse=True)))
 SECTIONS = ("KEYS", "ARGV", "Derived keys", "Returns", "Events")

@@ -305,3 +305,56 @@ async def tally(ctx: AgentContext) -> dict[str, Any]:
     inp = ctx.input if isinstance(ctx.input, dict) else {}
     await asyncio.sleep(float(inp.get("sleep", 0.01)))
     return {"ok": True}
+
+
+# -- limits (docs/limits.md) -----------------------------------------------------------------
+# Each job records its own start and end on the Redis server's clock (the same clock for every
+# worker process), outside hiveq's namespace: `sidefx:<input["run"]>:timeline`.
+
+
+def limits_timeline_key(run: str) -> str:
+    return f"{SIDEFX}{run}:timeline"
+
+
+def limits_gate_key(run: str) -> str:
+    return f"{SIDEFX}{run}:gate"
+
+
+async def _server_ms(r: Redis) -> int:
+    sec, usec = await r.time()
+    return int(sec) * 1000 + int(usec) // 1000
+
+
+@agent("t.held")
+async def held(ctx: AgentContext) -> dict[str, Any]:
+    """Records its start, then (with input["gate"]) waits until the test pushes one token to the
+    gate list, then records its end: a test decides when each job ends."""
+    import json
+
+    inp = ctx.input if isinstance(ctx.input, dict) else {}
+    run = str(inp["run"])
+    r = Redis.from_url(ctx.settings.redis_url, decode_responses=True)
+    try:
+        start = await _server_ms(r)
+        await r.rpush(limits_timeline_key(run) + ":started", ctx.job_id)
+        if inp.get("gate"):
+            await r.blpop([limits_gate_key(run)], timeout=300)
+        if inp.get("tokens"):
+            await ctx.report_usage(tokens=int(inp["tokens"]))
+        end = await _server_ms(r)
+        await r.rpush(limits_timeline_key(run), json.dumps({"job": ctx.job_id, "start": start, "end": end}))
+    finally:
+        await r.aclose()
+    return {"start": start, "end": end, "pid": os.getpid()}
+
+
+@agent("t.ratelimited")
+async def ratelimited(ctx: AgentContext) -> dict[str, Any]:
+    """Its first run (counted outside the namespace) raises RateLimited(input["retry_after"])."""
+    from hiveq.agents.registry import RateLimited
+
+    inp = ctx.input if isinstance(ctx.input, dict) else {}
+    runs = await _count(ctx, "runs")
+    if runs == 1 and inp.get("retry_after"):
+        raise RateLimited(retry_after=float(inp["retry_after"]))
+    return {"runs": runs, "pid": os.getpid()}

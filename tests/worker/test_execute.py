@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from hiveq.agents.registry import AgentContext, AgentFn, AgentSpec, FatalError
+from hiveq.agents.registry import AgentContext, AgentFn, AgentSpec, FatalError, RateLimited
 from hiveq.contract.models import ClaimedJob
 from hiveq.worker.execute import Ending, Outcome, check_result, effective_timeout, execute, precheck
 from tests.worker.claimed import claimed
@@ -174,3 +174,21 @@ def test_an_unusable_result_is_named_with_the_rule_it_breaks(result: Any, says: 
 
 def test_a_json_result_within_the_limit_is_usable() -> None:
     assert check_result("t1.s1", {"ok": [1, 2.5, None]}, max_bytes=100) is None
+
+
+def test_a_job_whose_budget_is_spent_with_on_exhausted_fail_is_failed_fatally_without_running() -> None:
+    why = "budget of limit budget:x for budget:x is spent (900 tokens, 0 USD used); on_exhausted=fail"
+
+    async def agent(ctx: AgentContext) -> str:
+        raise AssertionError("must not run")
+
+    out = precheck(claimed(limit_fail=why), AgentSpec("unit", agent), "w-unit")
+    assert out is not None and (out.ending, out.fatal, out.error) == (Ending.FAILED, True, why)
+
+
+async def test_an_agent_raising_rate_limited_ends_as_rate_limited_with_its_retry_after_and_key() -> None:
+    async def agent(ctx: AgentContext) -> str:
+        raise RateLimited(retry_after=2.5, key="model:m")
+
+    out = await execute(claimed(), AgentSpec("unit", agent), AgentContext("j", "t", "s", "unit"), None)
+    assert (out.ending, out.retry_after, out.cool_key) == (Ending.RATE_LIMITED, 2.5, "model:m")

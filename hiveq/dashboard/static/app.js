@@ -6,15 +6,17 @@ import { api, askToken, tokenHooks } from "./api.js";
 import { connect, live, reconnect, refresh, register } from "./live.js";
 import { filter, loadDetail, loadTasks, page, select, tasks } from "./tasks.js";
 import { appendOutput, job, loadJob } from "./job.js";
+import { loadLimits } from "./limits.js";
 import { deadAndDoctor, loadDeadAndDoctor, loadQueues, loadThroughput, loadWorkers } from "./side.js";
 import { loadVanished } from "./vanished.js";
 
-const OVERVIEW = ["tasks", "detail", "queues", "workers", "dead", "throughput", "vanished"];
+const OVERVIEW = ["tasks", "detail", "queues", "workers", "limits", "dead", "throughput", "vanished"];
 
 register("tasks", loadTasks);
 register("detail", loadDetail);
 register("queues", loadQueues);
 register("workers", loadWorkers);
+register("limits", loadLimits);
 register("dead", loadDeadAndDoctor);
 register("throughput", loadThroughput);
 register("job", loadJob);
@@ -54,6 +56,7 @@ live.onEvent = (ev) => {
     return;
   }
   const what = ["tasks", "queues"];
+  if (ev.type === "limit" || (ev.type === "job" && (ev.from === "active" || ev.to === "active"))) what.push("limits");
   const sel = tasks.selected;
   if (sel && (ev.task === sel || (ev.job || "").startsWith(`${sel}.`))) what.push("detail");
   if (ev.type === "job" && (ev.to === "succeeded" || ev.to === "dead")) what.push("throughput");
@@ -122,7 +125,7 @@ function init() {
   route();
   connect();
   setInterval(() => { if (!onJobPage()) refresh("throughput"); }, 2000); // the window slides on
-  setInterval(() => { if (!onJobPage()) refresh("queues", "workers"); }, 5000); // ages and heartbeats
+  setInterval(() => { if (!onJobPage()) refresh("queues", "workers", "limits"); }, 5000); // ages, heartbeats, limits
 }
 
 init();

@@ -25,7 +25,8 @@ first write: an idle maintenance call or a job without dependents then pays no T
 
 Derived keys (per-record: job:<id>, job:<id>:log, job:<id>:tracebacks, job:<id>:steps,
 job:<id>:signals, job:<id>:output, task:<id>, q:<agent>, wake:<agent>, worker:<id>,
-inbox:<id>, idem:<key>; and, for set_aside only, <suffix> and aside:<suffix>:<ms>) are built from the prefix by the helpers jkey … ikey below, never
+inbox:<id>, idem:<key>, lim:c|h|s|w:<limit key>, lim:k:<pattern>; and, for set_aside only, <suffix>
+and aside:<suffix>:<ms>) are built from the prefix by the helpers jkey … ikey below, never
 elsewhere. They carry the prefix's {app:env} hash tag, so they are in the same cluster slot as
 KEYS. They are not in KEYS (their names are known only from the records), so each script's
 header names the ones it touches and how a foreign Redis type there is kept from stopping it
@@ -109,6 +110,13 @@ local function ikey(idem) return P .. 'idem:' .. idem end
 -- Any key of the namespace by its suffix, and where `hiveq repair` sets a foreign value aside.
 local function anykey(suffix) return P .. suffix end
 local function asidekey(suffix, ms) return P .. 'aside:' .. suffix .. ':' .. ms end
+-- Limit keys (docs/limits.md), per concrete limit key: counters (hash), the jobs holding a slot
+-- (zset, score = claim ms), recent starts (zset, score = start ms), agents waiting for a slot (set).
+local function limkey(k) return P .. 'lim:c:' .. k end
+local function lholdkey(k) return P .. 'lim:h:' .. k end
+local function lstartkey(k) return P .. 'lim:s:' .. k end
+local function lwaitkey(k) return P .. 'lim:w:' .. k end
+local function lpatkey(rule) return P .. 'lim:k:' .. rule end -- the keys seen under a pattern rule (set)
 
 -- One command on a derived key that may hold a foreign type: its reply, or FOREIGN (then Redis
 -- changed nothing). Any other error still stops the script.
@@ -406,6 +414,35 @@ local function late_result(id, tid, wid, what, state, holder, attempt)
     data = { state = state, holder = holder or nil }, reason = 'late ' .. what .. ' refused from worker ' .. wid .. ', attempt ' ..
     tostring(n or '?') .. ': its lease had expired (the job was ' .. tostring(state) ..
     (holder and holder ~= '' and (' with worker ' .. holder) or '') .. ')' }, wid))
+end
+
+-- Limits (docs/limits.md) --------------------------------------------------------------------
+-- A job leaving `active` (complete, fail, release, reap, cancel, suspend) gives back what its
+-- claim took under its limit keys (`lkeys` in its record): its slot, the unused part of its token
+-- reservation (`lres`: in the minute window `ltw` it was made in, and in the budget), and wakes
+-- the agents whose jobs wait for a slot of those keys. A job without limits pays one HMGET.
+local function release_limits(id)
+  local f = try('HMGET', jkey(id), 'lkeys', 'lres', 'ltw')
+  if f == FOREIGN or not f[1] or f[1] == '' then return end
+  local res = tonumber(f[2]) or 0
+  for k in string.gmatch(f[1], '%S+') do
+    if try('ZREM', lholdkey(k), id) == FOREIGN then
+      report_foreign(lholdkey(k), 'zset', 'its holders are not counted', id)
+    end
+    if res > 0 then
+      local c = try('HMGET', limkey(k), 'tw')
+      if c ~= FOREIGN then
+        if c[1] == f[3] then redis.call('HINCRBY', limkey(k), 'tu', -res) end
+        redis.call('HINCRBY', limkey(k), 'bt', -res)
+      end
+    end
+    local w = try('SMEMBERS', lwaitkey(k))
+    if w ~= FOREIGN and #w > 0 then
+      for _, agent in ipairs(w) do wake(agent) end
+      redis.call('DEL', lwaitkey(k))
+    end
+  end
+  redis.call('HDEL', jkey(id), 'lkeys', 'lres', 'ltw')
 end
 
 -- Durable agents (docs/durable.md) ------------------------------------------------------------

@@ -29,6 +29,9 @@ Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
                  learns it at its next heartbeat instead)
   job:<id>:steps a resumed parent's wait step, written with try (foreign: not stored, anomaly)
   wake:<agent>   marked for a resumed parent (try: a foreign one is reported, not woken)
+  lim:h|c|w:<key> for each of the job's limit keys (release_limits in _lib.lua): its slot
+                 (lim:h:<key>), token reservation (lim:c:<key>), agents waiting (lim:w:<key>:
+                 woken, wake:<agent>), each with try (foreign: skipped, anomaly)
 Returns {code, number of jobs cancelled}: NOT_FOUND, WRONG_STATE (already finished) or OK.
 Events: job blocked | waiting | delayed | active | suspended | vanished -> cancelled (a job's spawned
 children too); task -> cancelled; a suspended parent whose children have now all finished ->
@@ -57,6 +60,7 @@ local function cancel_job(id, why)
   end
   if not f[1] or TERMINAL[f[1]] then return 0 end
   leave_place(id, f[1], f[2])
+  if f[1] == 'active' then release_limits(id) end
   redis.call('ZADD', K.cancelled, NOW, id)
   redis.call('HSET', jkey(id), 'state', 'cancelled', 'reason', why, 'finished', NOW)
   redis.call('HDEL', jkey(id), 'token', 'deadline', 'due', 'wait')

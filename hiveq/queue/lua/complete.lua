@@ -30,6 +30,9 @@ Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
   worker:<id>    the worker's host/pid/client, read with try (foreign: id only)
   job:<id>:steps a resumed parent's wait step, written with try (foreign: not stored, anomaly;
                  the parent then waits again and finds its children finished)
+  lim:h|c|w:<key> for each of the job's limit keys (release_limits in _lib.lua): its slot
+                 (lim:h:<key>), token reservation (lim:c:<key>), agents waiting (lim:w:<key>:
+                 woken, wake:<agent>), each with try (foreign: skipped, anomaly)
 Returns one code per job: OK, NOT_FOUND, or STALE (lease lost: expired, reclaimed, cancelled).
 A STALE result whose token is not the one this job last finished with (`last_token`: a resend of
 a result already recorded) is another run's late result: a `late` custody event says so.
@@ -46,7 +49,7 @@ local recs, done_of, seen, reread = {}, {}, {}, {}
 for i = 4, #ARGV, 4 do
   local id = ARGV[i]
   local f = try('HMGET', jkey(id), 'state', 'token', 'task', 'dependents', 'attempts', 'parent',
-    'worker', 'last_token')
+    'worker', 'last_token', 'lkeys')
   recs[i] = f
   if f ~= FOREIGN and f[1] == 'active' and f[2] == ARGV[i + 1] and not seen[id] then
     seen[id] = true
@@ -102,6 +105,7 @@ for i = 4, #ARGV, 4 do
       'last_token', token)
     redis.call('HDEL', jk, 'token', 'deadline')
     zlater('ZREM', K.leases, id)
+    if f[9] then release_limits(id) end -- it holds a claim under limit keys
     zlater('ZADD', K.succeeded, NOW, id)
     emit_job(id, tid, 'active', 'succeeded', worker_tail(wid) .. ',"attempt":' .. (f[5] or '0'))
     dirty[tid] = (dirty[tid] or 0) + 1

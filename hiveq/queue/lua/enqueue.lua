@@ -13,7 +13,8 @@ ARGV  3 tasks JSON, positional (arrays decode faster than objects), defaults lef
         [[task id, description, priority, planner, [[subtask id, agent, input, opts?], …],
           extra?], …]
         opts (only when a value differs from the default): {prio (default: the task's
-        priority), max_attempts, timeout (defaults: ARGV 7, 8), title, deps, dependents, ndeps}
+        priority), max_attempts, timeout (defaults: ARGV 7, 8), title, deps, dependents, ndeps,
+        limits (limit keys, space-separated), est (estimate_tokens)}
         extra (only when one is set): {metadata, idem, plan_note}
         metadata, input, deps and dependents are JSON text, stored as is.
       4 idempotency-key TTL in seconds
@@ -26,6 +27,9 @@ Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
   idem:<key>     every idempotency key type-checked before the first write; SET NX
   wake:<agent>   marked for each agent given a ready job (try: a foreign one is reported, not
                  woken; the job is in its queue)
+  lim:c:<key>    a job with limits: its first key is its fairness flow; the flow's counters hash
+                 is type-checked before the first write; field `tag` = the flow's last sequence
+  q:<agent>      (again) for such a job, its queue's head is read (ZRANGE, after the check above)
   job:<id>, task:<id>  created; not type-checked: their names hold a fresh random task id (64
                  bits from the client's OS random source), so no other writer holds them
 Returns a flat array: task_id, code (OK, or DUPLICATE with the id of the earlier task).
@@ -39,6 +43,10 @@ the entry's id). The task hash records that id (`eid`) and who enqueued it (`by`
 custody log starts empty, readers put this enqueue event first. Fewer entries and no log
 writes at enqueue keep its Redis time per task low.
 Counters (attempts, failures, succeeded, …) start absent, meaning 0: HINCRBY creates them.
+Fairness (docs/limits.md): a job with limit keys is scored by its flow's sequence, not the
+global one: tag = max(the sequence part of its queue's head (or the global sequence when the
+queue is empty), the flow's last tag) + 1. A burst of one flow is so spread one job a round, and
+another flow's new job lands near the head; FIFO holds within a flow and among jobs without limits.
 ]=]
 local tasks = cjson.decode(ARGV[3])
 local idem_ttl = tonumber(ARGV[4])
@@ -65,10 +73,44 @@ for agent, _ in pairs(agents) do
   agent_list[#agent_list + 1] = agent
 end
 for i = 9, #ARGV do check_type(qkey(ARGV[i]), 'zset') end
+local flows = {} -- fairness flow -> its last tag (false: not read yet)
+for _, t in ipairs(tasks) do
+  for _, j in ipairs(t[5]) do
+    local lim = j[4] and j[4].limits
+    if lim then
+      local flow = string.match(lim, '^%S+')
+      if flows[flow] == nil then
+        check_type(limkey(flow), 'hash')
+        flows[flow] = false
+      end
+    end
+  end
+end
 local enqueued = 0
 local seq = 0
 if njobs > 0 then seq = redis.call('INCRBY', K.seq, njobs) - njobs end
 local out = {}
+local seq_start = seq
+local vclocks = {}
+-- The virtual time of an agent's queue: the sequence part of its head, or the global sequence.
+local function vclock(agent)
+  local v = vclocks[agent]
+  if v == nil then
+    local h = redis.call('ZRANGE', qkey(agent), 0, 0, 'WITHSCORES')
+    v = h[2] and (tonumber(h[2]) % PRIO_SHIFT) or seq_start
+    vclocks[agent] = v
+  end
+  return v
+end
+-- The position of a job with limits within its priority: one round after its flow's last job.
+local function flow_tag(limits, agent)
+  local flow = string.match(limits, '^%S+')
+  local last = flows[flow]
+  if last == false then last = tonumber(redis.call('HGET', limkey(flow), 'tag')) or 0 end
+  local tag = math.max(vclock(agent), last) + 1
+  flows[flow] = tag
+  return tag
+end
 
 -- Write one task (not a duplicate) whose enqueue event is stream entry `eid`.
 local function write_task(t, eid)
@@ -94,12 +136,14 @@ local function write_task(t, eid)
       seq = seq + 1
       local id = tid .. '.' .. j[1]
       local prio = o.prio or t[3]
-      local score = prio * PRIO_SHIFT + seq
+      local score = prio * PRIO_SHIFT + (o.limits and flow_tag(o.limits, j[2]) or seq)
       local state = o.ndeps and 'blocked' or 'waiting'
       local jf = { 'id', id, 'task', tid, 'sub', j[1], 'agent', j[2], 'state', state, 'prio', prio,
         'score', score, 'input', j[3], 'max_attempts', o.max_attempts or max_attempts,
         'max_deliveries', max_deliveries, 'timeout', o.timeout or timeout, 'created', NOW }
       if o.title then jf[#jf + 1] = 'title'; jf[#jf + 1] = o.title end
+      if o.limits then jf[#jf + 1] = 'limits'; jf[#jf + 1] = o.limits end
+      if o.est then jf[#jf + 1] = 'est'; jf[#jf + 1] = o.est end
       if o.deps then
         jf[#jf + 1] = 'deps'; jf[#jf + 1] = o.deps; jf[#jf + 1] = 'pending'; jf[#jf + 1] = o.ndeps
       end
@@ -165,6 +209,9 @@ for first = 1, #tasks, GROUP do
   end
 end
 zflush()
+for flow, tag in pairs(flows) do
+  if tag then redis.call('HSET', limkey(flow), 'tag', tag) end
+end
 if enqueued > 0 then
   redis.call('SADD', K.agents, unpack(agent_list))
   redis.call('HINCRBY', K.stats, 'enqueued', enqueued)

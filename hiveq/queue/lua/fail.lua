@@ -32,6 +32,9 @@ Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
                  the parent then waits again and finds its children finished)
   q:<agent>      a resumed parent's queue: TYPE first, a foreign one quarantines it
   wake:<agent>   marked for a resumed parent (try: a foreign one is reported, not woken)
+  lim:h|c|w:<key> for each of the job's limit keys (release_limits in _lib.lua): its slot
+                 (lim:h:<key>), token reservation (lim:c:<key>), agents waiting (lim:w:<key>:
+                 woken, wake:<agent>), each with try (foreign: skipped, anomaly)
 Returns one code per job: OK, NOT_FOUND or STALE. A STALE failure whose token is not the one
 this job last finished with (`last_token`) is another run's late failure: a `late` event.
 Events: late (a failure refused for a stale token); job active -> delayed (reason: retry k of n in t) | active -> dead; blocked dependents
@@ -48,7 +51,7 @@ for i = 7, #ARGV, 7 do
     ARGV[i + 4], tonumber(ARGV[i + 5]), ARGV[i + 6]
   local jk = jkey(id)
   local f = try('HMGET', jk, 'state', 'token', 'task', 'failures', 'max_attempts', 'attempts',
-    'worker', 'last_token')
+    'worker', 'last_token', 'lkeys')
   if f == FOREIGN then
     report_foreign(jk, 'hash', 'its failure was not recorded (NOT_FOUND)', id)
     out[#out + 1] = NOT_FOUND
@@ -72,6 +75,7 @@ for i = 7, #ARGV, 7 do
       end
     end
     redis.call('ZREM', K.leases, id)
+    if f[9] then release_limits(id) end -- it holds a claim under limit keys
     if mode == 'fatal' or failures >= maxa then
       local why = (mode == 'fatal') and ('fatal error: ' .. err)
         or ('failed ' .. failures .. ' of ' .. maxa .. ' attempts; last error: ' .. err)

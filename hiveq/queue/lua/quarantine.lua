@@ -21,6 +21,9 @@ Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
                  the parent then waits again and finds its children finished)
   q:<agent>      a resumed parent's queue: TYPE first, a foreign one quarantines it
   wake:<agent>   marked for a resumed parent (try: a foreign one is reported, not woken)
+  lim:h|c|w:<key> for each of the job's limit keys (release_limits in _lib.lua): its slot
+                 (lim:h:<key>), token reservation (lim:c:<key>), agents waiting (lim:w:<key>:
+                 woken, wake:<agent>), each with try (foreign: skipped, anomaly)
 Returns {code}: OK, NOT_FOUND or STALE.
 Events: job active -> quarantined; blocked dependents -> cancelled; task status changes; a
 suspended parent whose children have all finished -> waiting | quarantined (foreign queue key);
@@ -31,6 +34,7 @@ local f = redis.call('HMGET', jkey(id), 'state', 'token', 'task', 'parent')
 if not f[1] then return { NOT_FOUND } end
 if f[1] ~= 'active' or f[2] ~= token then return { STALE } end
 redis.call('ZREM', K.leases, id)
+release_limits(id)
 redis.call('ZADD', K.quarantine, NOW, id)
 redis.call('HSET', jkey(id), 'state', 'quarantined', 'reason', reason, 'finished', NOW)
 redis.call('HDEL', jkey(id), 'token', 'deadline')

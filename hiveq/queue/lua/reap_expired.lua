@@ -32,6 +32,9 @@ Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
   inbox:<id>     a stale worker's cancel inbox, deleted (DEL works on any type)
   job:<id>:steps a resumed parent's wait step, written with try (foreign: not stored, anomaly;
                  the parent then waits again and finds its children finished)
+  lim:h|c|w:<key> for each of the job's limit keys (release_limits in _lib.lua): its slot
+                 (lim:h:<key>), token reservation (lim:c:<key>), agents waiting (lim:w:<key>:
+                 woken, wake:<agent>), each with try (foreign: skipped, anomaly)
 Returns {requeued, dead-lettered, workers lost, paused ms (> 0: within the grace after a gap,
 nothing reaped; the ms left)}.
 Events: job active -> waiting | dead | quarantined (foreign queue key), reason names the
@@ -57,11 +60,13 @@ for _, id in ipairs(ids) do
     emit_custody({ type = 'anomaly', job = id, task = f[5], from = f[1], to = f[1],
       reason = 'lease entry for a job in state ' .. tostring(f[1]) .. '; lease dropped' })
   elseif tonumber(f[2]) >= tonumber(f[3]) then
+    release_limits(id)
     to_dead(id, 'active', f[5], 'delivered ' .. f[2] .. ' times and the lease expired each '
       .. 'time (worker ' .. f[4] .. ' stopped heartbeating); poison job?', f[4])
     dirty[f[5]] = true
     dead = dead + 1
   else
+    release_limits(id)
     local ev = by_worker({ attempt = tonumber(f[2]) }, f[4])
     to_waiting(id, 'active', 'lease expired: worker ' .. f[4] .. ' missed its heartbeats', ev)
     requeued = requeued + 1

@@ -22,6 +22,9 @@ Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
                  anomaly)
   job:<id>:log   custody rows (try: a foreign log keeps the event in the stream only)
   worker:<id>    the worker's host/pid/client, read with try (foreign: id only)
+  lim:h|c|w:<key> for each of the job's limit keys (release_limits in _lib.lua): its slot
+                 (lim:h:<key>), token reservation (lim:c:<key>), agents waiting (lim:w:<key>:
+                 woken, wake:<agent>), each with try (foreign: skipped, anomaly)
 Returns {code, ready, outcome}: OK, 1, outcome JSON (nothing to wait for: {"children": {job id:
 state}} or the kept signal; the job stays active); OK, 0, '' (suspended); NOT_FOUND; STALE;
 WRONG_STATE, 0, the job id that this job did not spawn.
@@ -67,6 +70,7 @@ else
   end
 end
 redis.call('ZREM', K.leases, id)
+release_limits(id) -- a suspended job holds no slot
 redis.call('ZADD', K.suspended, wait.deadline or '+inf', id)
 redis.call('HSET', jkey(id), 'state', 'suspended', 'wait', cjson.encode(wait))
 redis.call('HDEL', jkey(id), 'token', 'deadline')
