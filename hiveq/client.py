@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -79,8 +80,14 @@ def task_body(
     metadata: dict[str, Any] | None,
     subtasks: Sequence[SubtaskSpec | dict[str, Any]] | None,
     agent: str | None,
+    run_at: datetime | str | None = None,
+    delay_s: float | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"description": description, "priority": priority}
+    if run_at is not None:  # a datetime must carry its zone: the server refuses a naive time
+        body["run_at"] = run_at.isoformat() if isinstance(run_at, datetime) else run_at
+    if delay_s is not None:
+        body["delay_s"] = delay_s
     if planner is not None:
         body["planner"] = planner
     if metadata:
@@ -200,9 +207,13 @@ class Client:
         subtasks: Sequence[SubtaskSpec | dict[str, Any]] | None = None,
         agent: str | None = None,
         idempotency_key: str | None = None,
+        run_at: datetime | str | None = None,
+        delay_s: float | None = None,
     ) -> SubmitResponse:
+        """`run_at` (an aware datetime or ISO 8601 text with its zone) or `delay_s`: start no
+        earlier than then (docs/schedules.md)."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        body = task_body(description, priority, planner, metadata, subtasks, agent)
+        body = task_body(description, priority, planner, metadata, subtasks, agent, run_at, delay_s)
         return SubmitResponse.model_validate(
             _check(self.http.post("/tasks", json=body, headers=headers)).json()
         )
@@ -337,9 +348,13 @@ class AsyncClient:
         subtasks: Sequence[SubtaskSpec | dict[str, Any]] | None = None,
         agent: str | None = None,
         idempotency_key: str | None = None,
+        run_at: datetime | str | None = None,
+        delay_s: float | None = None,
     ) -> SubmitResponse:
+        """`run_at` (an aware datetime or ISO 8601 text with its zone) or `delay_s`: start no
+        earlier than then (docs/schedules.md)."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        body = task_body(description, priority, planner, metadata, subtasks, agent)
+        body = task_body(description, priority, planner, metadata, subtasks, agent, run_at, delay_s)
         resp = _check(await self.http.post("/tasks", json=body, headers=headers))
         return SubmitResponse.model_validate(resp.json())
 

@@ -68,6 +68,10 @@ class TaskSummary(BaseModel):
     )
     created_ms: int | None = None
     finished_ms: int | None = None
+    run_at_ms: int | None = Field(
+        default=None, description="when its ready subtasks were due to start (run_at / delay_s)"
+    )
+    schedule: str | None = Field(default=None, description="the schedule that fired it, if any")
 
 
 class TaskView(TaskSummary):
