@@ -21,6 +21,7 @@ from hiveq.contract.protocol import VERSION
 from hiveq.dashboard.app import mount as mount_dashboard
 from hiveq.diagnose.watch import watch_forever
 from hiveq.queue.broker import Broker
+from hiveq.schedule.fire import fire_forever
 from hiveq.settings import Settings
 
 log = logging.getLogger("hiveq.api")
@@ -52,9 +53,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if app.state.watch
         else None
     )
+    # Schedules fire from every API and worker process; their scripts make each tick fire once.
+    ready = lambda: bool(app.state.namespace_claimed)  # noqa: E731
+    fire = asyncio.create_task(fire_forever(b, interval_s=settings.leases.reap_interval_s, ready=ready))
     try:
         yield
     finally:
+        fire.cancel()
+        await asyncio.wait({fire}, timeout=WATCH_STOP_S)
         if watch is not None:
             watch.cancel()
             await asyncio.wait({watch}, timeout=WATCH_STOP_S)  # never holds the shutdown up

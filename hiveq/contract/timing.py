@@ -47,7 +47,9 @@ def start_of(run_at: str | None, delay_s: float | None, *, now_s: float | None =
         raise ValidationFailed("delay_s", "give run_at or delay_s, not both")
     if delay_s is not None:
         if not math.isfinite(delay_s) or delay_s < 0 or delay_s > MAX_DELAY_S:
-            raise ValidationFailed("delay_s", f"must be a number of seconds from 0 to {MAX_DELAY_S} (366 days)")
+            raise ValidationFailed(
+                "delay_s", f"must be a number of seconds from 0 to {MAX_DELAY_S} (366 days)"
+            )
         return Start(delay_ms=round(delay_s * 1000)) if delay_s > 0 else Start()
     if run_at is None:
         return Start()

@@ -36,6 +36,7 @@ FIXED_KEY_TYPES: dict[str, str] = {
     "watch": "string",  # the conservation watch's lease: the id of the process running it
     "foreign": "zset",  # addresses of non-hiveq clients caught near a vanishing, score = last ms
     "archiver": "string",  # the archiver lease: the id of the one archiver that runs (archive_lease.lua)
+    "schedules": "zset",  # recurring schedules by name, score = next fire ms (docs/schedules.md)
 }
 
 # The consumer group (and its one consumer) through which the archiver follows `events`.
@@ -147,6 +148,10 @@ class Keyspace:
     def archiver(self) -> str:
         return self.key("archiver")
 
+    @property
+    def schedules(self) -> str:
+        return self.key("schedules")
+
     # Per-record keys.
     def queue(self, agent: str) -> str:
         """Waiting jobs of one agent: a sorted set, so a stray BRPOP/LPOP gets WRONGTYPE."""
@@ -191,6 +196,10 @@ class Keyspace:
 
     def worker(self, worker_id: str) -> str:
         return self.key(f"worker:{worker_id}")
+
+    def schedule(self, name: str) -> str:
+        """One recurring schedule: its cron, zone, task and what it last fired (a hash)."""
+        return self.key(f"sched:{name}")
 
     def fixed_keys(self) -> dict[str, str]:
         """Full key name -> expected Redis type, for type checks."""

@@ -45,6 +45,10 @@ SCRIPT_NAMES = (
     "find_vanished",
     "mark_vanished",
     "recover",
+    "put_schedule",
+    "remove_schedule",
+    "due_schedules",
+    "schedule_fired",
 )
 
 

@@ -17,6 +17,7 @@ from hiveq.queue.assemble import key_rows
 from hiveq.queue.broker import Broker
 from hiveq.queue.cancel import cancel_task
 from hiveq.queue.complete import Completion, complete
+from hiveq.queue.enqueue import enqueue
 from hiveq.queue.fetch import claim
 from hiveq.queue.heartbeat import heartbeat, progress
 from hiveq.queue.keys import FIXED_KEY_TYPES
@@ -30,7 +31,7 @@ from hiveq.queue.spawn import spawn
 from hiveq.queue.steps import step_done
 from hiveq.queue.suspend import signal, wait_children, wait_signal
 from hiveq.queue.vanish import Seen, mark_vanished, recover
-from tests.queue.helpers import enqueue_task, server_ms, snapshot, st, variant
+from tests.queue.helpers import enqueue_task, server_ms, snapshot, st, submission, variant
 from tests.support.waiting import until
 
 Call = Callable[[], Awaitable[Any]]
@@ -67,6 +68,12 @@ async def s_claim_namespace(b: Broker) -> Call:
 
 async def s_enqueue(b: Broker) -> Call:
     return lambda: enqueue_task(b, st("x"), st("y", deps=("x",)), idem="once")
+
+
+async def s_enqueue_delayed(b: Broker) -> Call:
+    """A task whose start is ahead: its ready job goes to `delayed`."""
+    sub = submission(st("x")).model_copy(update={"delay_ms": 60_000})
+    return lambda: enqueue(b, [sub])
 
 
 async def s_claim(b: Broker) -> Call:
@@ -261,6 +268,7 @@ SCENARIOS: dict[str, Callable[[Broker], Awaitable[Call]]] = {
 }
 # Keys marked * are checked only by the calls that write them: these scenarios make such a call.
 WRITES: dict[tuple[str, str], Callable[[Broker], Awaitable[Call]]] = {
+    ("enqueue", "delayed"): s_enqueue_delayed,
     ("claim", "quarantine"): s_claim_of_a_member_without_a_record,
     ("claim", "jobs"): s_claim_of_a_member_without_a_record,
     ("claim", "finished"): s_claim_for_a_task_marked_finished,

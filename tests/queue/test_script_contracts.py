@@ -27,6 +27,7 @@ DERIVED = {
     "wkey": "worker:<id>",
     "inboxkey": "inbox:<id>",
     "ikey": "idem:<key>",
+    "skey": "sched:<name>",
 }
 DERIVED_NAME = re.compile("|".join(re.escape(n) for n in sorted(DERIVED.values(), key=len, reverse=True)))
 SECTIONS = ("KEYS", "ARGV", "Derived keys", "Returns", "Events")

@@ -13,7 +13,7 @@ Return codes (hiveq/contract/errors.py Code): 0 OK, 1 NOT_FOUND, 2 STALE_TOKEN, 
 
 Fixed keys (the suffixes of hiveq/queue/keys.py FIXED_KEY_TYPES: meta, seq, agents, jobs,
 blocked, delayed, leases, suspended, succeeded, dead, cancelled, quarantine, vanished, tasks,
-finished, events, workers, stats, agent_modules, watch, foreign): every one a script can write or read is in
+finished, events, workers, stats, agent_modules, watch, foreign, archiver, schedules): every one a script can write or read is in
 its KEYS, in the order of its header's KEYS list. assemble.py reads that list and puts it, with
 each key's Redis type from hiveq/queue/keys.py, in front of this prelude as DECLARED. The
 prelude below checks, once per call and before the script writes anything, that KEYS[i] is the
@@ -25,7 +25,7 @@ first write: an idle maintenance call or a job without dependents then pays no T
 
 Derived keys (per-record: job:<id>, job:<id>:log, job:<id>:tracebacks, job:<id>:steps,
 job:<id>:signals, job:<id>:output, task:<id>, q:<agent>, wake:<agent>, worker:<id>,
-inbox:<id>, idem:<key>) are built from the prefix by the helpers jkey … ikey below, never
+inbox:<id>, idem:<key>, sched:<name>) are built from the prefix by the helpers jkey … skey below, never
 elsewhere. They carry the prefix's {app:env} hash tag, so they are in the same cluster slot as
 KEYS. They are not in KEYS (their names are known only from the records), so each script's
 header names the ones it touches and how a foreign Redis type there is kept from stopping it
@@ -106,6 +106,7 @@ local function wakekey(agent) return P .. 'wake:' .. agent end
 local function wkey(wid) return P .. 'worker:' .. wid end
 local function inboxkey(wid) return P .. 'inbox:' .. wid end -- marked when a lease of it is revoked
 local function ikey(idem) return P .. 'idem:' .. idem end
+local function skey(name) return P .. 'sched:' .. name end -- a recurring schedule (docs/schedules.md)
 
 -- One command on a derived key that may hold a foreign type: its reply, or FOREIGN (then Redis
 -- changed nothing). Any other error still stops the script.
