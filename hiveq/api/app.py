@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from hiveq.api import docs, errors, jobs, stream, system, tasks
+from hiveq.api import docs, errors, jobs, schedules, stream, system, tasks
 from hiveq.api.deps import require_token
 from hiveq.api.doctor import router as doctor_router
 from hiveq.api.guard import BrowserGuard
@@ -89,7 +89,15 @@ def create_app(settings: Settings, *, sse_keepalive_s: float = 15.0, watch: bool
     errors.install(app)
     app.add_middleware(errors.BodyLimit, limit=settings.limits.max_payload_bytes)
     app.add_middleware(BrowserGuard, settings=settings)  # outermost: before any body is read
-    for router in (tasks.router, stream.router, jobs.router, system.router, system.health_router):
+    routers = (
+        tasks.router,
+        schedules.router,
+        stream.router,
+        jobs.router,
+        system.router,
+        system.health_router,
+    )
+    for router in routers:
         app.include_router(router)
     app.include_router(doctor_router, dependencies=[Depends(require_token)])
     tasks.add_request_schema(app)
