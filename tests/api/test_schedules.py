@@ -29,7 +29,8 @@ async def test_put_adds_a_schedule_with_its_next_run_in_its_zone_then_replaces_i
     assert body["task"] == {"description": "nightly report", "priority": 3}
     nxt = datetime.fromisoformat(body["next_run"])
     assert (nxt.hour, nxt.minute, nxt.second) == (9, 0, 0)
-    assert nxt.utcoffset() is not None and nxt.utcoffset().total_seconds() in (3600, 7200)  # type: ignore[union-attr]
+    offset = nxt.utcoffset()
+    assert offset is not None and offset.total_seconds() in (3600, 7200)
     now = await server_ms(broker)
     assert now < body["next_run_ms"] <= now + 86_400_000
     assert body["next_run_ms"] == round(nxt.timestamp() * 1000)
