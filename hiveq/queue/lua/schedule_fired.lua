@@ -12,7 +12,7 @@ Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
                  cleanly); `next`, `last_fired`, `last_task`, `last_error`, `fired`, `missed`
 Returns {code}: OK, NOT_FOUND (removed meanwhile) or WRONG_STATE (replaced or recorded meanwhile).
 Events: schedule (reason: "schedule <name> fired <tick> as task <id>" or "schedule <name>
-could not fire <tick>: <error>"; task = the task id; data {name, tick, next, missed})
+could not fire <tick>: <error>"; task = the task id; data {name, tick, next, missed, by})
 ]]
 local name, handed, tick, next_ms = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local tid, err, missed, holder = ARGV[7], ARGV[8], tonumber(ARGV[9]) or 0, ARGV[10]
@@ -41,5 +41,5 @@ else
   reason = 'schedule ' .. name .. ' fired as task ' .. tid
 end
 emit({ type = 'schedule', task = tid ~= '' and tid or nil, reason = reason,
-  data = { name = name, tick = tonumber(tick), next = tonumber(next_ms), missed = missed } })
+  data = { name = name, tick = tonumber(tick), next = tonumber(next_ms), missed = missed, by = holder } })
 return { OK }
