@@ -9,7 +9,6 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
 
 import httpx
 import pytest
@@ -45,7 +44,7 @@ def three_processes(b: Broker) -> Iterator[str]:
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    workers = [spawn_worker(b.settings, "t.tick", **FAST) for _ in range(2)]
+    workers = [spawn_worker(b.settings, "t.tick", HIVEQ_REAP_INTERVAL="0.1") for _ in range(2)]
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -99,9 +98,9 @@ async def runs_per_tick(b: Broker) -> dict[str, int]:
     r = Redis.from_url(b.settings.redis_url, decode_responses=True)
     try:
         key = tick_runs_key(b.settings.namespace)
-        got: dict[str, Any] = await r.hgetall(key)  # type: ignore[misc]
+        got = await r.hgetall(key)
         await r.delete(key)
-        return {k: int(v) for k, v in got.items()}
+        return {str(k): int(v) for k, v in got.items()}
     finally:
         await r.aclose()
 
