@@ -28,6 +28,9 @@ from hiveq.contract.views import (
     JobHistory,
     JobOutput,
     Queues,
+    ScheduleList,
+    ScheduleRemoved,
+    ScheduleView,
     SignalSent,
     SubmitResponse,
     TaskList,
@@ -293,6 +296,20 @@ class Client:
         """Put a vanished job back where it belongs (one delivery counted)."""
         return self._post(JobAction, f"/jobs/{job_id}/recover")
 
+    def put_schedule(self, name: str, cron: str, task: dict[str, Any], tz: str = "UTC") -> ScheduleView:
+        """Add or replace a recurring schedule; `task` is a POST /tasks body (docs/schedules.md)."""
+        body = {"cron": cron, "tz": tz, "task": task}
+        return ScheduleView.model_validate(_check(self.http.put(f"/schedules/{name}", json=body)).json())
+
+    def schedules(self) -> list[ScheduleView]:
+        return self._get(ScheduleList, "/schedules").items
+
+    def get_schedule(self, name: str) -> ScheduleView:
+        return self._get(ScheduleView, f"/schedules/{name}")
+
+    def delete_schedule(self, name: str) -> ScheduleRemoved:
+        return ScheduleRemoved.model_validate(_check(self.http.delete(f"/schedules/{name}")).json())
+
     def queues(self) -> Queues:
         return self._get(Queues, "/queues")
 
@@ -434,6 +451,21 @@ class AsyncClient:
     async def recover(self, job_id: str) -> JobAction:
         """Put a vanished job back where it belongs (one delivery counted)."""
         return await self._post(JobAction, f"/jobs/{job_id}/recover")
+
+    async def put_schedule(self, name: str, cron: str, task: dict[str, Any], tz: str = "UTC") -> ScheduleView:
+        body = {"cron": cron, "tz": tz, "task": task}
+        return ScheduleView.model_validate(
+            _check(await self.http.put(f"/schedules/{name}", json=body)).json()
+        )
+
+    async def schedules(self) -> list[ScheduleView]:
+        return (await self._get(ScheduleList, "/schedules")).items
+
+    async def get_schedule(self, name: str) -> ScheduleView:
+        return await self._get(ScheduleView, f"/schedules/{name}")
+
+    async def delete_schedule(self, name: str) -> ScheduleRemoved:
+        return ScheduleRemoved.model_validate(_check(await self.http.delete(f"/schedules/{name}")).json())
 
     async def queues(self) -> Queues:
         return await self._get(Queues, "/queues")
