@@ -253,6 +253,7 @@ class TaskRequest(BaseModel):
         ge=0,
         le=MAX_DELAY_S,
         allow_inf_nan=False,
+        strict=True,  # a number: true/false or "5" are refused, not read as 1/0/5
         description="Start no earlier than this many seconds after the submit (at most 366 days). "
         "Not with run_at",
     )
