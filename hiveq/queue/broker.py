@@ -189,4 +189,6 @@ def expected_type(keys: Keyspace, key: str) -> str | None:
         return "list" if suffix.endswith((":log", ":tracebacks", ":signals")) else "hash"
     if suffix.startswith("idem:"):
         return "string"
+    if suffix.startswith("sched:"):
+        return "hash"
     return keys.fixed_keys().get(key)

@@ -118,3 +118,16 @@ async def test_a_body_that_is_not_an_object_or_not_json_is_refused(api: httpx.As
     assert r.status_code == 422
     r = await api.put("/schedules/x", json={"task": TASK})
     assert r.status_code == 422 and r.json()["error"]["field"] == "cron"
+
+
+async def test_a_foreign_value_on_a_schedule_key_is_a_409_naming_it_and_nothing_is_written(
+    api: httpx.AsyncClient, broker: Broker
+) -> None:
+    key = broker.keys.schedule("taken")
+    await broker.redis.set(key, "someone else's")
+    for call in (put(api, "taken"), api.delete("/schedules/taken"), api.get("/schedules/taken")):
+        r = await call
+        assert r.status_code == 409, r.text
+        assert key in r.json()["error"]["message"]
+    assert await broker.redis.get(key) == "someone else's"
+    assert await broker.redis.zcard(broker.keys.schedules) == 0
