@@ -29,7 +29,9 @@ from dataclasses import dataclass
 from redis import exceptions as rex
 
 from hiveq.contract.errors import HiveqError, OutcomeUnknown, RedisUnavailable
+from hiveq.contract.limits import ERROR_MAX_CHARS
 from hiveq.contract.models import TaskRequest
+from hiveq.contract.redact import redact
 from hiveq.contract.timing import SCHEDULE_META, TICK_META
 from hiveq.queue.broker import Broker
 from hiveq.schedule.cron import check_cron, iso, latest_since, next_after
@@ -73,17 +75,20 @@ async def fire_one(b: Broker, who: str, now: int, row: list[str]) -> Fired:
         return Fired(name, None, None, str(exc), 0, True)
     tick, missed = latest_since(expr, where, due, now)
     nxt = next_after(expr, where, max(tick, now))
-    request = TaskRequest.model_validate(json.loads(task))
-    meta = {**request.metadata, SCHEDULE_META: name, TICK_META: iso(tick)}
-    request = request.model_copy(update={"metadata": meta})
     task_id, error = "", ""
     try:
+        request = TaskRequest.model_validate(json.loads(task))
+        meta = {**request.metadata, SCHEDULE_META: name, TICK_META: iso(tick)}
+        request = request.model_copy(update={"metadata": meta})
         done = await submit_task(b, request, idempotency_key=idempotency_key(name, tick))
         task_id = done.task_id
     except (RedisUnavailable, OutcomeUnknown):
         return Fired(name, tick, None, None, missed, False)  # the lease ends; the same tick again
     except HiveqError as exc:  # refused (an agent nobody serves, a planner's error): recorded
         error = str(exc)
+    except Exception as exc:  # a stored task that no longer parses, a planner's bug: recorded, and
+        # the caller's loop (a worker's maintenance) goes on
+        error = redact(f"{type(exc).__name__}: {exc}", b.settings.secrets)[:ERROR_MAX_CHARS]
     recorded = await _record(b, name, handed, tick, nxt, task_id, error, missed, who)
     if error:
         log.warning("schedule %s: tick %s submitted no task: %s", name, iso(tick), error)

@@ -112,6 +112,15 @@ def _int(v: str | None) -> int | None:
     return int(v) if v else None
 
 
+def _task_of(text: str | None) -> dict[str, Any]:
+    """The stored task as JSON; text another writer left there reads as {} (fire records why)."""
+    try:
+        task = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return task if isinstance(task, dict) else {}
+
+
 def view(h: dict[str, str]) -> ScheduleView:
     """A schedule's hash as users see it; a zone that no longer loads shows times in UTC."""
     try:
@@ -123,7 +132,7 @@ def view(h: dict[str, str]) -> ScheduleView:
         name=h.get("name", ""),
         cron=h.get("cron", ""),
         tz=h.get("tz", "UTC"),
-        task=json.loads(h.get("task") or "{}"),
+        task=_task_of(h.get("task")),
         next_run=iso(nxt, where) if nxt else None,
         next_run_ms=nxt,
         last_fired=iso(last, where) if last else None,

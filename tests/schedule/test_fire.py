@@ -156,3 +156,17 @@ async def test_a_member_without_a_record_is_dropped_with_an_anomaly(broker: Brok
     reasons = [e.reason or "" for e in events if e.type == "anomaly"]
     assert any("schedule stray had no record" in x for x in reasons)
     assert any("schedule foreign had a record key holding a string" in x for x in reasons)
+
+
+async def test_a_stored_task_that_no_longer_parses_is_recorded_and_the_schedule_moves_on(
+    broker: Broker,
+) -> None:
+    view, _ = await store.put(broker, "m", ScheduleRequest(cron="* * * * *", task=TASK))
+    assert view.next_run_ms is not None
+    await broker.redis.hset(broker.keys.schedule("m"), "task", '{"priority": "high"}')  # another writer
+    [fired] = await fire_due(broker, now_ms=view.next_run_ms)
+    assert fired.task_id is None and fired.error and fired.error.startswith("ValidationError")
+    s = await store.get(broker, "m")
+    assert s.next_run_ms == view.next_run_ms + MINUTE and s.last_error == fired.error
+    await broker.redis.hset(broker.keys.schedule("m"), "task", "{not json")
+    assert (await store.get(broker, "m")).task == {}  # shown, not a 500
