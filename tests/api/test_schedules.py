@@ -10,6 +10,8 @@ import httpx
 import pytest
 
 from hiveq.queue.broker import Broker
+from hiveq.schedule.cron import iso
+from hiveq.schedule.fire import fire_due
 from hiveq.schedule.store import server_ms
 
 TASK = {"description": "nightly report", "priority": 3}
@@ -131,3 +133,21 @@ async def test_a_foreign_value_on_a_schedule_key_is_a_409_naming_it_and_nothing_
         assert key in r.json()["error"]["message"]
     assert await broker.redis.get(key) == "someone else's"
     assert await broker.redis.zcard(broker.keys.schedules) == 0
+
+
+async def test_a_fired_task_links_to_its_schedule_and_the_list_filters_by_it(
+    api: httpx.AsyncClient, broker: Broker
+) -> None:
+    assert (await put(api, "nightly")).status_code == 201
+    other = await api.post("/tasks", json={"description": "not scheduled"})
+    assert other.status_code == 201
+    nxt = (await api.get("/schedules/nightly")).json()["next_run_ms"]
+    [fired] = await fire_due(broker, now_ms=nxt)
+    view = (await api.get(f"/tasks/{fired.task_id}")).json()
+    assert view["schedule"] == "nightly"
+    assert view["metadata"]["schedule_tick"] == iso(nxt)
+    listed = (await api.get("/tasks", params={"meta": "schedule:nightly"})).json()["items"]
+    assert [t["id"] for t in listed] == [fired.task_id]
+    assert listed[0]["schedule"] == "nightly"
+    s = (await api.get("/schedules/nightly")).json()
+    assert (s["last_task_id"], s["last_fired_ms"], s["fired"]) == (fired.task_id, nxt, 1)
