@@ -47,6 +47,7 @@ async def test_schedules_card_lists_next_run_and_follows_fires_and_removal(
 
 async def test_a_delayed_task_shows_when_it_starts(open_dashboard: OpenDashboard) -> None:
     d = await open_dashboard()
+    await expect(d.page.locator("#live")).to_have_attribute("data-live", "yes")
     async with httpx.AsyncClient(base_url=d.base_url) as http:
         r = await http.post("/tasks", json={"description": "later", "delay_s": 3600})
     assert r.status_code == 201, r.text
