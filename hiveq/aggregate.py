@@ -11,6 +11,7 @@ from typing import Any
 from hiveq.contract.models import JobRecord, TaskRecord
 from hiveq.contract.protocol import task_of
 from hiveq.contract.states import JobState, TaskStatus
+from hiveq.contract.timing import SCHEDULE_META
 from hiveq.contract.views import Problem, Progress, SubtaskView, TaskSummary, TaskView
 from hiveq.queue import inspect
 from hiveq.queue.broker import Broker
@@ -85,7 +86,15 @@ def _summary_fields(t: TaskRecord) -> dict[str, Any]:
         "progress": Progress(done=t.succeeded, total=t.total, fraction=t.progress),
         "created_ms": t.created_ms,
         "finished_ms": t.finished_ms,
+        "run_at_ms": t.run_at_ms,
+        "schedule": schedule_of(t.metadata),
     }
+
+
+def schedule_of(metadata: dict[str, Any]) -> str | None:
+    """The schedule that fired a task: `metadata.schedule`, set by the firing (hiveq/schedule/)."""
+    name = metadata.get(SCHEDULE_META)
+    return name if isinstance(name, str) else None
 
 
 async def task_view(b: Broker, task_id: str) -> TaskView:

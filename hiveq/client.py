@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -27,6 +28,9 @@ from hiveq.contract.views import (
     JobHistory,
     JobOutput,
     Queues,
+    ScheduleList,
+    ScheduleRemoved,
+    ScheduleView,
     SignalSent,
     SubmitResponse,
     TaskList,
@@ -80,10 +84,16 @@ def task_body(
     subtasks: Sequence[SubtaskSpec | dict[str, Any]] | None,
     agent: str | None,
     limits: Sequence[str] | None = None,
+    run_at: datetime | str | None = None,
+    delay_s: float | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"description": description, "priority": priority}
     if limits:
         body["limits"] = list(limits)
+    if run_at is not None:  # a datetime must carry its zone: the server refuses a naive time
+        body["run_at"] = run_at.isoformat() if isinstance(run_at, datetime) else run_at
+    if delay_s is not None:
+        body["delay_s"] = delay_s
     if planner is not None:
         body["planner"] = planner
     if metadata:
@@ -204,9 +214,13 @@ class Client:
         agent: str | None = None,
         idempotency_key: str | None = None,
         limits: Sequence[str] | None = None,
+        run_at: datetime | str | None = None,
+        delay_s: float | None = None,
     ) -> SubmitResponse:
+        """`run_at` (an aware datetime or ISO 8601 text with its zone) or `delay_s`: start no
+        earlier than then (docs/schedules.md)."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        body = task_body(description, priority, planner, metadata, subtasks, agent, limits)
+        body = task_body(description, priority, planner, metadata, subtasks, agent, limits, run_at, delay_s)
         return SubmitResponse.model_validate(
             _check(self.http.post("/tasks", json=body, headers=headers)).json()
         )
@@ -286,6 +300,20 @@ class Client:
         """Put a vanished job back where it belongs (one delivery counted)."""
         return self._post(JobAction, f"/jobs/{job_id}/recover")
 
+    def put_schedule(self, name: str, cron: str, task: dict[str, Any], tz: str = "UTC") -> ScheduleView:
+        """Add or replace a recurring schedule; `task` is a POST /tasks body (docs/schedules.md)."""
+        body = {"cron": cron, "tz": tz, "task": task}
+        return ScheduleView.model_validate(_check(self.http.put(f"/schedules/{name}", json=body)).json())
+
+    def schedules(self) -> list[ScheduleView]:
+        return self._get(ScheduleList, "/schedules").items
+
+    def get_schedule(self, name: str) -> ScheduleView:
+        return self._get(ScheduleView, f"/schedules/{name}")
+
+    def delete_schedule(self, name: str) -> ScheduleRemoved:
+        return ScheduleRemoved.model_validate(_check(self.http.delete(f"/schedules/{name}")).json())
+
     def queues(self) -> Queues:
         return self._get(Queues, "/queues")
 
@@ -342,9 +370,13 @@ class AsyncClient:
         agent: str | None = None,
         idempotency_key: str | None = None,
         limits: Sequence[str] | None = None,
+        run_at: datetime | str | None = None,
+        delay_s: float | None = None,
     ) -> SubmitResponse:
+        """`run_at` (an aware datetime or ISO 8601 text with its zone) or `delay_s`: start no
+        earlier than then (docs/schedules.md)."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        body = task_body(description, priority, planner, metadata, subtasks, agent, limits)
+        body = task_body(description, priority, planner, metadata, subtasks, agent, limits, run_at, delay_s)
         resp = _check(await self.http.post("/tasks", json=body, headers=headers))
         return SubmitResponse.model_validate(resp.json())
 
@@ -424,6 +456,21 @@ class AsyncClient:
     async def recover(self, job_id: str) -> JobAction:
         """Put a vanished job back where it belongs (one delivery counted)."""
         return await self._post(JobAction, f"/jobs/{job_id}/recover")
+
+    async def put_schedule(self, name: str, cron: str, task: dict[str, Any], tz: str = "UTC") -> ScheduleView:
+        body = {"cron": cron, "tz": tz, "task": task}
+        return ScheduleView.model_validate(
+            _check(await self.http.put(f"/schedules/{name}", json=body)).json()
+        )
+
+    async def schedules(self) -> list[ScheduleView]:
+        return (await self._get(ScheduleList, "/schedules")).items
+
+    async def get_schedule(self, name: str) -> ScheduleView:
+        return await self._get(ScheduleView, f"/schedules/{name}")
+
+    async def delete_schedule(self, name: str) -> ScheduleRemoved:
+        return ScheduleRemoved.model_validate(_check(await self.http.delete(f"/schedules/{name}")).json())
 
     async def queues(self) -> Queues:
         return await self._get(Queues, "/queues")

@@ -13,6 +13,7 @@ from hiveq.contract.errors import NotReplicated, OutcomeUnknown, RedisUnavailabl
 from hiveq.contract.limit_rules import llm_estimate
 from hiveq.contract.models import Plan, SubtaskSpec, TaskRequest, TaskSubmission
 from hiveq.contract.states import TaskStatus
+from hiveq.contract.timing import start_of
 from hiveq.contract.validate import check_fields
 from hiveq.contract.views import Links, PlannedSubtask, PlanOut, SubmitResponse
 from hiveq.plan import get_planner
@@ -81,6 +82,7 @@ async def replay(b: Broker, task_id: str) -> Submitted:
 async def submit_task(b: Broker, request: TaskRequest, *, idempotency_key: str | None = None) -> Submitted:
     s = b.settings
     check_fields(request.description, request.metadata, idempotency_key, s.limits)
+    start = start_of(request.run_at, request.delay_s)
     if idempotency_key is not None:
         try:
             earlier = await b.guard(b.redis.get(b.keys.idempotency(idempotency_key)))
@@ -106,6 +108,8 @@ async def submit_task(b: Broker, request: TaskRequest, *, idempotency_key: str |
         subtasks=subtasks,
         plan_note=plan.note,
         limits=request.limits,
+        run_at_ms=start.run_at_ms,
+        delay_ms=start.delay_ms,
     )
     try:
         (done,) = await enqueue(b, [submission], prechecked=True)

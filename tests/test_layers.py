@@ -15,7 +15,15 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).parents[1] / "hiveq"
-ENGINE = {"hiveq.queue", "hiveq.plan", "hiveq.submit", "hiveq.aggregate", "hiveq.diagnose", "hiveq.archive"}
+ENGINE = {
+    "hiveq.queue",
+    "hiveq.plan",
+    "hiveq.submit",
+    "hiveq.aggregate",
+    "hiveq.diagnose",
+    "hiveq.archive",
+    "hiveq.schedule",
+}
 BASE = {"hiveq.contract", "hiveq.settings", "hiveq.logs"}
 # part -> the parts it may import (besides itself). The CLI and the package face may use anything.
 ALLOWED: dict[str, set[str]] = {

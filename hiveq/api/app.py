@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from hiveq.api import docs, errors, jobs, limits, stream, system, tasks
+from hiveq.api import docs, errors, jobs, limits, schedules, stream, system, tasks
 from hiveq.api.deps import require_token
 from hiveq.api.doctor import router as doctor_router
 from hiveq.api.guard import BrowserGuard
@@ -22,6 +22,7 @@ from hiveq.dashboard.app import mount as mount_dashboard
 from hiveq.diagnose.watch import watch_forever
 from hiveq.queue import epoch
 from hiveq.queue.broker import Broker
+from hiveq.schedule.fire import fire_forever
 from hiveq.settings import Settings
 
 log = logging.getLogger("hiveq.api")
@@ -59,11 +60,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if app.state.watch
         else None
     )
+    # Schedules fire from every API and worker process; their scripts make each tick fire once.
+    ready = lambda: bool(app.state.namespace_claimed)  # noqa: E731
+    fire = asyncio.create_task(fire_forever(b, interval_s=settings.leases.reap_interval_s, ready=ready))
     try:
         yield
     finally:
         epochs.cancel()
         await asyncio.wait({epochs}, timeout=WATCH_STOP_S)
+        fire.cancel()
+        await asyncio.wait({fire}, timeout=WATCH_STOP_S)
         if watch is not None:
             watch.cancel()
             await asyncio.wait({watch}, timeout=WATCH_STOP_S)  # never holds the shutdown up
@@ -92,7 +98,15 @@ def create_app(settings: Settings, *, sse_keepalive_s: float = 15.0, watch: bool
     errors.install(app)
     app.add_middleware(errors.BodyLimit, limit=settings.limits.max_payload_bytes)
     app.add_middleware(BrowserGuard, settings=settings)  # outermost: before any body is read
-    routers = (tasks.router, stream.router, jobs.router, limits.router, system.router, system.health_router)
+    routers = (
+        tasks.router,
+        schedules.router,
+        stream.router,
+        jobs.router,
+        limits.router,
+        system.router,
+        system.health_router,
+    )
     for router in routers:
         app.include_router(router)
     app.include_router(doctor_router, dependencies=[Depends(require_token)])

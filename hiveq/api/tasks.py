@@ -17,7 +17,7 @@ from hiveq.contract.errors import UnsupportedMediaType, ValidationFailed
 from hiveq.contract.jsonrules import parse_json
 from hiveq.contract.models import TaskRequest
 from hiveq.contract.states import TaskStatus
-from hiveq.contract.views import CancelResponse, SubmitResponse, TaskList, TaskView
+from hiveq.contract.views import CancelResponse, ScheduleRequest, SubmitResponse, TaskList, TaskView
 from hiveq.plan import PLANNERS
 from hiveq.queue import cancel, inspect
 from hiveq.queue.broker import Broker
@@ -188,6 +188,9 @@ def add_request_schema(app: FastAPI) -> None:
         planner = body["properties"]["planner"]
         planner["anyOf"] = [{"type": "string", "enum": sorted(PLANNERS)}, {"type": "null"}]
         components["TaskRequest"] = body
+        spec = ScheduleRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+        spec["properties"]["task"] = {"$ref": "#/components/schemas/TaskRequest"}
+        components["ScheduleRequest"] = spec
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -18,6 +18,7 @@ from hiveq.contract.errors import ExitCode
 from hiveq.contract.models import Event, JobRecord
 from hiveq.contract.redact import redact
 from hiveq.contract.states import TaskStatus
+from hiveq.contract.timing import TICK_META, iso_ms
 from hiveq.contract.views import JobAction
 from hiveq.queue import inspect
 from hiveq.queue.cancel import cancel_task
@@ -121,6 +122,13 @@ def task_cmd(
         )
         if view.plan_note:
             console.print(f"[yellow]note:[/] {escape(view.plan_note)}")
+        if view.run_at_ms:
+            console.print(f"starts no earlier than {iso_ms(view.run_at_ms)} (run_at)")
+        if view.schedule:
+            tick = view.metadata.get(TICK_META, "?")
+            console.print(
+                f"fired by schedule [bold]{escape(view.schedule)}[/] for its tick {escape(str(tick))}"
+            )
         table = Table("subtask", "agent", "state", "attempts", "worker", "depends on", "result / error")
         for st in view.subtasks:
             outcome = short(st.result, 70) if st.result is not None else (st.error or st.reason or "")

@@ -9,7 +9,21 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from hiveq.cli import admin, archive, demo, doctor, limits, recover, repair, signal, submit, up, watch, worker
+from hiveq.cli import (
+    admin,
+    archive,
+    demo,
+    doctor,
+    limits,
+    recover,
+    repair,
+    schedules,
+    signal,
+    submit,
+    up,
+    watch,
+    worker,
+)
 from hiveq.cli.common import GlobalOptions, err_console
 from hiveq.contract.errors import ExitCode
 from hiveq.contract.protocol import VERSION
@@ -56,7 +70,7 @@ def _global(
     ctx.obj = GlobalOptions(redis_url=redis_url, app=app_name, env=env, debug=debug)
 
 
-for module in (up, demo, submit, watch, admin, limits, signal, recover, repair, archive):
+for module in (up, demo, submit, watch, admin, limits, signal, recover, repair, archive, schedules):
     module.register(app)
 worker.register(app)
 doctor.register(app)

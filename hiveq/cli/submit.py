@@ -54,6 +54,13 @@ def register(app: typer.Typer) -> None:
         idempotency_key: Annotated[
             str | None, typer.Option(help="Submitting twice gives the same task.")
         ] = None,
+        run_at: Annotated[
+            str | None,
+            typer.Option("--run-at", help="Start no earlier than this ISO 8601 time with its zone."),
+        ] = None,
+        delay: Annotated[
+            float | None, typer.Option("--delay", help="Start no earlier than this many seconds from now.")
+        ] = None,
         wait: Annotated[
             bool, typer.Option("--wait", "-w", help="Follow it; exit 0 on success, 1 if not.")
         ] = False,
@@ -67,6 +74,8 @@ def register(app: typer.Typer) -> None:
             "planner": planner,
             "agent": agent,
             "metadata": parse_metadata(metadata),
+            "run_at": run_at,
+            "delay_s": delay,
         }
 
         async def go() -> int:

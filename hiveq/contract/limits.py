@@ -14,6 +14,8 @@ MAX_ATTEMPTS_BOUND = 100
 MAX_TIMEOUT_S = 86_400.0
 IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, no spaces
 IDEMPOTENCY_KEY_RULE = "must be 1-200 printable ASCII characters without spaces"
+# Scheduled work (docs/schedules.md): a task's `run_at` or `delay_s` is at most this far ahead.
+MAX_DELAY_S = 366 * 86_400
 # What a failure keeps. The error sentence goes into the job hash and its custody event; the
 # agent's traceback only into job:<id>:tracebacks (never the event stream): its last
 # TRACEBACK_MAX_BYTES, for the last TRACEBACKS_KEPT failed attempts (about 40 KB a job at most).

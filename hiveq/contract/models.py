@@ -17,6 +17,7 @@ from hiveq.contract.limit_rules import MAX_ESTIMATE_TOKENS, MAX_JOB_LIMITS, chec
 from hiveq.contract.limits import (
     DEFAULT_PRIORITY,
     MAX_ATTEMPTS_BOUND,
+    MAX_DELAY_S,
     MAX_TIMEOUT_S,
     MAX_TITLE_CHARS,
     PRIORITY_MAX,
@@ -75,6 +76,10 @@ class TaskSubmission(BaseModel):
     idempotency_key: str | None = Field(default=None, max_length=200)
     subtasks: list[SubtaskSpec]
     plan_note: str | None = None  # e.g. why the llm planner fell back to the template planner
+    # When its ready jobs may start (contract/timing.py): at most one is set; neither: at once.
+    run_at_ms: int | None = None  # absolute, ms since the epoch
+    delay_ms: int | None = Field(default=None, ge=0)  # from the enqueue, on Redis time
+
     limits: list[str] = Field(default_factory=list, max_length=MAX_JOB_LIMITS)
 
     @field_validator("limits")
@@ -180,6 +185,7 @@ class TaskRecord(BaseModel):
     finished_ms: int | None = None
     plan_note: str | None = None
     idempotency_key: str | None = None
+    run_at_ms: int | None = None  # when its ready jobs were due to start (run_at / delay_s)
 
     @property
     def progress(self) -> float:
@@ -262,6 +268,21 @@ class TaskRequest(BaseModel):
     )
     agent: str | None = Field(
         default=DEFAULT_AGENT, description="The agent that template and llm planned subtasks use"
+    )
+    run_at: str | None = Field(
+        default=None,
+        description="Start no earlier than this ISO 8601 time, which must carry its zone "
+        "(e.g. 2026-12-01T09:00:00+01:00 or …Z); a past time starts at once. Not with delay_s",
+        json_schema_extra={"format": "date-time"},
+    )
+    delay_s: float | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_DELAY_S,
+        allow_inf_nan=False,
+        strict=True,  # a number: true/false or "5" are refused, not read as 1/0/5
+        description="Start no earlier than this many seconds after the submit (at most 366 days). "
+        "Not with run_at",
     )
     limits: list[str] = Field(
         default_factory=list,

@@ -20,12 +20,16 @@ AGENT_RE = re.compile(AGENT_PATTERN)
 TASK_ID_PATTERN = r"^t[0-9a-f]{16}$"
 SIGNAL_NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"  # a durable agent's signal (docs/durable.md)
 SIGNAL_NAME_RE = re.compile(SIGNAL_NAME_PATTERN)
+SCHEDULE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # a recurring schedule (docs/schedules.md)
+SCHEDULE_NAME_RE = re.compile(SCHEDULE_NAME_PATTERN)
 # What a pattern means, for error messages (pydantic checks patterns in Rust, which is several
 # times cheaper than a Python validator; the API shows these words instead of the regex).
 PATTERN_RULES = {
     SUBTASK_ID_PATTERN: "must be 1-64 characters of A-Z, a-z, 0-9, '_' or '-'",
     AGENT_PATTERN: "must be 1-64 characters of a-z, 0-9, '_', '.', '-', starting with a letter or digit",
     SIGNAL_NAME_PATTERN: "must be 1-64 characters of A-Z, a-z, 0-9, '_', '.', ':' or '-'",
+    SCHEDULE_NAME_PATTERN: "must be 1-64 characters of A-Z, a-z, 0-9, '_', '.' or '-', starting with a "
+    "letter or digit",
 }
 
 

@@ -8,7 +8,7 @@ from enum import StrEnum
 class JobState(StrEnum):
     BLOCKED = "blocked"  # waiting for its dependencies to succeed
     WAITING = "waiting"  # runnable, in its agent's priority queue
-    DELAYED = "delayed"  # waiting for a retry backoff to pass
+    DELAYED = "delayed"  # waiting for a retry backoff to pass, or for its task's run_at
     ACTIVE = "active"  # leased to one worker
     SUSPENDED = "suspended"  # a durable agent waits for its children or a signal, holding no slot
     SUCCEEDED = "succeeded"
@@ -61,7 +61,7 @@ TRANSITIONS: dict[tuple[JobState, JobState], str] = {
     (JobState.WAITING, JobState.ACTIVE): "claim",
     (JobState.WAITING, JobState.QUARANTINED): "claim (no job record, or a foreign-typed one)",
     (JobState.WAITING, JobState.CANCELLED): "cancel",
-    (JobState.DELAYED, JobState.WAITING): "promote_due",
+    (JobState.DELAYED, JobState.WAITING): "promote_due (retry backoff elapsed, or run_at reached)",
     (JobState.DELAYED, JobState.QUARANTINED): "promote_due (foreign queue key)",
     (JobState.DELAYED, JobState.CANCELLED): "cancel",
     (JobState.ACTIVE, JobState.ACTIVE): "heartbeat (lease extended, no event)",
@@ -105,6 +105,7 @@ TRANSITIONS: dict[tuple[JobState, JobState], str] = {
 ENQUEUED_AS: dict[JobState, str] = {
     JobState.WAITING: "enqueue (no dependencies) | spawn (none on a sibling)",
     JobState.BLOCKED: "enqueue (has dependencies) | spawn (depends on a sibling)",
+    JobState.DELAYED: "enqueue (no dependencies, its task's run_at or delay_s ahead)",
 }
 EXPIRED_FROM: dict[JobState, str] = {
     JobState.SUCCEEDED: "expire_finished",

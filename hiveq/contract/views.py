@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from hiveq.contract.models import Event, JobRecord, JobWait, QueueDepth, WorkerInfo
 from hiveq.contract.states import JobState, TaskStatus
@@ -68,6 +68,10 @@ class TaskSummary(BaseModel):
     )
     created_ms: int | None = None
     finished_ms: int | None = None
+    run_at_ms: int | None = Field(
+        default=None, description="when its ready subtasks were due to start (run_at / delay_s)"
+    )
+    schedule: str | None = Field(default=None, description="the schedule that fired it, if any")
 
 
 class TaskView(TaskSummary):
@@ -218,3 +222,43 @@ class Health(BaseModel):
         description="why the namespace is degraded (a full Redis, a foreign value on one of its keys), "
         "each with what to do",
     )
+
+
+class ScheduleRequest(BaseModel):
+    """The body of `PUT /schedules/{name}`: when it fires and the task each tick submits."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cron: str = Field(
+        description="5 fields (minute hour day month weekday), 6 with seconds first, or @daily …",
+        json_schema_extra={"examples": ["0 9 * * *"]},
+    )
+    tz: str = Field(default="UTC", description="IANA time zone the cron is read in, e.g. Europe/Berlin")
+    task: dict[str, Any] = Field(description="the task each tick submits: a POST /tasks body")
+
+
+class ScheduleView(BaseModel):
+    name: str
+    cron: str
+    tz: str
+    task: dict[str, Any] = Field(description="the task each tick submits (a POST /tasks body)")
+    next_run: str | None = Field(default=None, description="next fire time, ISO 8601 in the schedule's zone")
+    next_run_ms: int | None = None
+    last_fired: str | None = Field(default=None, description="the last tick fired, ISO 8601 in its zone")
+    last_fired_ms: int | None = None
+    last_task_id: str | None = Field(default=None, description="the task the last tick submitted")
+    last_error: str | None = Field(default=None, description="why the last tick submitted no task")
+    fired: int = Field(default=0, description="ticks that submitted a task")
+    missed: int = Field(default=0, description="ticks skipped by the catch-up policy after an outage")
+    firing: str | None = Field(default=None, description="the process firing it right now, if any")
+    created_ms: int | None = None
+    updated_ms: int | None = None
+
+
+class ScheduleList(BaseModel):
+    items: list[ScheduleView]
+
+
+class ScheduleRemoved(BaseModel):
+    name: str
+    removed: bool = True

@@ -290,12 +290,13 @@ async def watch_forever(
 class Complaints:
     """A failing watch says so at most once per COMPLAIN_EVERY_S (not per tick)."""
 
-    def __init__(self, log: Logger) -> None:
+    def __init__(self, log: Logger, what: str = "conservation watch paused") -> None:
         self.log = log
+        self.what = what
         self.last = -math.inf
 
     def __call__(self, exc: Exception) -> None:
         now = time.monotonic()
         if now - self.last >= COMPLAIN_EVERY_S:
             self.last = now
-            self.log.warning("conservation watch paused: %s", exc)
+            self.log.warning("%s: %s", self.what, exc)

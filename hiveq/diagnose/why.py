@@ -142,6 +142,8 @@ def _delayed(job: JobRecord, lv: Liveness) -> Why:
     k, n = job.failures + 1, job.max_attempts
     due = job.due_ms or 0
     summary = f"delayed until {when(due)} for retry {k} of {n} (last error: {job.error or 'unknown'})"
+    if not job.failures:  # never failed: its task's run_at / delay_s holds it (docs/schedules.md)
+        summary = f"delayed until {when(due)}: its task's start (run_at / delay_s)"
     if due < lv.now_ms and not lv.live:
         summary += f"; it has been due for {ago(lv.now_ms - due)}, but no live worker promotes it — start one"
     return Why(

@@ -370,4 +370,6 @@ def expected_type(keys: Keyspace, key: str) -> str | None:
         return "string"
     if suffix.startswith(("lim:c:", "lim:h:", "lim:s:", "lim:w:", "lim:k:")):  # docs/limits.md
         return {"c": "hash", "h": "zset", "s": "zset", "w": "set", "k": "set"}[suffix[4]]
+    if suffix.startswith("sched:"):
+        return "hash"
     return keys.fixed_keys().get(key)

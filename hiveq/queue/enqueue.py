@@ -59,11 +59,13 @@ def _task_payload(b: Broker, sub: TaskSubmission, task_id: str, prechecked: bool
         opts = job_options(st, prefix, dependents.get(st.id) if dependents else None, sub.limits)
         jobs.append((st.id, st.agent, text) if opts is None else (st.id, st.agent, text, opts))
     row: TaskRow = (task_id, sub.description, sub.priority, sub.planner, tuple(jobs))
-    if sub.metadata or sub.idempotency_key or sub.plan_note:
+    if sub.metadata or sub.idempotency_key or sub.plan_note or sub.run_at_ms or sub.delay_ms:
         extra = {
             "metadata": dumps(sub.metadata) if sub.metadata else None,  # checked by check_fields
             "idem": sub.idempotency_key,
             "plan_note": sub.plan_note,
+            "run_at": sub.run_at_ms,
+            "delay": sub.delay_ms,
         }
         row += ({k: v for k, v in extra.items() if v},)
     return row

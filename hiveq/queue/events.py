@@ -98,12 +98,13 @@ async def job_history(b: Broker, job_id: str) -> list[Event]:
     task_id = task_of(job_id)
     pipe = b.redis.pipeline(transaction=True)
     pipe.hmget(b.keys.job(job_id), ["task", "deps", "parent"])
-    pipe.hmget(b.keys.task(task_id), ["eid", "by", "created"])
+    pipe.hmget(b.keys.task(task_id), ["eid", "by", "created", "run_at"])
     pipe.lrange(b.keys.job_log(job_id), 0, -1)
-    (owner, deps, parent), (eid, by, created), rows = await b.guard(pipe.execute())
+    (owner, deps, parent), (eid, by, created, run_at), rows = await b.guard(pipe.execute())
     out = []
     if owner == task_id and eid and created and not parent:  # a spawned job's log has its own start
-        state = "blocked" if deps else "waiting"
+        ahead = bool(run_at) and int(run_at) > int(created)  # enqueue.lua delayed its ready jobs
+        state = "blocked" if deps else "delayed" if ahead else "waiting"
         out.append(enqueued_event(eid, job_id, task_id, state, f"enqueued by {by}", int(created)))
     for row in rows:
         d = json.loads(row)

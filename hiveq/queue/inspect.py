@@ -113,6 +113,7 @@ def decode_task(h: dict[str, str]) -> TaskRecord:
         finished_ms=_int(h.get("finished")),
         plan_note=h.get("plan_note") or None,
         idempotency_key=h.get("idem") or None,
+        run_at_ms=_int(h.get("run_at")),
     )
 
 

@@ -38,6 +38,7 @@ FIXED_KEY_TYPES: dict[str, str] = {
     "limits": "hash",  # limit rules: limit key (or pattern ending in *) -> rule JSON (docs/limits.md)
     "archiver": "string",  # the archiver lease: the id of the one archiver that runs (archive_lease.lua)
     "clock": "hash",  # `seen`/`up_since` (ms): when workers last reached Redis, and since when without a gap
+    "schedules": "zset",  # recurring schedules by name, score = next fire ms (docs/schedules.md)
 }
 
 # The consumer group (and its one consumer) through which the archiver follows `events`.
@@ -174,6 +175,10 @@ class Keyspace:
     def archiver(self) -> str:
         return self.key("archiver")
 
+    @property
+    def schedules(self) -> str:
+        return self.key("schedules")
+
     # Per-record keys.
     def queue(self, agent: str) -> str:
         """Waiting jobs of one agent: a sorted set, so a stray BRPOP/LPOP gets WRONGTYPE."""
@@ -218,6 +223,10 @@ class Keyspace:
 
     def worker(self, worker_id: str) -> str:
         return self.key(f"worker:{worker_id}")
+
+    def schedule(self, name: str) -> str:
+        """One recurring schedule: its cron, zone, task and what it last fired (a hash)."""
+        return self.key(f"sched:{name}")
 
     def fixed_keys(self) -> dict[str, str]:
         """Full key name -> expected Redis type, for type checks."""

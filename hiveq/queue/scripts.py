@@ -49,6 +49,10 @@ SCRIPT_NAMES = (
     "recover",
     "record_loss",
     "set_aside",
+    "put_schedule",
+    "remove_schedule",
+    "due_schedules",
+    "schedule_fired",
 )
 
 

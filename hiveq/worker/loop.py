@@ -36,6 +36,7 @@ from hiveq.queue.broker import Broker
 from hiveq.queue.epoch import EpochGuard, loss_line
 from hiveq.queue.heartbeat import RECONNECT_BEAT_S
 from hiveq.queue.keys import Keyspace
+from hiveq.schedule.fire import fire_due
 from hiveq.settings import Settings
 from hiveq.worker.durable import RunBackend
 from hiveq.worker.execute import Ending, Outcome, execute, precheck
@@ -483,6 +484,7 @@ class Worker:
         watch = Watch(self.b, self.id, log=self.log)  # its pub/sub, if any, closes with the broker
         complaints = Complaints(self.log)
         paused = False
+        unfired = Complaints(self.log, "schedules not fired")
         while True:
             await asyncio.sleep(self.settings.leases.reap_interval_s)
             # After an outage, reap only once our own leases were extended: never reclaim our jobs.
@@ -511,6 +513,17 @@ class Worker:
                     m.workers_lost,
                 )
             await self._watch(watch, complaints)
+            await self._fire_schedules(unfired)
+
+    async def _fire_schedules(self, complaints: Complaints) -> None:
+        """Due schedules' ticks (hiveq/schedule/fire.py): atomic in Redis, so every worker and API
+        process may try; one ZRANGEBYSCORE when nothing is due."""
+        try:
+            await fire_due(self.b, self.id)
+        except RedisUnavailable as exc:
+            await self.link.failed(str(exc))
+        except (HiveqError, RedisError) as exc:
+            complaints(exc)
 
     async def _watch(self, watch: Watch, complaints: Complaints) -> None:
         """One tick of the conservation watch; its failures are logged, never fatal."""

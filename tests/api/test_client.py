@@ -118,3 +118,36 @@ async def test_sync_client_and_package_exports(url: str) -> None:
 
     tid, first, n = await asyncio.to_thread(use_sync)  # the server runs in this event loop
     assert tid.startswith("t") and first == "queued" and n == 4
+
+
+async def test_the_sdk_starts_tasks_later_and_manages_schedules(url: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    at = datetime.now(UTC) + timedelta(hours=1)
+    async with AsyncClient(url, token="tok") as c:
+        later = await c.submit("x", run_at=at)
+        assert (await c.get_task(later.task_id)).run_at_ms == round(at.timestamp() * 1000)
+        soon = await c.submit("x", delay_s=60)
+        assert (await c.get_task(soon.task_id)).run_at_ms
+        with pytest.raises(ValidationFailed) as err:
+            await c.submit("x", run_at=at.replace(tzinfo=None))
+        assert err.value.field == "run_at"
+        made = await c.put_schedule("nightly", "0 9 * * *", {"description": "report"}, tz="Europe/Berlin")
+        assert made.next_run and made.tz == "Europe/Berlin"
+        assert [s.name for s in await c.schedules()] == ["nightly"]
+        assert (await c.get_schedule("nightly")).cron == "0 9 * * *"
+        with pytest.raises(ValidationFailed) as bad:
+            await c.put_schedule("nightly", "nope", {"description": "report"})
+        assert bad.value.field == "cron"
+        assert (await c.delete_schedule("nightly")).removed
+        with pytest.raises(NotFound):
+            await c.get_schedule("nightly")
+
+    def sync_calls() -> None:  # the sync client, off the loop that serves the API
+        with Client(url, token="tok") as sc:
+            assert sc.put_schedule("s", "@daily", {"description": "r"}).name == "s"
+            assert [s.name for s in sc.schedules()] == ["s"]
+            assert sc.get_schedule("s").cron == "@daily"
+            assert sc.delete_schedule("s").removed
+
+    await asyncio.to_thread(sync_calls)

@@ -10,12 +10,13 @@ from hiveq.diagnose.why import why
 from hiveq.queue.broker import Broker
 from hiveq.queue.cancel import cancel_task
 from hiveq.queue.complete import Completion, complete
+from hiveq.queue.enqueue import enqueue
 from hiveq.queue.fetch import claim
 from hiveq.queue.registry import register_worker
 from hiveq.queue.retry import Failure, fail
 from hiveq.queue.spawn import spawn
 from hiveq.queue.suspend import signal, wait_children, wait_signal
-from tests.queue.helpers import enqueue_task, st, variant
+from tests.queue.helpers import enqueue_task, st, submission, variant
 from tests.support.waiting import until
 
 
@@ -60,6 +61,18 @@ async def test_a_delayed_job_gives_its_due_time_retry_number_and_last_error(brok
     assert answer.state == "delayed"
     assert answer.summary.startswith("delayed until 20") and "UTC" in answer.summary
     assert "for retry 2 of 4 (last error: rate limited)" in answer.summary
+
+
+async def test_a_job_delayed_by_its_task_start_says_so_not_retry(broker: Broker) -> None:
+    sub = submission(st("x")).model_copy(update={"delay_ms": 600_000})
+    [res] = await enqueue(broker, [sub])
+    answer = await why(broker, res.job_ids[0])
+    assert answer.state == "delayed"
+    assert (
+        answer.summary.startswith("delayed until 20")
+        and "its task's start (run_at / delay_s)" in answer.summary
+    )
+    assert "retry" not in answer.summary
 
 
 async def test_a_leased_job_names_its_worker_host_pid_and_an_expired_lease(broker: Broker) -> None:

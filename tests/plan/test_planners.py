@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from hiveq.contract.errors import ValidationFailed
@@ -13,7 +15,7 @@ from hiveq.settings import Settings
 SETTINGS = Settings()
 
 
-async def plan(description: str, **kw: object) -> list[SubtaskSpec]:
+async def plan(description: str, **kw: Any) -> list[SubtaskSpec]:
     p = await get_planner("template").plan(TaskRequest(description=description, **kw), SETTINGS)
     return p.subtasks
 

@@ -13,11 +13,13 @@ from hiveq.contract.errors import WrongTypeError
 from hiveq.contract.lease import Lease
 from hiveq.contract.limit_rules import LimitRule
 from hiveq.contract.models import SubtaskSpec
+from hiveq.contract.views import ScheduleRequest
 from hiveq.queue import archiving
 from hiveq.queue.assemble import key_rows
 from hiveq.queue.broker import Broker
 from hiveq.queue.cancel import cancel_task
 from hiveq.queue.complete import Completion, complete
+from hiveq.queue.enqueue import enqueue
 from hiveq.queue.epoch import EpochGuard
 from hiveq.queue.fetch import claim
 from hiveq.queue.heartbeat import heartbeat, progress
@@ -34,7 +36,8 @@ from hiveq.queue.spawn import spawn
 from hiveq.queue.steps import step_done
 from hiveq.queue.suspend import signal, wait_children, wait_signal
 from hiveq.queue.vanish import Seen, mark_vanished, recover
-from tests.queue.helpers import enqueue_task, server_ms, snapshot, st, variant
+from hiveq.schedule import store as schedules
+from tests.queue.helpers import enqueue_task, server_ms, snapshot, st, submission, variant
 from tests.support.waiting import until
 
 Call = Callable[[], Awaitable[Any]]
@@ -71,6 +74,12 @@ async def s_claim_namespace(b: Broker) -> Call:
 
 async def s_enqueue(b: Broker) -> Call:
     return lambda: enqueue_task(b, st("x"), st("y", deps=("x",)), idem="once")
+
+
+async def s_enqueue_delayed(b: Broker) -> Call:
+    """A task whose start is ahead: its ready job goes to `delayed`."""
+    sub = submission(st("x")).model_copy(update={"delay_ms": 60_000})
+    return lambda: enqueue(b, [sub])
 
 
 async def s_claim(b: Broker) -> Call:
@@ -291,11 +300,43 @@ async def s_complete_of_a_child_its_parent_waits_for(b: Broker) -> Call:
     return lambda: complete(b, [Completion(child.lease, "done")])
 
 
+SPEC = ScheduleRequest(cron="* * * * *", task={"description": "report"})
+
+
+async def s_put_schedule(b: Broker) -> Call:
+    return lambda: schedules.put(b, "nightly", SPEC)
+
+
+async def s_remove_schedule(b: Broker) -> Call:
+    await schedules.put(b, "nightly", SPEC)
+    return lambda: schedules.remove(b, "nightly")
+
+
+async def s_due_schedules(b: Broker) -> Call:
+    """A due schedule: handed out under a lease (the clock is the test's)."""
+    view, _ = await schedules.put(b, "nightly", SPEC)
+    return lambda: b.run("due_schedules", [view.next_run_ms, "h", 30_000, 10])
+
+
+async def s_due_schedules_of_a_stray_member(b: Broker) -> Call:
+    await b.redis.zadd(b.keys.schedules, {"stray": 0})
+    return lambda: b.run("due_schedules", ["", "h", 30_000, 10])
+
+
+async def s_schedule_fired(b: Broker) -> Call:
+    view, _ = await schedules.put(b, "nightly", SPEC)
+    tick = view.next_run_ms
+    await b.run("due_schedules", [tick, "h", 30_000, 10])
+    return lambda: b.run("schedule_fired", ["nightly", tick, tick, (tick or 0) + 60_000, "t1", "", 0, "h"])
+
+
 SCENARIOS: dict[str, Callable[[Broker], Awaitable[Call]]] = {
     name: globals()[f"s_{name}"] for name in SCRIPT_NAMES
 }
 # Keys marked * are checked only by the calls that write them: these scenarios make such a call.
 WRITES: dict[tuple[str, str], Callable[[Broker], Awaitable[Call]]] = {
+    ("enqueue", "delayed"): s_enqueue_delayed,
+    ("due_schedules", "events"): s_due_schedules_of_a_stray_member,
     ("claim", "quarantine"): s_claim_of_a_member_without_a_record,
     ("claim", "jobs"): s_claim_of_a_member_without_a_record,
     ("claim", "finished"): s_claim_for_a_task_marked_finished,
@@ -312,6 +353,7 @@ IDLE: dict[str, Callable[[Broker], Awaitable[Call]]] = {
     "expire_finished": lambda b: _idle(expire_finished, b),
     "signal": s_signal_kept,
     "set_aside": s_set_aside_of_a_key_of_hiveqs_own_type,
+    "due_schedules": s_due_schedules,
 }
 CASES = [(name, key) for name in SCRIPT_NAMES for key in script_keys(name)]
 # The watch's targeted sweep and the archiver's snapshot write nothing.

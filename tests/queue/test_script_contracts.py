@@ -34,6 +34,7 @@ DERIVED = {
     "lstartkey": "lim:s:<key>",
     "lwaitkey": "lim:w:<key>",
     "lpatkey": "lim:k:<pattern>",
+    "skey": "sched:<name>",
 }
 DERIVED_NAME = re.compile("|".join(re.escape(n) for n in sorted(DERIVED.values(), key=len, reverse=True)))
 SECTIONS = ("KEYS", "ARGV", "Derived keys", "Returns", "Events")

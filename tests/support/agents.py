@@ -358,3 +358,21 @@ async def ratelimited(ctx: AgentContext) -> dict[str, Any]:
     if runs == 1 and inp.get("retry_after"):
         raise RateLimited(retry_after=float(inp["retry_after"]))
     return {"runs": runs, "pid": os.getpid()}
+
+
+def tick_runs_key(namespace: str) -> str:
+    """Where `t.tick` counts its runs per schedule tick: a hash outside hiveq's namespace."""
+    return f"sidefx:{namespace}:ticks"
+
+
+@agent("t.tick")
+async def tick(ctx: AgentContext) -> dict[str, Any]:
+    """Counts one run for the schedule tick its task was fired for (metadata.schedule_tick), in a
+    hash outside hiveq's namespace: a tick fired twice shows as a count of 2."""
+    name = f"hiveq:{ctx.settings.app}:{ctx.settings.env}:test-agent:{os.getpid()}"  # not a suspect
+    r = Redis.from_url(ctx.settings.redis_url, decode_responses=True, client_name=name)
+    try:
+        tick = str(ctx.metadata.get("schedule_tick"))
+        return {"runs": int(await r.hincrby(tick_runs_key(ctx.settings.namespace), tick, 1))}
+    finally:
+        await r.aclose()

@@ -9,8 +9,9 @@ import { appendOutput, job, loadJob } from "./job.js";
 import { loadLimits } from "./limits.js";
 import { deadAndDoctor, loadDeadAndDoctor, loadQueues, loadThroughput, loadWorkers } from "./side.js";
 import { loadVanished } from "./vanished.js";
+import { loadSchedules } from "./schedules.js";
 
-const OVERVIEW = ["tasks", "detail", "queues", "workers", "limits", "dead", "throughput", "vanished"];
+const OVERVIEW = ["tasks", "detail", "queues", "workers", "limits", "dead", "throughput", "vanished", "schedules"];
 
 register("tasks", loadTasks);
 register("detail", loadDetail);
@@ -21,6 +22,7 @@ register("dead", loadDeadAndDoctor);
 register("throughput", loadThroughput);
 register("job", loadJob);
 register("vanished", loadVanished);
+register("schedules", loadSchedules);
 
 const onJobPage = () => job.id !== null;
 const refreshView = () => (onJobPage() ? refresh("job") : refresh(...OVERVIEW));
@@ -61,6 +63,7 @@ live.onEvent = (ev) => {
   if (sel && (ev.task === sel || (ev.job || "").startsWith(`${sel}.`))) what.push("detail");
   if (ev.type === "job" && (ev.to === "succeeded" || ev.to === "dead")) what.push("throughput");
   if (ev.type === "worker" || ev.worker) what.push("workers");
+  if (ev.type === "schedule") what.push("schedules");
   // The doctor checks dead letters, workers and anomalies: it is refreshed with the dead letters.
   if (ev.type === "worker" || ev.type === "anomaly" || [ev.from, ev.to].some((s) => s === "dead" || s === "quarantined")) {
     what.push("dead");
@@ -125,7 +128,7 @@ function init() {
   route();
   connect();
   setInterval(() => { if (!onJobPage()) refresh("throughput"); }, 2000); // the window slides on
-  setInterval(() => { if (!onJobPage()) refresh("queues", "workers", "limits"); }, 5000); // ages, heartbeats, limits
+  setInterval(() => { if (!onJobPage()) refresh("queues", "workers", "limits", "schedules"); }, 5000); // ages, heartbeats, limits, next runs
 }
 
 init();

@@ -51,6 +51,14 @@ export function ago(ms) {
   return age(nowServer() - ms) + " ago";
 }
 
+// A time before or after now, as people say it: "in 4m 10s" or "3.2s ago".
+export function relative(ms) {
+  if (!ms) return "–";
+  const d = ms - nowServer();
+  return d > 0 ? `in ${age(d)}` : `${age(-d)} ago`;
+}
+export const when = (ms) => (ms ? `${isoTime(ms).replace("T", " ").replace("Z", " UTC")} (${relative(ms)})` : "–");
+
 export const isoTime = (ms) => (ms ? new Date(ms).toISOString() : "");
 export const clockTime = (ms) => (ms ? new Date(ms).toLocaleTimeString([], { hour12: false }) : "–");
 export const stamp = (ms) => (ms ? `${isoTime(ms).replace("T", " ").replace("Z", " UTC")} (${ago(ms)})` : "–");

@@ -3,7 +3,7 @@
 import { $, toast } from "./dom.js";
 import { api, apiUrl, TOKEN_KEY } from "./api.js";
 
-const EVENT_TYPES = ["job", "task", "progress", "worker", "anomaly", "step", "signal", "output"];
+const EVENT_TYPES = ["job", "task", "progress", "worker", "anomaly", "step", "signal", "output", "schedule"];
 const LOADERS = new Map();
 const pending = new Set();
 let timer = null;

@@ -1,6 +1,6 @@
 // The task list (search, status filter, pager) and the selected task's detail with its DAG.
 
-import { $, ago, age, badge, bar, el, isoTime, jobHref, pretty, progressOf, svg } from "./dom.js";
+import { $, ago, age, badge, bar, el, isoTime, jobHref, pretty, progressOf, svg, when } from "./dom.js";
 import { api } from "./api.js";
 import { refresh } from "./live.js";
 import { recoverButton } from "./vanished.js";
@@ -92,7 +92,9 @@ export async function loadDetail() {
       el("code", { text: view.id }), el("span", { text: `priority ${view.priority}` }),
       el("span", { text: `planner ${view.planner}` }),
       el("span", { title: isoTime(view.created_ms), text: `created ${ago(view.created_ms)}` }),
-      view.finished_ms ? el("span", { text: `took ${age(view.finished_ms - view.created_ms)}` }) : null),
+      view.finished_ms ? el("span", { text: `took ${age(view.finished_ms - view.created_ms)}` }) : null,
+      view.run_at_ms ? el("span", { class: "run-at", title: isoTime(view.run_at_ms), text: `starts ${when(view.run_at_ms)}` }) : null,
+      view.schedule ? el("span", { class: "fired-by", text: `fired by schedule ${view.schedule} (${view.metadata?.schedule_tick ?? "?"})` }) : null),
     bar(p.fraction, `${p.done}/${p.total} subtasks`, view.status),
     view.plan_note ? el("p", { class: "note", text: `Plan note: ${view.plan_note}` }) : null,
     view.error ? el("p", { class: "error", text: `Failed: ${view.error}` }) : null,

@@ -13,7 +13,7 @@ Return codes (hiveq/contract/errors.py Code): 0 OK, 1 NOT_FOUND, 2 STALE_TOKEN, 
 
 Fixed keys (the suffixes of hiveq/queue/keys.py FIXED_KEY_TYPES: meta, seq, agents, jobs,
 blocked, delayed, leases, suspended, succeeded, dead, cancelled, quarantine, vanished, tasks,
-finished, events, workers, stats, agent_modules, watch, foreign, clock): every one a script can write or read is in
+finished, events, workers, stats, agent_modules, watch, foreign, clock, archiver, limits, schedules): every one a script can write or read is in
 its KEYS, in the order of its header's KEYS list. assemble.py reads that list and puts it, with
 each key's Redis type from hiveq/queue/keys.py, in front of this prelude as DECLARED. The
 prelude below checks, once per call and before the script writes anything, that KEYS[i] is the
@@ -25,8 +25,8 @@ first write: an idle maintenance call or a job without dependents then pays no T
 
 Derived keys (per-record: job:<id>, job:<id>:log, job:<id>:tracebacks, job:<id>:steps,
 job:<id>:signals, job:<id>:output, task:<id>, q:<agent>, wake:<agent>, worker:<id>,
-inbox:<id>, idem:<key>, lim:c|h|s|w:<limit key>, lim:k:<pattern>; and, for set_aside only, <suffix>
-and aside:<suffix>:<ms>) are built from the prefix by the helpers jkey … ikey below, never
+inbox:<id>, idem:<key>, lim:c|h|s|w:<limit key>, lim:k:<pattern>, sched:<name>; and, for set_aside only,
+<suffix> and aside:<suffix>:<ms>) are built from the prefix by the helpers jkey … skey below, never
 elsewhere. They carry the prefix's {app:env} hash tag, so they are in the same cluster slot as
 KEYS. They are not in KEYS (their names are known only from the records), so each script's
 header names the ones it touches and how a foreign Redis type there is kept from stopping it
@@ -117,6 +117,7 @@ local function lholdkey(k) return P .. 'lim:h:' .. k end
 local function lstartkey(k) return P .. 'lim:s:' .. k end
 local function lwaitkey(k) return P .. 'lim:w:' .. k end
 local function lpatkey(rule) return P .. 'lim:k:' .. rule end -- the keys seen under a pattern rule (set)
+local function skey(name) return P .. 'sched:' .. name end -- a recurring schedule (docs/schedules.md)
 
 -- One command on a derived key that may hold a foreign type: its reply, or FOREIGN (then Redis
 -- changed nothing). Any other error still stops the script.

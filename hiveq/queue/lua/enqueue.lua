@@ -9,13 +9,17 @@ KEYS  1 seq         the enqueue sequence, one number per job (FIFO inside a prio
       5 agents      every agent enqueued to is added
       6 stats       counter `enqueued`
       7 events      one entry per group of tasks (below)
+      8 delayed*    a ready job of a task whose start (run_at / delay) is ahead enters it,
+                    score = that start ms (*: checked only when the call has such a task)
 ARGV  3 tasks JSON, positional (arrays decode faster than objects), defaults left out:
         [[task id, description, priority, planner, [[subtask id, agent, input, opts?], …],
           extra?], …]
         opts (only when a value differs from the default): {prio (default: the task's
         priority), max_attempts, timeout (defaults: ARGV 7, 8), title, deps, dependents, ndeps,
         limits (limit keys, space-separated), est (estimate_tokens)}
-        extra (only when one is set): {metadata, idem, plan_note}
+        extra (only when one is set): {metadata, idem, plan_note, run_at (ms), delay (ms)}:
+        run_at or NOW + delay is the task's start; while it is ahead, its ready jobs are
+        delayed (state `delayed`, `due` = the start) and promote_due makes them waiting then
         metadata, input, deps and dependents are JSON text, stored as is.
       4 idempotency-key TTL in seconds
       5 who enqueued (client name / host:pid), recorded in the task hash and its enqueue event
@@ -37,7 +41,7 @@ Errors with WRONGTYPE, before writing anything, when a queue or idempotency key 
 foreign type.
 Events: one stream entry per group of up to 64 tasks of the call:
   {"type": "enqueued", "reason": "enqueued by …", "ts": …,
-   "tasks": [[task id, [[job id, "waiting" | "blocked"], …]], …]}
+   "tasks": [[task id, [[job id, "waiting" | "blocked" | "delayed"], …]], …]}
 (readers expand it into each task's task -> queued event and one job event per job, all with
 the entry's id). The task hash records that id (`eid`) and who enqueued it (`by`); a job's
 custody log starts empty, readers put this enqueue event first. Fewer entries and no log
@@ -55,6 +59,14 @@ local by = ',"reason":' .. J('enqueued by ' .. who)
 local max_deliveries, max_attempts, timeout = ARGV[6], ARGV[7], ARGV[8]
 local NONE = {}
 local function idem_of(t) return (t[6] or NONE).idem end
+-- The task's start when it is ahead (its ready jobs are then delayed), else nil.
+local function start_of(t)
+  local x = t[6]
+  if not x then return nil end
+  local start = x.run_at or (x.delay and NOW + x.delay)
+  if start and start > NOW then return start end
+  return nil
+end
 local njobs = 0
 local agents = {}
 for _, t in ipairs(tasks) do
@@ -64,6 +76,7 @@ for _, t in ipairs(tasks) do
     if j[4] and j[4].ndeps then check_later('blocked') end
   end
   if idem_of(t) then check_type(ikey(idem_of(t)), 'string') end
+  if start_of(t) then check_later('delayed') end
 end
 -- Check every queue key (and above, idempotency key) before writing anything, so a foreign key
 -- fails the call cleanly.
@@ -115,8 +128,9 @@ end
 -- Write one task (not a duplicate) whose enqueue event is stream entry `eid`.
 local function write_task(t, eid)
   local tid, jobs = t[1], t[5]
+  local start = start_of(t)
   local jobs_json
-  if #jobs == 1 and not jobs[1][4] then
+  if #jobs == 1 and not jobs[1][4] and not start then
     -- the common one-job task with every default and no dependencies: no tables to build
     local j = jobs[1]
     seq = seq + 1
@@ -137,7 +151,7 @@ local function write_task(t, eid)
       local id = tid .. '.' .. j[1]
       local prio = o.prio or t[3]
       local score = prio * PRIO_SHIFT + (o.limits and flow_tag(o.limits, j[2]) or seq)
-      local state = o.ndeps and 'blocked' or 'waiting'
+      local state = o.ndeps and 'blocked' or (start and 'delayed' or 'waiting')
       local jf = { 'id', id, 'task', tid, 'sub', j[1], 'agent', j[2], 'state', state, 'prio', prio,
         'score', score, 'input', j[3], 'max_attempts', o.max_attempts or max_attempts,
         'max_deliveries', max_deliveries, 'timeout', o.timeout or timeout, 'created', NOW }
@@ -148,11 +162,14 @@ local function write_task(t, eid)
         jf[#jf + 1] = 'deps'; jf[#jf + 1] = o.deps; jf[#jf + 1] = 'pending'; jf[#jf + 1] = o.ndeps
       end
       if o.dependents then jf[#jf + 1] = 'dependents'; jf[#jf + 1] = o.dependents end
+      if state == 'delayed' then jf[#jf + 1] = 'due'; jf[#jf + 1] = start end
       redis.call('HSET', jkey(id), unpack(jf))
       zlater('ZADD', K.jobs, NOW, id)
       if state == 'waiting' then
         zlater('ZADD', qkey(j[2]), score, id)
         wake(j[2])
+      elseif state == 'delayed' then
+        zlater('ZADD', K.delayed, start, id)
       else
         zlater('ZADD', K.blocked, NOW, id)
       end
@@ -169,6 +186,7 @@ local function write_task(t, eid)
     if x.metadata then tf[#tf + 1] = 'metadata'; tf[#tf + 1] = x.metadata end
     if x.idem then tf[#tf + 1] = 'idem'; tf[#tf + 1] = x.idem end
     if x.plan_note then tf[#tf + 1] = 'plan_note'; tf[#tf + 1] = x.plan_note end
+    if x.run_at or x.delay then tf[#tf + 1] = 'run_at'; tf[#tf + 1] = x.run_at or NOW + x.delay end
     redis.call('HSET', tk, unpack(tf))
   end
   zlater('ZADD', K.tasks, seq - #jobs + 1, tid) -- enqueue order, also within one millisecond
@@ -192,8 +210,9 @@ for first = 1, #tasks, GROUP do
       out[2 * n - 1], out[2 * n] = dup, DUPLICATE
     else
       local states = {}
+      local ready = start_of(t) and ',"delayed"]' or ',"waiting"]'
       for _, j in ipairs(t[5]) do
-        local state = (j[4] and j[4].ndeps) and ',"blocked"]' or ',"waiting"]'
+        local state = (j[4] and j[4].ndeps) and ',"blocked"]' or ready
         states[#states + 1] = '[' .. J(tid .. '.' .. j[1]) .. state
       end
       parts[#parts + 1] = '[' .. J(tid) .. ',[' .. table.concat(states, ',') .. ']]'

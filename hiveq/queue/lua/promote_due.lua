@@ -1,4 +1,4 @@
---[[ promote_due: delayed jobs whose retry time has come go back to their agent's queue, and
+--[[ promote_due: delayed jobs whose retry time (or whose task's run_at) has come go to their agent's queue, and
 suspended jobs whose signal wait timed out are woken (their wait's step records the timeout).
 
 FLAGS allow-oom: runs when Redis is full (it lands or hands back work already taken)
@@ -24,7 +24,7 @@ Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
   task:<id>      counters and status on quarantine, each first command with try (foreign: not
                  updated, anomaly)
 Returns the number of jobs promoted and woken.
-Events: job delayed -> waiting | delayed -> quarantined (foreign queue key); job suspended ->
+Events: job delayed -> waiting (reason: retry backoff elapsed | run_at reached) | delayed -> quarantined (foreign queue key); job suspended ->
 waiting (reason: the signal wait timed out) | suspended -> quarantined (foreign queue key); their
 blocked dependents -> cancelled and task status changes; anomaly (a missing or foreign record);
 a suspended parent whose children have all finished -> waiting (a job quarantined on the way).
@@ -35,7 +35,9 @@ local due = redis.call('ZRANGEBYSCORE', K.suspended, '-inf', NOW, 'LIMIT', 0, ma
 if #ids > 0 or #due > 0 then check_later_all() end
 for _, id in ipairs(ids) do
   redis.call('ZREM', K.delayed, id)
-  to_waiting(id, 'delayed', 'retry backoff elapsed')
+  -- a delayed job that never failed was delayed by its task's run_at (enqueue.lua)
+  local failures = try('HGET', jkey(id), 'failures')
+  to_waiting(id, 'delayed', failures == false and 'run_at reached' or 'retry backoff elapsed')
 end
 for _, id in ipairs(due) do
   local f = try('HMGET', jkey(id), 'state', 'wait', 'task')

@@ -1,0 +1,1 @@
+"""Recurring schedules: cron ticks that submit a task, each exactly once (docs/schedules.md)."""
