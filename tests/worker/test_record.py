@@ -65,6 +65,17 @@ def recorded(rec: Recorder, n: int) -> Callable[[], bool]:
     return lambda: rec.processed == n and len(rec.outbox) == 0
 
 
+@pytest.fixture
+async def own_broker(private_server: Callable[..., ServerProcess]) -> AsyncIterator[Broker]:
+    """A broker on a server of its own: `script_calls` counts server-wide, so no other test's
+    background loops (a watch, a schedule firer) may add calls to the count."""
+    b = await Broker.connect(fresh_settings(private_server().url), role="test")
+    try:
+        yield b
+    finally:
+        await b.close()
+
+
 async def script_calls(b: Broker) -> int:
     """Scripts that ran on the server (a NOSCRIPT reply before redis-py loads a script is not one)."""
     total = 0
@@ -75,8 +86,9 @@ async def script_calls(b: Broker) -> int:
 
 
 async def test_outcomes_finishing_together_are_recorded_in_one_complete_and_one_fail_call(
-    broker: Broker,
+    own_broker: Broker,
 ) -> None:
+    broker = own_broker
     jobs = await claim_task(broker, 30)
     outbox = Outbox()
     before = await script_calls(broker)
@@ -132,7 +144,8 @@ async def test_an_unusable_result_dead_letters_that_job_and_the_rest_are_recorde
     assert b_rec.error is not None and b_rec.error.startswith("the agent returned an unusable result")
 
 
-async def test_the_final_flush_records_everything_pending_in_bounded_batches(broker: Broker) -> None:
+async def test_the_final_flush_records_everything_pending_in_bounded_batches(own_broker: Broker) -> None:
+    broker = own_broker
     jobs = await claim_task(broker, 5)
     outbox = Outbox(max_batch=2)
     for job in jobs:

@@ -4,7 +4,6 @@ why, and once a replica is back the job runs exactly once."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 
@@ -34,8 +33,9 @@ async def test_unconfirmed_claims_are_handed_back_and_the_job_runs_once_when_a_r
         with caplog.at_level(logging.WARNING):
             async with worker_in_process(s, ["t.count"], concurrency=2) as w:
                 await until(lambda: "claim step was written" in caplog.text, 20, "the worker to say why")
-                await asyncio.sleep(0.5)  # claims keep being refused meanwhile
-                assert await state_of(producer, job) == "waiting"  # handed back, not leased
+                # Each refused claim leases the job for one WAIT, then hands it back: it is seen
+                # waiting again (not left leased), and it never starts.
+                await until(lambda: _is(state_of(producer, job), "waiting"), 20, "the job to be handed back")
                 assert await raw.get(executions_key(s.namespace, job)) is None  # never started
                 replica_of(private_server, primary)
                 await until(lambda: state_of(producer, job), 30, "the job to run", interval_s=0.05)
