@@ -124,11 +124,21 @@ class Broker:
     async def run(self, script: str, args: list[Any]) -> Any:
         """Run one transition script with the fixed keys its header declares (in that order) and
         `args` from ARGV[3]; translate Redis errors into hiveq's."""
+        keys = self._keys_of(script)
+        full = [self.keys.prefix, await self.events_cap(), *args]
+        return await self.guard(self.scripts.run(script, keys, full))
+
+    async def queue_run(self, pipe: Any, script: str, args: list[Any]) -> None:
+        """Add one script call to a pipeline (`pipe.execute()` under `guard` sends it): several
+        calls in one round trip, each still its own atomic script."""
+        full = [self.keys.prefix, await self.events_cap(), *args]
+        await self.scripts.run(script, self._keys_of(script), full, client=pipe)
+
+    def _keys_of(self, script: str) -> list[str]:
         keys = self._script_keys.get(script)
         if keys is None:
             keys = self._script_keys[script] = [self.keys.key(s) for s in script_keys(script)]
-        full = [self.keys.prefix, await self.events_cap(), *args]
-        return await self.guard(self.scripts.run(script, keys, full))
+        return keys
 
     async def events_cap(self) -> int:
         """The MAXLEN scripts trim the event stream to: HIVEQ_EVENTS_MAXLEN, or NO_TRIM while an
