@@ -79,7 +79,7 @@ class Archiver:
         self.ident = ident or f"{socket.gethostname()}:{os.getpid()}:{id(self) & 0xFFFF:x}"
         self.batch, self.block_ms = batch, block_ms
         self._owns_engine = engine is None
-        self.engine = engine or db.open_engine(url)
+        self.engine = engine or db.open_engine(url, writer=True)
         self.counters = Counters()
         self.held = False
         self._b: Broker | None = None

@@ -82,7 +82,8 @@ def read_entries(ns: str, entries: Iterable[tuple[str, dict[str, str] | None]]) 
     """Event rows without building models (a batch holds thousands): an entry's JSON is stored as
     it is, with its stream id put in, as the scripts do for custody logs."""
     out = Entries()
-    seen: set[str] = set()
+    newest = out.newest  # in first-seen order: the tasks to read
+    add = out.rows.append
     for entry_id, fields in entries:
         if not fields or "e" not in fields:  # trimmed after delivery, or not ours: nothing to keep
             continue
@@ -91,23 +92,17 @@ def read_entries(ns: str, entries: Iterable[tuple[str, dict[str, str] | None]]) 
             d = json.loads(raw)
             if d.get("type") == "enqueued":
                 rows = _expand_enqueued(ns, entry_id, d)
-            else:
-                body = (
-                    f'{{"id":{json.dumps(entry_id)},{raw[1:]}' if raw.startswith("{") and raw != "{}" else raw
-                )
+            else:  # a stream id is "<ms>-<seq>": nothing in it to escape
+                body = f'{{"id":"{entry_id}",{raw[1:]}' if raw.startswith("{") and raw != "{}" else raw
                 rows = [_row(ns, entry_id, 0, d, body)]
         except (ValueError, TypeError, KeyError, AttributeError):
             ev = Event(id=entry_id, type="anomaly", ts=split_id(entry_id)[0], reason="undecodable event")
             rows = [event_row(ns, ev, 0)]
-        ms = split_id(entry_id)[0]
         for r in rows:
-            out.rows.append(r)
-            tid = r[TASK_ID]
-            if tid:
-                if tid not in seen:
-                    seen.add(tid)
-                    out.tasks.append(tid)
-                out.newest[tid] = ms
+            add(r)
+            if r[TASK_ID]:
+                newest[r[TASK_ID]] = r[1]  # the entry's stream ms
+    out.tasks = list(newest)
     return out
 
 
