@@ -90,17 +90,18 @@ def producer(redis_url: str, app: str, rate: int, seconds: float, out: Any) -> N
 
 async def _produce(
     redis_url: str, app: str, rate: int, seconds: float
-) -> tuple[int, float, list[float], int]:
+) -> tuple[int, float, list[float], int, int]:
     b = await Broker.connect(Settings(redis_url=redis_url, app=app, env="bench"), role="bench-load")
     b._cap_read_at = float("-inf")  # see the archive at once (a running producer does within 2 s)
     per_tick = max(1, int(rate * TICK_S))
-    done, n, late, lags = 0, 0, 0, []
+    done, n, late, ticks, lags = 0, 0, 0, 0, []
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < seconds:
         tick = time.perf_counter()
         done += await run_jobs(b, n, per_tick)
         n += per_tick
         lags.append((await archiving.lag(b)).seconds)
+        ticks += 1
         ahead = tick + TICK_S - time.perf_counter()
         if ahead > 0:
             await asyncio.sleep(ahead)
@@ -108,7 +109,7 @@ async def _produce(
             late += 1
     reached = done / (time.perf_counter() - t0)
     await b.close()
-    return done, reached, lags, late
+    return done, reached, lags, late, ticks
 
 
 async def sustained(redis_url: str, archive_url: str, rate: int, seconds: float) -> dict[str, float]:
@@ -125,7 +126,7 @@ async def sustained(redis_url: str, archive_url: str, rate: int, seconds: float)
     out = ctx.Queue()
     proc = ctx.Process(target=producer, args=(redis_url, app, rate, seconds, out))
     proc.start()
-    jobs, reached, lags, late = await asyncio.to_thread(out.get)
+    jobs, reached, lags, late, ticks = await asyncio.to_thread(out.get)
     proc.join()
     t_end = time.perf_counter()
     await until_caught_up(b)
@@ -141,6 +142,7 @@ async def sustained(redis_url: str, archive_url: str, rate: int, seconds: float)
         "jobs": jobs,
         "reached": reached,
         "late_ticks": late,
+        "ticks": ticks,
         "catch_up_s": catch_up,
         "lag_p50": statistics.median(lags) if lags else 0.0,
         "lag_p99": p99(lags),
@@ -467,7 +469,10 @@ def main() -> None:
                     f"load average {load_average()}"
                 )
                 print(f"    load reached           {spread([r['reached'] for r in runs])} jobs/s")
-                print(f"    ticks that overran     {spread([r['late_ticks'] for r in runs])}")
+                print(
+                    f"    ticks run / overran    {spread([r['ticks'] for r in runs])} / "
+                    f"{spread([r['late_ticks'] for r in runs])}"
+                )
                 print(f"    archive lag p50        {spread([r['lag_p50'] for r in runs], '{:.2f}')} s")
                 print(f"    archive lag p99        {spread([r['lag_p99'] for r in runs], '{:.2f}')} s")
                 print(f"    archive lag max        {spread([r['lag_max'] for r in runs], '{:.2f}')} s")
