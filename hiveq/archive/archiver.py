@@ -41,6 +41,7 @@ EXPIRE_EVERY_S = 600.0  # archive retention
 TRIM_EVERY_S = 1.0
 TRIM_SAMPLE = 100  # one acknowledged id in this many is remembered for the trim bound
 RETRY_FIRST_S, RETRY_MAX_S = 0.2, 5.0
+SNAPPED_KEEP = 100_000  # tasks whose last read time is remembered (to skip re-reading them)
 
 
 @dataclass
@@ -78,11 +79,12 @@ class Archiver:
         self.ident = ident or f"{socket.gethostname()}:{os.getpid()}:{id(self) & 0xFFFF:x}"
         self.batch, self.block_ms = batch, block_ms
         self._owns_engine = engine is None
-        self.engine = engine or db.open_engine(url)
+        self.engine = engine or db.open_engine(url, writer=True)
         self.counters = Counters()
         self.held = False
         self._b: Broker | None = None
         self._replay = True  # read our pending entries before new ones
+        self._snapped: dict[str, int] = {}  # task id -> Redis ms of its last read (oldest first)
         self._delay = RETRY_FIRST_S
         self._failing = ""  # what is down ("Redis", "the archive database"), for one line each way
         self._migrated = False
@@ -115,7 +117,7 @@ class Archiver:
         state = await archiving.lease(self.b, self.ident, "take", LEASE_MS, db.kind_of(self.url))
         if state.fresh:  # ours now: first what the last holder read and did not acknowledge
             log.info("archiver %s holds the lease for %s", self.ident, self.ns)
-            self._replay = True
+            self._forget()
         self.held = state.held
         if self.held and not self._migrated:
             await asyncio.to_thread(db.upgrade, self.engine)
@@ -153,9 +155,28 @@ class Archiver:
         if not entries:
             return None
         got = read_entries(self.ns, entries)
-        snap = await snapshot(self.b, self.ns, got.tasks)
+        stale = [t for t in got.tasks if self._snapped.get(t, -1) <= got.newest[t]]
+        snap = await snapshot(self.b, self.ns, stale)
         snap.batch.events = got.rows + snap.batch.events
+        self._remember_snapshots(stale, snap.snap_ms)
         return Prepared([entry_id for entry_id, _ in entries], snap)
+
+    def _remember_snapshots(self, task_ids: list[str], snap_ms: int) -> None:
+        """A task read at Redis time `snap_ms` holds every event whose stream id is older (the
+        stream ids come from the same clock, and a script runs whole before or after the read), so
+        a later batch naming it only by such entries need not read it again (a backlog names each
+        task in several batches, all older than its first read)."""
+        snapped = self._snapped
+        for tid in task_ids:
+            snapped.pop(tid, None)
+            snapped[tid] = snap_ms
+        while len(snapped) > SNAPPED_KEEP:
+            del snapped[next(iter(snapped))]
+
+    def _forget(self) -> None:
+        """Read the same entries again, and their tasks: a batch that was read may not be written."""
+        self._replay = True
+        self._snapped.clear()
 
     async def commit(self, p: Prepared) -> int:
         """Write a prepared batch in one transaction, then acknowledge it and mark its tasks."""
@@ -163,10 +184,9 @@ class Archiver:
             try:
                 await asyncio.to_thread(store.write, self.engine, p.snap.batch)
             except BaseException:
-                self._replay = True  # read the same entries again
+                self._forget()
                 raise
-        await archiving.ack(self.b, p.ids)
-        await archiving.mark_archived(self.b, p.snap.snap_ms, p.snap.terminal)
+        await archiving.ack_and_mark(self.b, p.ids, p.snap.snap_ms, p.snap.terminal)
         self._remember(p.ids)
         if self._failing:
             log.info("archive: %s is back; catching up", self._failing)
@@ -199,7 +219,7 @@ class Archiver:
             if inflight is not None:
                 with contextlib.suppress(BaseException):
                     await inflight
-            self._replay = True  # whatever was read and not written comes again
+            self._forget()  # whatever was read and not written comes again
             raise
 
     def _remember(self, ids: list[str]) -> None:

@@ -12,16 +12,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hiveq.archive.store import Batch
+from hiveq.archive.store import Batch, Row
 from hiveq.contract.models import Event
 from hiveq.contract.protocol import task_of
 from hiveq.contract.states import TaskStatus
-from hiveq.queue.archiving import snapshot_tasks
+from hiveq.queue.archiving import snapshot_chunks
 from hiveq.queue.broker import Broker
 from hiveq.queue.events import enqueued_event
 
 TERMINAL = {TaskStatus.SUCCEEDED.value, TaskStatus.FAILED.value, TaskStatus.CANCELLED.value}
 META_VALUE_CHARS = 500
+TASK_ID = 7  # where an event row holds its task id
 
 
 def split_id(stream_id: str) -> tuple[int, int]:
@@ -29,51 +30,36 @@ def split_id(stream_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-def event_row(ns: str, ev: Event, n: int) -> dict[str, Any]:
+def event_row(ns: str, ev: Event, n: int) -> Row:
     ms, seq = split_id(ev.id)
     # The same event gives the same key whether it came from the stream or a custody log.
     subject = ev.job if ev.type == "job" and ev.job else f"{ev.type}:{ev.job or ev.task or ev.worker or ''}"
     task = ev.task or (task_of(ev.job) if ev.job else None)
-    return {
-        "ns": ns,
-        "ms": ms,
-        "seq": seq,
-        "subject": subject[:130],
-        "n": n,
-        "type": ev.type[:16],
-        "job_id": ev.job,
-        "task_id": task,
-        "body": ev.model_dump_json(by_alias=True, exclude_none=True),
-    }
+    body = ev.model_dump_json(by_alias=True, exclude_none=True)
+    # hiveq_events' columns: ns, ms, seq, subject, n, type, job_id, task_id, body
+    return (ns, ms, seq, subject[:130], n, ev.type[:16], ev.job, task, body)
 
 
 @dataclass
 class Entries:
     """Stream entries of one batch as event rows, and the tasks they name."""
 
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)  # in first-seen order, once each
+    # the stream ms of the newest entry naming each task (snapshots older than it are stale)
+    newest: dict[str, int] = field(default_factory=dict)
 
 
-def _row(ns: str, entry_id: str, n: int, d: dict[str, Any], body: str) -> dict[str, Any]:
+def _row(ns: str, entry_id: str, n: int, d: dict[str, Any], body: str) -> Row:
     """An event row from the event's JSON (`d` decoded, `body` its text with the id in it)."""
     ms, seq = split_id(entry_id)
     kind, job, task = str(d.get("type") or "?"), d.get("job"), d.get("task")
     subject = job if kind == "job" and job else f"{kind}:{job or task or d.get('worker') or ''}"
-    return {
-        "ns": ns,
-        "ms": ms,
-        "seq": seq,
-        "subject": str(subject)[:130],
-        "n": n,
-        "type": kind[:16],
-        "job_id": job,
-        "task_id": task or (task_of(job) if job else None),
-        "body": body,
-    }
+    task = task or (task_of(job) if job else None)
+    return (ns, ms, seq, str(subject)[:130], n, kind[:16], job, task, body)
 
 
-def _expand_enqueued(ns: str, entry_id: str, d: dict[str, Any]) -> list[dict[str, Any]]:
+def _expand_enqueued(ns: str, entry_id: str, d: dict[str, Any]) -> list[Row]:
     """The enqueue entry as queue/events.py expands it, built as JSON directly (it is most rows)."""
     reason, ts = d.get("reason"), d["ts"]
     head = f'{{"id":{json.dumps(entry_id)},"ts":{int(ts)},"reason":{json.dumps(reason)},'
@@ -96,7 +82,8 @@ def read_entries(ns: str, entries: Iterable[tuple[str, dict[str, str] | None]]) 
     """Event rows without building models (a batch holds thousands): an entry's JSON is stored as
     it is, with its stream id put in, as the scripts do for custody logs."""
     out = Entries()
-    seen: set[str] = set()
+    newest = out.newest  # in first-seen order: the tasks to read
+    add = out.rows.append
     for entry_id, fields in entries:
         if not fields or "e" not in fields:  # trimmed after delivery, or not ours: nothing to keep
             continue
@@ -105,20 +92,17 @@ def read_entries(ns: str, entries: Iterable[tuple[str, dict[str, str] | None]]) 
             d = json.loads(raw)
             if d.get("type") == "enqueued":
                 rows = _expand_enqueued(ns, entry_id, d)
-            else:
-                body = (
-                    f'{{"id":{json.dumps(entry_id)},{raw[1:]}' if raw.startswith("{") and raw != "{}" else raw
-                )
+            else:  # a stream id is "<ms>-<seq>": nothing in it to escape
+                body = f'{{"id":"{entry_id}",{raw[1:]}' if raw.startswith("{") and raw != "{}" else raw
                 rows = [_row(ns, entry_id, 0, d, body)]
         except (ValueError, TypeError, KeyError, AttributeError):
             ev = Event(id=entry_id, type="anomaly", ts=split_id(entry_id)[0], reason="undecodable event")
             rows = [event_row(ns, ev, 0)]
         for r in rows:
-            out.rows.append(r)
-            tid = r["task_id"]
-            if tid and tid not in seen:
-                seen.add(tid)
-                out.tasks.append(tid)
+            add(r)
+            if r[TASK_ID]:
+                newest[r[TASK_ID]] = r[1]  # the entry's stream ms
+    out.tasks = list(newest)
     return out
 
 
@@ -126,39 +110,48 @@ def _ms(text: str | None) -> int | None:
     return int(float(text)) if text not in (None, "") else None
 
 
-def task_row(ns: str, h: dict[str, str], seq: float | None, snap_ms: int) -> dict[str, Any]:
-    return {
-        "ns": ns,
-        "id": h["id"],
-        "status": h.get("status") or "queued",
-        "priority": int(h.get("priority") or 5),
-        "planner": (h.get("planner") or "")[:64],
-        "description": h.get("description", ""),
-        "created_ms": _ms(h.get("created")) or 0,
-        "seq": int(seq or 0),
-        "finished_ms": _ms(h.get("finished")),
-        "idem": h.get("idem") or None,
-        "record": json.dumps(h, separators=(",", ":")),
-        "snap_ms": snap_ms,
-    }
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
-def job_row(ns: str, h: dict[str, str], snap_ms: int) -> dict[str, Any]:
-    return {
-        "ns": ns,
-        "id": h["id"],
-        "task_id": h.get("task") or task_of(h["id"]),
-        "agent": (h.get("agent") or "")[:64],
-        "state": (h.get("state") or "")[:16],
-        "record": json.dumps(h, separators=(",", ":")),
-        "snap_ms": snap_ms,
-    }
+def task_row(ns: str, h: dict[str, str], seq: float | None, snap_ms: int) -> Row:
+    # hiveq_tasks' columns: ns, id, status, priority, planner, description, created_ms, seq,
+    # finished_ms, idem, record, snap_ms
+    return (
+        ns,
+        h["id"],
+        h.get("status") or "queued",
+        int(h.get("priority") or 5),
+        (h.get("planner") or "")[:64],
+        h.get("description", ""),
+        _ms(h.get("created")) or 0,
+        int(seq or 0),
+        _ms(h.get("finished")),
+        h.get("idem") or None,
+        _dumps(h),
+        snap_ms,
+    )
 
 
-def meta_rows(ns: str, h: dict[str, str]) -> list[dict[str, Any]]:
+def job_row(ns: str, h: dict[str, str], snap_ms: int) -> Row:
+    # hiveq_jobs' columns: ns, id, task_id, agent, state, record, snap_ms
+    return (
+        ns,
+        h["id"],
+        h.get("task") or task_of(h["id"]),
+        (h.get("agent") or "")[:64],
+        (h.get("state") or "")[:16],
+        _dumps(h),
+        snap_ms,
+    )
+
+
+def meta_rows(ns: str, h: dict[str, str]) -> list[Row]:
     """Top-level scalar metadata entries (what `meta=key:value` searches)."""
+    raw = h.get("metadata")
+    if not raw or raw == "{}":
+        return []
     try:
-        meta = json.loads(h.get("metadata") or "{}")
+        meta = json.loads(raw)
     except ValueError:
         return []
     out = []
@@ -169,7 +162,7 @@ def meta_rows(ns: str, h: dict[str, str]) -> list[dict[str, Any]]:
             text = str(value)
         else:
             continue
-        out.append({"ns": ns, "task_id": h["id"], "key": str(key)[:200], "value": text[:META_VALUE_CHARS]})
+        out.append((ns, h["id"], str(key)[:200], text[:META_VALUE_CHARS]))
     return out
 
 
@@ -189,8 +182,8 @@ async def snapshot(b: Broker, ns: str, task_ids: Sequence[str], *, logs: bool = 
     batch = Batch()
     snap_ms = 0
     terminal: list[str] = []
-    for at in range(0, len(task_ids), SNAPSHOT_CHUNK):
-        now, got = await snapshot_tasks(b, task_ids[at : at + SNAPSHOT_CHUNK], logs=logs)
+    chunks = [task_ids[at : at + SNAPSHOT_CHUNK] for at in range(0, len(task_ids), SNAPSHOT_CHUNK)]
+    for now, got in await snapshot_chunks(b, chunks, logs=logs):
         snap_ms = snap_ms or now  # the earliest read: what mark_archived may claim for all
         found: list[dict[str, str]] = []
         deps: dict[str, bool] = {}
@@ -205,8 +198,9 @@ async def snapshot(b: Broker, ns: str, task_ids: Sequence[str], *, logs: bool = 
             for h, log in t.jobs:
                 if "id" in h:
                     batch.jobs.append(job_row(ns, h, now))
-                    deps[h["id"]] = bool(_ids(h.get("deps")))
                 if logs:
+                    if "id" in h:
+                        deps[h["id"]] = bool(_ids(h.get("deps")))
                     batch.events += _log_rows(ns, log)
         if logs:
             batch.events += _enqueue_rows(ns, found, deps)
@@ -221,7 +215,7 @@ def _ids(text: str | None) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else []
 
 
-def _log_rows(ns: str, rows: list[str]) -> list[dict[str, Any]]:
+def _log_rows(ns: str, rows: list[str]) -> list[Row]:
     out = []
     for row in rows:
         try:
@@ -235,7 +229,7 @@ def _log_rows(ns: str, rows: list[str]) -> list[dict[str, Any]]:
     return out
 
 
-def _enqueue_rows(ns: str, found: list[dict[str, str]], deps: dict[str, bool]) -> list[dict[str, Any]]:
+def _enqueue_rows(ns: str, found: list[dict[str, str]], deps: dict[str, bool]) -> list[Row]:
     """The enqueue events of swept tasks, rebuilt as queue/events.py job_history does."""
     out = []
     for h in found:

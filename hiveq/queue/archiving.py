@@ -45,6 +45,23 @@ async def mark_archived(b: Broker, snap_ms: int, task_ids: Sequence[str]) -> int
     return int(await b.run("mark_archived", [snap_ms, *task_ids]))
 
 
+async def ack_and_mark(b: Broker, ids: Sequence[str], snap_ms: int, task_ids: Sequence[str]) -> None:
+    """XACK a written batch, then mark its finished tasks archived: one round trip, in that order."""
+    if not ids and not task_ids:
+        return
+    if not b.pipelines_scripts:  # a cluster pipeline refuses EVALSHA: two round trips, same order
+        if ids:
+            await b.guard(b.redis.xack(b.keys.events, ARCHIVE_GROUP, *ids))
+        await mark_archived(b, snap_ms, task_ids)
+        return
+    pipe = b.redis.pipeline(transaction=False)
+    if ids:
+        pipe.xack(b.keys.events, ARCHIVE_GROUP, *ids)
+    if task_ids:
+        await b.queue_run(pipe, "mark_archived", [snap_ms, *task_ids])
+    await b.guard(pipe.execute())
+
+
 async def trim_events(b: Broker, bound: str) -> int:
     return int(await b.run("trim_events", [ARCHIVE_GROUP, bound]))
 
@@ -59,7 +76,8 @@ class TaskSnapshot:
 
 
 def _hash(flat: list[Any]) -> dict[str, str]:
-    return {str(flat[i]): str(flat[i + 1]) for i in range(0, len(flat), 2)}
+    it = iter(flat)  # HGETALL's flat list of strings (the client decodes responses)
+    return dict(zip(it, it, strict=True))
 
 
 def _job(j: list[Any]) -> dict[str, str]:
@@ -75,7 +93,23 @@ async def snapshot_tasks(
     b: Broker, task_ids: Sequence[str], *, logs: bool = False
 ) -> tuple[int, list[TaskSnapshot]]:
     """(Redis time of the read, each task with its jobs) in one call (snapshot_tasks.lua)."""
-    res = await b.run("snapshot_tasks", [1 if logs else 0, *task_ids])
+    return _snapshot(await b.run("snapshot_tasks", [1 if logs else 0, *task_ids]))
+
+
+async def snapshot_chunks(
+    b: Broker, chunks: Sequence[Sequence[str]], *, logs: bool = False
+) -> list[tuple[int, list[TaskSnapshot]]]:
+    """snapshot_tasks for each chunk of ids, all in one pipeline (one round trip; each chunk is
+    still one call at one instant, so no call holds Redis for long)."""
+    if len(chunks) <= 1 or not b.pipelines_scripts:
+        return [await snapshot_tasks(b, chunk, logs=logs) for chunk in chunks]
+    pipe = b.redis.pipeline(transaction=False)
+    for chunk in chunks:
+        await b.queue_run(pipe, "snapshot_tasks", [1 if logs else 0, *chunk])
+    return [_snapshot(res) for res in await b.guard(pipe.execute())]
+
+
+def _snapshot(res: list[Any]) -> tuple[int, list[TaskSnapshot]]:
     out = []
     for entry in res[1:]:
         jobs = [(_job(j), [str(r) for r in j[3]] if len(j) > 3 else []) for j in entry[2:]]

@@ -209,9 +209,7 @@ class Broker:
         """Run one transition script with the fixed keys its header declares (in that order) and
         `args` from ARGV[3]; translate Redis errors into hiveq's. `suspects` (key, type) are the
         derived keys it touches that a foreign type is looked for first."""
-        keys = self._script_keys.get(script)
-        if keys is None:
-            keys = self._script_keys[script] = [self.keys.key(s) for s in script_keys(script)]
+        keys = self._keys_of(script)
         full = [self.keys.prefix, await self.events_cap(), *args]
         rep = self.settings.replication
         acked = rep.min_replicas > 0 and script in ACKNOWLEDGED
@@ -260,6 +258,23 @@ class Broker:
             err.reply = res
             raise err
         return res
+
+    @property
+    def pipelines_scripts(self) -> bool:
+        """Whether script calls can share a pipeline (redis-py's cluster pipeline refuses EVALSHA)."""
+        return not connection.is_cluster(self.redis)
+
+    async def queue_run(self, pipe: Any, script: str, args: list[Any]) -> None:
+        """Add one script call to a pipeline (`pipe.execute()` under `guard` sends it): several
+        calls in one round trip, each still its own atomic script."""
+        full = [self.keys.prefix, await self.events_cap(), *args]
+        await self.scripts.run(script, self._keys_of(script), full, client=pipe)
+
+    def _keys_of(self, script: str) -> list[str]:
+        keys = self._script_keys.get(script)
+        if keys is None:
+            keys = self._script_keys[script] = [self.keys.key(s) for s in script_keys(script)]
+        return keys
 
     async def events_cap(self) -> int:
         """The MAXLEN scripts trim the event stream to: HIVEQ_EVENTS_MAXLEN, or NO_TRIM while an

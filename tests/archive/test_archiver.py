@@ -118,3 +118,26 @@ async def test_a_replayed_batch_writes_nothing_twice(stack: tuple[Broker, Archiv
         n_jobs = c.scalar(select(func.count()).select_from(jobs).where(jobs.c.ns == a.ns))
     assert (n_events, n_tasks, n_jobs) == (len(await stream_events(b)), 20, 60)
     assert (await b.redis.xpending(b.keys.events, "hiveq-archiver"))["pending"] == 0
+
+
+async def test_a_task_read_in_one_batch_is_read_again_when_a_later_entry_names_it(
+    stack: tuple[Broker, Archiver], reader: Archive
+) -> None:
+    """The archiver skips re-reading a task only for entries older than its last read of it: the
+    completion that follows the enqueue batch still lands."""
+    from hiveq.queue.complete import Completion, complete
+    from hiveq.queue.fetch import claim
+
+    b, a = stack
+    (task,) = await enqueue(
+        b, [TaskSubmission(description="two batches", subtasks=[SubtaskSpec(id="a", agent="t.noop")])]
+    )
+    assert await a.step() > 0  # the enqueue: the task read as queued
+    found = await reader.call(query.get_task, task.task_id)
+    assert found is not None and found[0]["status"] == "queued"
+    (job,) = await claim(b, "w", ["t.noop"], 1)
+    await complete(b, [Completion(job.lease, {"ok": True})])
+    await drain(a)
+    found = await reader.call(query.get_task, task.task_id)
+    assert found is not None and found[0]["status"] == "succeeded"
+    assert inspect.decode_job(found[1][0]).result == {"ok": True}
