@@ -42,10 +42,8 @@ async def held_by(b: Broker, job: JobRecord) -> tuple[str, dict[str, Any]] | Non
             return f"waiting: {key} at its concurrency limit {u.in_use}/{c} (jobs {shown})", d
         n = st.get("rate_n")
         if n is not None and u.starts_in_window >= n:
-            since = f"({now - st['rate_ms']}"
-            starts = b.keys.limit_starts(key)
-            oldest = await b.guard(b.redis.zrangebyscore(starts, since, "+inf", 0, 1, withscores=True))
-            nxt = (oldest[0][1] + st["rate_ms"] - now) if oldest else 0
+            _, at = await limits.rate_window(b, key, st["rate_ms"], now)
+            nxt = at - now
             unit = "second" if st["rate_ms"] == 1000 else "minute"
             return (
                 f"rate limited: {key} {u.starts_in_window}/{n} requests this {unit}, next in {_s(nxt)}",

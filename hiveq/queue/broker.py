@@ -383,7 +383,7 @@ def expected_type(keys: Keyspace, key: str) -> str | None:
         return "list" if suffix.endswith((":log", ":tracebacks", ":signals")) else "hash"
     if suffix.startswith("idem:"):
         return "string"
-    if suffix.startswith(("lim:c:", "lim:h:", "lim:s:", "lim:w:", "lim:k:")):  # docs/limits.md
+    if suffix.startswith(("lim:c:", "lim:h:", "lim:w:", "lim:k:")):  # docs/limits.md
         return {"c": "hash", "h": "zset", "s": "zset", "w": "set", "k": "set"}[suffix[4]]
     if suffix.startswith("sched:"):
         return "hash"

@@ -152,16 +152,13 @@ class Keyspace:
 
     def limit_counters(self, limit_key: str) -> str:
         """A concrete limit key's counters (hash): cool, tw/tu (tokens this minute), bt/bu
-        (budget used), thr (throttled total), tag (its fairness flow's last sequence)."""
+        (budget used), thr (throttled total), tag (its fairness flow's last sequence); a rate
+        rule's ring of last starts: ri (starts recorded), rn (ring size), r<i> (start ms)."""
         return self.key(f"lim:c:{limit_key}")
 
     def limit_holders(self, limit_key: str) -> str:
         """Jobs holding a slot under a concrete limit key (zset, score = claim ms)."""
         return self.key(f"lim:h:{limit_key}")
-
-    def limit_starts(self, limit_key: str) -> str:
-        """Recent job starts under a concrete limit key with a rate rule (zset, score = ms)."""
-        return self.key(f"lim:s:{limit_key}")
 
     def limit_pattern_keys(self, pattern: str) -> str:
         """The concrete keys claims have seen under a pattern rule (set), for views and metrics."""

@@ -89,8 +89,8 @@ async def usage(b: Broker, key: str, rule: LimitRule | None, now_ms: int) -> Lim
         p.hmget(b.keys.limit_counters(key), "cool", "tw", "tu", "bt", "bu", "thr")
         p.zcard(b.keys.limit_holders(key))
         p.zrange(b.keys.limit_holders(key), 0, HOLDERS_SHOWN - 1)
-        p.zcount(b.keys.limit_starts(key), f"({now_ms - window}", "+inf")
-        (cool, tw, tu, bt, bu, thr), in_use, holders, starts = await b.guard(p.execute())
+        (cool, tw, tu, bt, bu, thr), in_use, holders = await b.guard(p.execute())
+    starts, _ = await rate_window(b, key, window, now_ms)
     fresh = tw is not None and int(tw) == now_ms - now_ms % TOKENS_WINDOW_MS
     return LimitUsage(
         key=key,
@@ -103,6 +103,19 @@ async def usage(b: Broker, key: str, rule: LimitRule | None, now_ms: int) -> Lim
         throttled_total=int(thr or 0),
         cooling_until_ms=int(cool) if cool and int(cool) > now_ms else None,
     )
+
+
+async def rate_window(b: Broker, key: str, window_ms: int, now_ms: int) -> tuple[int, int]:
+    """A key's starts in its rate window and when the next one may go (ms; now when it may),
+    from the ring of last starts the claim keeps in its counters (docs/limits.md)."""
+    c = b.keys.limit_counters(key)
+    ri, rn = await b.guard(b.redis.hmget(c, "ri", "rn"))
+    if not rn:
+        return 0, now_ms
+    slots = [int(v) if v else None for v in await b.guard(b.redis.hmget(c, [f"r{i}" for i in range(int(rn))]))]
+    inside = sum(1 for v in slots if v is not None and v > now_ms - window_ms)
+    last = slots[int(ri or 0) % int(rn)]
+    return inside, max(now_ms, last + window_ms) if last is not None else now_ms
 
 
 async def server_ms(b: Broker) -> int:

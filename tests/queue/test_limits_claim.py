@@ -258,8 +258,19 @@ def test_a_wrong_type_on_a_limit_key_is_named_with_the_type_hiveq_keeps_there() 
         for k in (
             keys.limit_counters("a"),
             keys.limit_holders("a"),
-            keys.limit_starts("a"),
             keys.limit_waiting("a"),
         )
-    ] == ["hash", "zset", "zset", "set"]
+    ] == ["hash", "zset", "set"]
     assert expected_type(keys, keys.limits) == "hash"
+
+
+async def test_a_changed_rate_counts_the_starts_already_in_its_window(broker: Broker) -> None:
+    b = broker
+    await set_limit(b, "model:m", LimitRule(rate="3/min"))
+    await enqueue_task(b, *(st(f"x{i}", limits=["model:m"]) for i in range(8)))
+    assert len(await claim(b, "w", ["a"], 10)) == 3
+    await set_limit(b, "model:m", LimitRule(rate="2/min"))
+    assert await claim(b, "w", ["a"], 10) == []  # its 3 starts still fill a ring of 2
+    await set_limit(b, "model:m", LimitRule(rate="5/min"))
+    assert len(await claim(b, "w", ["a"], 10)) == 3  # 2 kept, 3 more fit under 5
+    assert await claim(b, "w", ["a"], 10) == []

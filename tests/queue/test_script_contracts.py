@@ -31,7 +31,6 @@ DERIVED = {
     "asidekey": "aside:<suffix>:<ms>",  # ... and where it goes
     "limkey": "lim:c:<key>",
     "lholdkey": "lim:h:<key>",
-    "lstartkey": "lim:s:<key>",
     "lwaitkey": "lim:w:<key>",
     "lpatkey": "lim:k:<pattern>",
     "skey": "sched:<name>",

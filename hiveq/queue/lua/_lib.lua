@@ -111,10 +111,9 @@ local function ikey(idem) return P .. 'idem:' .. idem end
 local function anykey(suffix) return P .. suffix end
 local function asidekey(suffix, ms) return P .. 'aside:' .. suffix .. ':' .. ms end
 -- Limit keys (docs/limits.md), per concrete limit key: counters (hash), the jobs holding a slot
--- (zset, score = claim ms), recent starts (zset, score = start ms), agents waiting for a slot (set).
+-- (zset, score = claim ms), agents waiting for a slot (set); a rate's last starts are a ring in the counters.
 local function limkey(k) return P .. 'lim:c:' .. k end
 local function lholdkey(k) return P .. 'lim:h:' .. k end
-local function lstartkey(k) return P .. 'lim:s:' .. k end
 local function lwaitkey(k) return P .. 'lim:w:' .. k end
 local function lpatkey(rule) return P .. 'lim:k:' .. rule end -- the keys seen under a pattern rule (set)
 local function skey(name) return P .. 'sched:' .. name end -- a recurring schedule (docs/schedules.md)

@@ -26,10 +26,11 @@ Derived keys (prefix + name: same hash tag, so the same slot; see _lib.lua):
   wake:<agent>   re-armed when jobs remain (try: a foreign one is reported, not woken)
   worker:<id>    the claiming worker's host/pid/client, read with try (foreign: id only)
   lim:c:<key>    per limit key of a job: counters (cool, tw/tu, bt/bu) read, reservations and
-                 `thr` (throttled total) written, all with try (foreign: the job is held, anomaly)
+                 `thr` (throttled total) written, all with try (foreign: the job is held, anomaly);
+                 a rate rule's ring of last starts (ri, rn, r<i>): one slot read per start, the
+                 starts written (a changed N rebuilds the ring once)
   lim:h:<key>    its holders: ZCARD read (at the limit: each checked in `leases`, and one no
                  longer leased is cut), the claimed job added (try, as above)
-  lim:s:<key>    its recent starts (a rate rule): counted, the start added, old ones cut (try)
   lim:w:<key>    a job held for a slot or budget adds its agent (try): woken by release_limits
   lim:k:<pattern> the concrete keys seen under a pattern rule: each key taken or held added (try)
 Returns an array of JSON objects, one per leased job:
@@ -99,16 +100,39 @@ local function lstate(k)
     end
   end
   if r and r.rate_n then
-    local from = '(' .. string.format('%d', NOW - r.rate_ms)
-    local first = try('ZRANGEBYSCORE', lstartkey(k), from, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
-    if first == FOREIGN then
-      s.foreign = lstartkey(k)
+    -- The key's last starts, a ring of rate_n slots in its counters hash (`ri` starts recorded,
+    -- `rn` ring size, `r<i>` start ms): the next start's slot holds the rate_n-th latest start,
+    -- so one HGET decides each start exactly as a log of the window would (docs/limits.md).
+    local g = try('HMGET', limkey(k), 'ri', 'rn')
+    if g == FOREIGN then
+      s.foreign = limkey(k)
     else
-      s.starts = redis.call('ZCOUNT', lstartkey(k), from, '+inf')
-      s.oldest = tonumber(first[2]) or NOW
+      s.ri, s.rn = tonumber(g[1]) or 0, tonumber(g[2])
+      if s.rn and s.rn ~= r.rate_n then
+        -- The rule's N changed: rebuild the ring in order from its in-window starts (once).
+        local names = {}
+        for i = 0, s.rn - 1 do names[#names + 1] = 'r' .. i end
+        local kept = {}
+        for _, v in ipairs(redis.call('HMGET', limkey(k), unpack(names))) do
+          v = tonumber(v)
+          if v and v > NOW - r.rate_ms then kept[#kept + 1] = v end
+        end
+        table.sort(kept)
+        while #kept > r.rate_n do table.remove(kept, 1) end
+        s.rebuild, s.old_rn, s.ri = kept, s.rn, #kept
+      end
     end
   end
   return s
+end
+-- The rate_n-th latest start before this call's j-th one under key k (0-based), or nil.
+local function ring_slot(k, s, j)
+  local n = s.rule.rate_n
+  if j >= n then return NOW end -- this call's own starts fill the ring
+  local i = (s.ri + j) % n
+  if s.rebuild then return s.rebuild[i + 1] end
+  local v = try('HGET', limkey(k), 'r' .. i)
+  return v ~= FOREIGN and tonumber(v) or nil
 end
 -- nil when the job may start under all its keys (then its claim is counted), else why not:
 -- {key, kind, refill ms or nil, fail?}
@@ -120,7 +144,10 @@ local function limit_check(keys, est)
     if s.cool > NOW then return { k, 'cooling', s.cool } end
     if r then
       if r.concurrency and s.inuse >= r.concurrency then return { k, 'concurrency' } end
-      if r.rate_n and s.starts >= r.rate_n then return { k, 'rate', s.oldest + r.rate_ms } end
+      if r.rate_n then
+        local last = ring_slot(k, s, s.starts)
+        if last and last > NOW - r.rate_ms then return { k, 'rate', last + r.rate_ms } end
+      end
       if r.tokens and ((est > 0 and s.tu > 0 and s.tu + est > r.tokens) or (est == 0 and s.tu >= r.tokens)) then
         return { k, 'tokens', TW + 60000 }
       end
@@ -272,11 +299,10 @@ for _, n in ipairs(chosen) do
       redis.call('HSET', jk, 'lkeys', table.concat(keys, ' '), 'lres', est, 'ltw', TW)
       for _, k in ipairs(keys) do
         local a = admitted[k]
-        if not a then a = { ids = {}, starts = {}, est = 0 }; admitted[k] = a end
+        if not a then a = { ids = {}, n = 0, est = 0 }; admitted[k] = a end
         a.ids[#a.ids + 1] = NOW
         a.ids[#a.ids + 1] = id
-        a.starts[#a.starts + 1] = NOW
-        a.starts[#a.starts + 1] = id .. ':' .. attempt
+        a.n = a.n + 1
         a.est = a.est + est
       end
     end
@@ -319,9 +345,23 @@ for k, a in pairs(admitted) do
   if try('ZADD', lholdkey(k), unpack(a.ids)) == FOREIGN then
     report_foreign(lholdkey(k), 'zset', 'its holders are not counted')
   end
-  if s.rule and s.rule.rate_n then
-    try('ZADD', lstartkey(k), unpack(a.starts))
-    try('ZREMRANGEBYSCORE', lstartkey(k), '-inf', NOW - s.rule.rate_ms)
+  local r = s.rule
+  if r and r.rate_n then
+    local n, set = r.rate_n, {}
+    if s.rebuild then
+      for i = 0, s.old_rn - 1 do set[#set + 1] = 'r' .. i; set[#set + 1] = '' end
+      for i, v in ipairs(s.rebuild) do set[2 * i] = string.format('%d', v) end
+    end
+    for j = 0, math.min(a.n, n) - 1 do
+      set[#set + 1] = 'r' .. ((s.ri + j) % n)
+      set[#set + 1] = NOW_TEXT
+    end
+    try('HSET', limkey(k), 'ri', s.ri + a.n, 'rn', n, unpack(set))
+    if s.rebuild and s.old_rn > n then
+      local gone = {}
+      for i = n, s.old_rn - 1 do gone[#gone + 1] = 'r' .. i end
+      try('HDEL', limkey(k), unpack(gone))
+    end
   end
   if a.est > 0 then
     if s.fresh then
