@@ -112,7 +112,8 @@ async def rate_window(b: Broker, key: str, window_ms: int, now_ms: int) -> tuple
     ri, rn = await b.guard(b.redis.hmget(c, "ri", "rn"))
     if not rn:
         return 0, now_ms
-    slots = [int(v) if v else None for v in await b.guard(b.redis.hmget(c, [f"r{i}" for i in range(int(rn))]))]
+    got = await b.guard(b.redis.hmget(c, [f"r{i}" for i in range(int(rn))]))
+    slots = [int(v) if v else None for v in got]
     inside = sum(1 for v in slots if v is not None and v > now_ms - window_ms)
     last = slots[int(ri or 0) % int(rn)]
     return inside, max(now_ms, last + window_ms) if last is not None else now_ms
