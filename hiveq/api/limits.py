@@ -7,12 +7,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import ValidationError
 
 from hiveq.api.deps import get_broker, require_token
-from hiveq.api.errors import from_pydantic
 from hiveq.api.schemas import errors
-from hiveq.api.tasks import json_body
+from hiveq.api.tasks import read_model
 from hiveq.contract.errors import ValidationFailed
 from hiveq.contract.limit_rules import LimitRule, LimitView, check_limit_key
 from hiveq.queue import limits
@@ -47,13 +45,7 @@ async def put_limit(key: str, request: Request, b: BrokerDep) -> LimitView:
     """Create or replace the rule for `key`, e.g. `{"concurrency": 2, "rate": "10/s"}`; it takes
     effect on the next claim (waiting workers are woken)."""
     key = _key(key)
-    data = await json_body(request)
-    if not isinstance(data, dict):
-        raise ValidationFailed("body", f"must be a JSON object, not {type(data).__name__}")
-    try:
-        rule = LimitRule.model_validate(data)
-    except ValidationError as exc:
-        raise from_pydantic(exc.errors()) from None
+    rule = await read_model(request, LimitRule)
     await limits.set_limit(b, key, rule)
     return await limits.view(b, key, rule)
 

@@ -5,13 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import ValidationError
 
 from hiveq.api.deps import get_broker, require_token, who_asked
-from hiveq.api.errors import from_pydantic
 from hiveq.api.schemas import errors
-from hiveq.api.tasks import json_body
-from hiveq.contract.errors import ValidationFailed
+from hiveq.api.tasks import read_model
 from hiveq.contract.views import ScheduleList, ScheduleRemoved, ScheduleRequest, ScheduleView
 from hiveq.queue.broker import Broker
 from hiveq.schedule import store
@@ -49,13 +46,7 @@ async def get_schedule(name: str, b: BrokerDep) -> ScheduleView:
 async def put_schedule(name: str, request: Request, response: Response, b: BrokerDep) -> ScheduleView:
     """Add a schedule (201) or replace its cron, zone and task (200). Its task is checked as
     `POST /tasks` would check it; each tick submits it once."""
-    data = await json_body(request)
-    if not isinstance(data, dict):
-        raise ValidationFailed("body", f"must be a JSON object, not {type(data).__name__}")
-    try:
-        spec = ScheduleRequest.model_validate(data)
-    except ValidationError as exc:
-        raise from_pydantic(exc.errors()) from None
+    spec = await read_model(request, ScheduleRequest)
     view, created = await store.put(b, name, spec, who=who_asked(request, b))
     if created:
         response.status_code = 201

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from hiveq.aggregate import stalled_tasks, summary
 from hiveq.api.deps import get_archive, get_broker, require_token, who_asked
@@ -22,6 +22,8 @@ from hiveq.plan import PLANNERS
 from hiveq.queue import cancel, inspect
 from hiveq.queue.broker import Broker
 from hiveq.submit import submit_response, submit_task
+
+M = TypeVar("M", bound=BaseModel)
 
 router = APIRouter(tags=["tasks"], dependencies=[Depends(require_token)])
 BrokerDep = Annotated[Broker, Depends(get_broker)]
@@ -60,14 +62,19 @@ async def json_body(request: Request, *, empty: Any = ...) -> Any:
     return parse_json(raw)
 
 
-async def read_task_request(request: Request) -> TaskRequest:
+async def read_model(request: Request, model: type[M]) -> M:
+    """The request's JSON object body as `model`; a 422 naming the field when it is not one."""
     data = await json_body(request)
     if not isinstance(data, dict):
         raise ValidationFailed("body", f"must be a JSON object, not {type(data).__name__}")
     try:
-        return TaskRequest.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise from_pydantic(exc.errors()) from None
+
+
+async def read_task_request(request: Request) -> TaskRequest:
+    return await read_model(request, TaskRequest)
 
 
 @router.post(

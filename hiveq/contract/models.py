@@ -8,9 +8,9 @@ validate data on the way in (`SubtaskSpec`, `TaskSubmission`) and decode it on t
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from hiveq.contract.lease import Lease
 from hiveq.contract.limit_rules import MAX_ESTIMATE_TOKENS, MAX_JOB_LIMITS, check_limit_key
@@ -31,6 +31,14 @@ DEFAULT_AGENT = "demo"  # the agent that template and llm planned subtasks use
 DEFAULT_PLANNER = "template"
 
 
+def _concrete_limit_keys(v: list[str]) -> list[str]:
+    return [check_limit_key(k, concrete=True) for k in v]
+
+
+# Limit keys a submit names (docs/limits.md): each checked as a concrete key, not a pattern.
+LimitKeys = Annotated[list[str], AfterValidator(_concrete_limit_keys)]
+
+
 class SubtaskSpec(BaseModel):
     """One unit of agent work inside a task, as a planner or client describes it."""
 
@@ -46,7 +54,7 @@ class SubtaskSpec(BaseModel):
     max_attempts: int | None = Field(default=None, ge=1, le=MAX_ATTEMPTS_BOUND)
     timeout_s: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_S)
     title: str | None = Field(default=None, max_length=MAX_TITLE_CHARS)
-    limits: list[str] = Field(
+    limits: LimitKeys = Field(
         default_factory=list,
         max_length=MAX_JOB_LIMITS,
         description="limit keys this job runs under, e.g. ['tenant:acme', 'model:gpt-4o'] (docs/limits.md)",
@@ -57,11 +65,6 @@ class SubtaskSpec(BaseModel):
         le=MAX_ESTIMATE_TOKENS,
         description="tokens this job is expected to use: reserved at claim against token limits and budgets",
     )
-
-    @field_validator("limits")
-    @classmethod
-    def _limit_keys(cls, v: list[str]) -> list[str]:
-        return [check_limit_key(k, concrete=True) for k in v]
 
 
 class TaskSubmission(BaseModel):
@@ -80,12 +83,7 @@ class TaskSubmission(BaseModel):
     run_at_ms: int | None = None  # absolute, ms since the epoch
     delay_ms: int | None = Field(default=None, ge=0)  # from the enqueue, on Redis time
 
-    limits: list[str] = Field(default_factory=list, max_length=MAX_JOB_LIMITS)
-
-    @field_validator("limits")
-    @classmethod
-    def _limit_keys(cls, v: list[str]) -> list[str]:
-        return [check_limit_key(k, concrete=True) for k in v]
+    limits: LimitKeys = Field(default_factory=list, max_length=MAX_JOB_LIMITS)
 
 
 class AttemptTraceback(BaseModel):
@@ -284,16 +282,11 @@ class TaskRequest(BaseModel):
         description="Start no earlier than this many seconds after the submit (at most 366 days). "
         "Not with run_at",
     )
-    limits: list[str] = Field(
+    limits: LimitKeys = Field(
         default_factory=list,
         max_length=MAX_JOB_LIMITS,
         description="limit keys for every subtask of the task (added to each subtask's own)",
     )
-
-    @field_validator("limits")
-    @classmethod
-    def _limit_keys(cls, v: list[str]) -> list[str]:
-        return [check_limit_key(k, concrete=True) for k in v]
 
 
 class Plan(BaseModel):

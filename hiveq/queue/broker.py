@@ -112,26 +112,19 @@ class Broker:
         rep = settings.replication
         if rep.min_replicas and socket_timeout is not None:  # a WAIT must not time out the socket
             socket_timeout = max(socket_timeout, rep.replica_timeout_ms / 1000 + 1.0)
+        options: dict[str, Any] = {
+            "client_name": name,
+            "socket_timeout": socket_timeout,
+            "max_connections": max_connections,
+            "health_check_interval": 30,
+        }
         try:
-            redis = await connection.open_redis(
-                settings.redis_url,
-                client_name=name,
-                socket_timeout=socket_timeout,
-                max_connections=max_connections,
-                health_check_interval=30,
-            )
+            redis = await connection.open_redis(settings.redis_url, **options)
         except (rex.ConnectionError, rex.TimeoutError, OSError) as exc:
             # Unreachable now: a plain client (an API serves 503s until Redis is back); the first
             # MOVED it meets switches it to a cluster client (`guard`).
             log.debug("cluster mode not detected (%s)", exc)
-            redis = await connection.open_redis(
-                settings.redis_url,
-                client_name=name,
-                socket_timeout=socket_timeout,
-                max_connections=max_connections,
-                health_check_interval=30,
-                cluster=False,
-            )
+            redis = await connection.open_redis(settings.redis_url, **options, cluster=False)
         broker = cls(redis=redis, keys=keys, settings=settings, client_name=name)
         if check_namespace:
             try:
